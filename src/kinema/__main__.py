@@ -1,0 +1,3 @@
+from kinema.cli.main import run
+
+run()

@@ -1,0 +1,27 @@
+"""Frames, time, masks and errors: numpy and the standard library only."""
+
+from kinema.core.errors import (
+    CancelledError,
+    CorruptMediaError,
+    InvalidArgumentError,
+    KinemaError,
+    MediaError,
+    MediaOpenError,
+    MediaWriteError,
+    MissingExtraError,
+    OutputExistsError,
+    UnsupportedMediaError,
+)
+
+__all__ = [
+    "CancelledError",
+    "CorruptMediaError",
+    "InvalidArgumentError",
+    "KinemaError",
+    "MediaError",
+    "MediaOpenError",
+    "MediaWriteError",
+    "MissingExtraError",
+    "OutputExistsError",
+    "UnsupportedMediaError",
+]

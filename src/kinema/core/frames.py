@@ -1,0 +1,48 @@
+"""Frame and mask conventions: RGB(A) ``uint8`` arrays, boolean masks, float mattes."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from kinema.core.errors import InvalidArgumentError
+
+Frame: TypeAlias = npt.NDArray[np.uint8]
+"""``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, ``uint8``."""
+
+Mask: TypeAlias = npt.NDArray[np.bool_]
+"""``(H, W)`` boolean."""
+
+Matte: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.uint8]
+"""``(H, W)`` soft alpha, ``float32`` in [0, 1] or ``uint8``."""
+
+
+def check_frame(frame: np.ndarray, size: tuple[int, int] | None = None, *,
+                alpha: bool | None = None) -> Frame:
+    """Validate a frame's dtype and shape (``size`` is ``(w, h)``) and return it contiguous."""
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3:
+        raise InvalidArgumentError(
+            f"a frame must be a uint8 array (H, W, 3|4), got {_describe(frame)}")
+    channels = frame.shape[2]
+    if channels not in (3, 4) or (alpha is True and channels != 4) or (alpha is False and channels != 3):
+        want = {True: "4 (RGBA)", False: "3 (RGB)", None: "3 or 4"}[alpha]
+        raise InvalidArgumentError(f"a frame must have {want} channels, got {channels}")
+    if size is not None and (frame.shape[1], frame.shape[0]) != tuple(size):
+        raise InvalidArgumentError(
+            f"frame is {frame.shape[1]}x{frame.shape[0]}, expected {size[0]}x{size[1]}")
+    return np.ascontiguousarray(frame)
+
+
+def check_mask(mask: np.ndarray) -> Mask:
+    """Validate a mask: 2-D, converted to ``bool``."""
+    if not isinstance(mask, np.ndarray) or mask.ndim != 2:
+        raise InvalidArgumentError(f"a mask must be a 2-D array, got {_describe(mask)}")
+    return mask.astype(bool, copy=False)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {value.shape}"
+    return type(value).__name__

@@ -1,0 +1,180 @@
+"""Audio: carry a source's sound into a written file, and waveform peaks for the timeline."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kinema.core.errors import InvalidArgumentError, UnsupportedMediaError
+from kinema.media.container import open_input
+
+if TYPE_CHECKING:
+    import av
+
+
+def _audio_stream(container: av.container.InputContainer, path: Path) -> av.audio.stream.AudioStream:
+    if not container.streams.audio:
+        raise UnsupportedMediaError("has no audio stream", path=path,
+                                    hint="pick a file with sound, or leave audio out")
+    return container.streams.audio[0]
+
+
+class AudioMux:
+    """Feeds the first audio stream of ``source`` into an output container alongside video.
+
+    Packets are copied when the container can hold the codec and no offset is asked for;
+    otherwise the sound is decoded, trimmed sample-exactly and re-encoded with ``encoder``.
+    """
+
+    def __init__(self, output: av.container.OutputContainer, source: Path, start: Fraction,
+                 encoder: str) -> None:
+        self.source = source
+        self.start = start
+        self._input = open_input(source)
+        self._in = _audio_stream(self._input, source)
+        codec = self._in.codec_context.name
+        self._copy = start == 0 and codec in output.supported_codecs and codec != "pcm_s16le"
+        self._output = output
+        if self._copy:
+            self._out = output.add_stream_from_template(self._in)
+            self._items: Iterator = self._packets()
+        else:
+            rate = 48000 if encoder == "libopus" else self._in.codec_context.sample_rate
+            layout = "stereo" if self._in.codec_context.channels >= 2 else "mono"
+            self._out = output.add_stream(encoder, rate=rate, layout=layout)
+            self._items = self._encoded()
+        self._pending = None
+
+    def _packets(self) -> Iterator[tuple[Fraction, object]]:
+        tb = self._in.time_base
+        first = None
+        for packet in self._input.demux(self._in):
+            if packet.size == 0 or packet.pts is None:
+                continue
+            first = packet.pts if first is None else first
+            t = (packet.pts - first) * tb
+            packet.pts -= first
+            if packet.dts is not None:
+                packet.dts -= first
+            packet.stream = self._out
+            yield t, packet
+
+    def _encoded(self) -> Iterator[tuple[Fraction, object]]:
+        import av
+
+        ctx = self._out.codec_context
+        resampler = av.AudioResampler(format=ctx.format.name, layout=ctx.layout.name, rate=ctx.rate)
+        fifo = av.AudioFifo()
+        skip = int(round(self.start * ctx.rate))
+        written = 0
+        frame_size = ctx.frame_size or 1024
+
+        def drain(final: bool) -> Iterator[tuple[Fraction, object]]:
+            nonlocal written
+            while fifo.samples >= frame_size or (final and fifo.samples):
+                frame = fifo.read(min(frame_size, fifo.samples) if final else frame_size)
+                frame.pts, frame.time_base = written, Fraction(1, ctx.rate)
+                t = Fraction(written, ctx.rate)
+                written += frame.samples
+                for packet in self._out.encode(frame):
+                    yield t, packet
+
+        if self.start:
+            self._input.seek(int(self.start / self._in.time_base), stream=self._in)
+        origin = None
+        for frame in self._input.decode(self._in):
+            for out in resampler.resample(frame):
+                if origin is None:
+                    # Samples before the requested start (seek lands early) are dropped exactly.
+                    origin = int(round((frame.time or 0) * ctx.rate)) if self.start else 0
+                    skip -= origin
+                if skip > 0:
+                    if out.samples <= skip:
+                        skip -= out.samples
+                        continue
+                    data = out.to_ndarray()[..., skip:]
+                    skip = 0
+                    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(data),
+                                                     format=out.format.name, layout=out.layout.name)
+                    out.sample_rate = ctx.rate
+                fifo.write(out)
+                yield from drain(False)
+        for out in resampler.resample(None):
+            fifo.write(out)
+        yield from drain(True)
+        for packet in self._out.encode(None):
+            yield Fraction(written, ctx.rate), packet
+
+    def mux_until(self, t: Fraction) -> None:
+        """Mux every audio packet that starts before ``t`` (the muxer interleaves)."""
+        self._mux(t)
+
+    def finish(self, end: Fraction) -> None:
+        """Mux the rest of the sound up to ``end`` (the video's length)."""
+        self._mux(end)
+        self.close()
+
+    def _mux(self, limit: Fraction) -> None:
+        while True:
+            if self._pending is None:
+                self._pending = next(self._items, None)
+                if self._pending is None:
+                    return
+            t, packet = self._pending
+            if t >= limit:
+                return
+            self._output.mux(packet)
+            self._pending = None
+
+    def close(self) -> None:
+        self._input.close()
+
+
+def audio_peaks(path: str | os.PathLike[str], n: int) -> np.ndarray:
+    """Waveform of the first audio stream: ``(n, 2)`` float32 ``[min, max]`` per bucket, mono mix.
+
+    Values are in [-1, 1]. Each bucket covers an equal share of the audio's duration.
+    """
+    import av
+
+    if n < 1:
+        raise InvalidArgumentError(f"peak count must be >= 1, got {n}")
+    p = Path(path)
+    container = open_input(p)
+    try:
+        stream = _audio_stream(container, p)
+        stream.thread_type = "AUTO"
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.codec_context.sample_rate)
+        block = 256
+        mins: list[np.ndarray] = []
+        maxs: list[np.ndarray] = []
+        carry = np.empty(0, np.float32)
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                samples = np.concatenate([carry, out.to_ndarray().reshape(-1)])
+                whole = len(samples) // block * block
+                blocks = samples[:whole].reshape(-1, block)
+                if len(blocks):
+                    mins.append(blocks.min(axis=1))
+                    maxs.append(blocks.max(axis=1))
+                carry = samples[whole:]
+        if len(carry):
+            mins.append(carry.min(keepdims=True))
+            maxs.append(carry.max(keepdims=True))
+    finally:
+        container.close()
+    if not mins:
+        return np.zeros((n, 2), np.float32)
+    lo, hi = np.concatenate(mins), np.concatenate(maxs)
+    edges = np.linspace(0, len(lo), n + 1).astype(int)
+    out = np.zeros((n, 2), np.float32)
+    for k in range(n):
+        a, b = edges[k], max(edges[k + 1], edges[k] + 1)
+        if a < len(lo):
+            out[k] = (lo[a:b].min(), hi[a:b].max())
+    return np.clip(out, -1.0, 1.0)

@@ -1,0 +1,51 @@
+"""Decoded frame to RGB ``uint8``: one conversion used by every path, so frames always match."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kinema.core.frames import Frame
+
+if TYPE_CHECKING:
+    import av
+
+# FFmpeg AVCOL_SPC / AVCOL_RANGE values.
+_SPC_UNSPECIFIED = 2
+_SPC_BT709 = 1
+_SPC_BT470BG = 5
+_RANGE_UNSPECIFIED = 0
+_RANGE_MPEG = 1
+
+
+def to_rgb(frame: av.VideoFrame, rotation: int = 0, *, width: int | None = None,
+           height: int | None = None, alpha: bool = False) -> Frame:
+    """Convert a decoded frame to ``(H, W, 3)`` RGB ``uint8``, display rotation applied.
+
+    With ``alpha`` the result is ``(H, W, 4)`` RGBA (opaque where the source has no alpha).
+    Untagged YUV is read as players do: BT.709 from 720 lines up, BT.601 below, limited range.
+    ``width``/``height`` resize (before rotation) with area averaging, for proxies and thumbnails.
+    """
+    out = "rgba" if alpha else "rgb24"
+    if frame.format.name.startswith(("rgb", "bgr", "gbr")) or frame.format.name in ("gray", "pal8"):
+        rgb = frame.reformat(width=width, height=height, format=out, interpolation="AREA")
+    else:
+        spc = frame.colorspace if frame.colorspace != _SPC_UNSPECIFIED else (
+            _SPC_BT709 if frame.height >= 720 else _SPC_BT470BG)
+        rng = frame.color_range if frame.color_range != _RANGE_UNSPECIFIED else _RANGE_MPEG
+        rgb = frame.reformat(width=width, height=height, format=out, src_colorspace=spc,
+                             src_color_range=rng, interpolation="AREA")
+    array = rgb.to_ndarray()
+    return rotate(array, rotation)
+
+
+def rotate(array: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display rotation (FFmpeg convention: degrees counter-clockwise)."""
+    k = (round(rotation / 90)) % 4
+    return np.ascontiguousarray(np.rot90(array, k)) if k else array
+
+
+def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """``(w, h)`` after rotation."""
+    return (height, width) if round(rotation / 90) % 2 else (width, height)

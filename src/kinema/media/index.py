@@ -1,0 +1,137 @@
+"""The frame index: every frame's exact pts in presentation order, and where to start decoding it.
+
+Built by demuxing packets without decoding them, so it is fast and exact for B-frames, open
+GOPs, variable frame rate and streams whose first pts is not zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kinema.core.errors import CorruptMediaError
+
+if TYPE_CHECKING:
+    import av.container
+    import av.video.stream
+
+log = logging.getLogger("kinema.media")
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Presentation-ordered pts of every frame and the keyframes to seek to."""
+
+    time_base: Fraction
+    pts: np.ndarray  # int64, strictly increasing
+    keyframes: np.ndarray  # int64 frame indices of keyframes, increasing
+    truncated: bool = False
+    _lookup: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._lookup.update({int(p): i for i, p in enumerate(self.pts)})
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def index_of_pts(self, pts: int | None) -> int | None:
+        """Frame index of an exact pts, or ``None`` for a pts the index does not hold."""
+        return None if pts is None else self._lookup.get(int(pts))
+
+    def keyframe_for(self, i: int) -> int:
+        """Index of the keyframe to start decoding from to reach frame ``i``.
+
+        The last keyframe at or before ``i`` in presentation order. Leading pictures of an
+        open GOP come before their I-frame in presentation order, so they get the previous
+        keyframe, whose GOP decodes through them correctly.
+        """
+        k = int(np.searchsorted(self.keyframes, i, side="right")) - 1
+        return int(self.keyframes[max(k, 0)]) if len(self.keyframes) else 0
+
+    def previous_keyframe(self, kf: int) -> int | None:
+        """The keyframe before keyframe ``kf``, or ``None`` at the first."""
+        k = int(np.searchsorted(self.keyframes, kf, side="left")) - 1
+        return int(self.keyframes[k]) if k >= 0 else None
+
+    def time(self, i: int) -> Fraction:
+        """Seconds from the first frame to frame ``i``, exact."""
+        return (int(self.pts[i]) - int(self.pts[0])) * self.time_base
+
+    def frame_duration(self, i: int) -> Fraction:
+        """Display duration of frame ``i``: the gap to the next pts (the last repeats the median)."""
+        if i + 1 < len(self.pts):
+            return (int(self.pts[i + 1]) - int(self.pts[i])) * self.time_base
+        if len(self.pts) > 1:
+            return int(np.median(np.diff(self.pts))) * self.time_base
+        return Fraction(0)
+
+    def index_at(self, seconds: Fraction) -> int:
+        """Index of the frame shown at ``seconds`` after the first frame (the last one starting at or before)."""
+        target = Fraction(seconds) / self.time_base + int(self.pts[0])
+        # pts are integers; the frame shown at t is the last with pts <= t.
+        i = int(np.searchsorted(self.pts, int(np.floor(target)), side="right")) - 1
+        return max(i, 0)
+
+    def is_constant_rate(self) -> bool:
+        """True when every frame lasts the same number of ticks (±1 tick of rounding)."""
+        if len(self.pts) < 3:
+            return True
+        d = np.diff(self.pts)
+        return int(d.max() - d.min()) <= 1
+
+
+def build_index(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                path: str) -> FrameIndex:
+    """Demux every packet of ``stream`` and build the :class:`FrameIndex`."""
+    import av
+
+    others = [s for s in container.streams if s.index != stream.index]
+    for s in others:
+        s.discard = av.stream.Discard.all
+    pts_list: list[int] = []
+    key_pts: list[int] = []
+    dts_only = False
+    truncated = False
+    corrupt_tail = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            pts = packet.pts
+            if pts is None:
+                pts, dts_only = packet.dts, True
+            if pts is None:
+                continue
+            corrupt_tail = corrupt_tail + 1 if packet.is_corrupt else 0
+            pts_list.append(int(pts))
+            if packet.is_keyframe:
+                key_pts.append(int(pts))
+    except av.error.FFmpegError as exc:
+        truncated = True
+        log.warning("%s: stops early at packet %d (%s); using the frames before it",
+                    path, len(pts_list), exc)
+    finally:
+        for s in others:
+            s.discard = av.stream.Discard.default
+    if corrupt_tail:
+        # A file cut mid-packet ends with clipped packets: they cannot decode, so drop them.
+        truncated = True
+        del pts_list[-corrupt_tail:]
+    if dts_only and stream.codec_context.has_b_frames:
+        raise CorruptMediaError("packets carry no presentation timestamps", path=path,
+                                hint="remux it into .mkv or .mp4 (e.g. ffmpeg -i IN -c copy OUT.mkv)")
+    if not pts_list:
+        raise CorruptMediaError("has no video frames", path=path,
+                                hint="the file is empty or truncated; re-export it")
+    pts = np.unique(np.asarray(pts_list, dtype=np.int64))
+    keys = np.unique(np.searchsorted(pts, np.asarray(key_pts or [pts[0]], dtype=np.int64)))
+    if keys[0] != 0:
+        # Frames before the first keyframe: decoding starts at the file start for them.
+        keys = np.concatenate([[0], keys])
+    tb = stream.time_base or Fraction(1, 1)
+    return FrameIndex(time_base=Fraction(tb), pts=pts, keyframes=keys.astype(np.int64),
+                      truncated=truncated)

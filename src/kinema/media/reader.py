@@ -1,0 +1,442 @@
+"""Frame-accurate random access to a video: ``open_video(path)[i]`` is exactly frame ``i``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from fractions import Fraction
+from numbers import Real
+from pathlib import Path
+from typing import TYPE_CHECKING, overload
+
+import numpy as np
+
+from kinema.core.errors import CorruptMediaError, InvalidArgumentError
+from kinema.core.frames import Frame
+from kinema.core.timebase import snap_rate, to_fraction
+from kinema.media.cache import ByteLRU
+from kinema.media.container import open_input, video_stream
+from kinema.media.convert import display_size, to_rgb
+from kinema.media.decoder import Decoder, has_alpha
+from kinema.media.hwaccel import choose_hwaccel, make_hwaccel
+from kinema.media.index import FrameIndex, build_index
+
+if TYPE_CHECKING:
+    import av
+
+log = logging.getLogger("kinema.media")
+
+DEFAULT_CACHE_MB = 1024
+# Decoding this many frames forward costs about as much as a seek and the start of a GOP.
+SEEK_COST_FRAMES = 4
+
+
+def _default_cache_bytes() -> int:
+    return int(float(os.environ.get("KINEMA_FRAME_CACHE_MB", DEFAULT_CACHE_MB)) * 2**20)
+
+
+class VideoReader:
+    """A video as a sequence of RGB ``uint8 (H, W, 3)`` frames in presentation order.
+
+    With ``alpha=True`` frames are RGBA ``(H, W, 4)``; ``has_alpha`` says whether the source
+    carries alpha (ProRes 4444, VP9 with alpha, PNG) or is opaque.
+
+    Random access decodes from the right keyframe and keeps the decoded GOP in a cache bounded
+    in bytes; a background thread prefetches in the playback direction so that stepping around
+    a position is instant. :meth:`frames` streams sequentially at full decoder speed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, decode_path: str | os.PathLike[str] | None = None,
+                 cache_bytes: int | None = None, prefetch: bool = True,
+                 hwaccel: str | None = None, alpha: bool = False) -> None:
+        self.path = Path(path)
+        self.alpha = alpha
+        self.decode_path = Path(decode_path) if decode_path is not None else self.path
+        container = open_input(self.decode_path)
+        try:
+            stream = video_stream(container, self.decode_path)
+            self.codec: str = stream.codec_context.name
+            self.pix_fmt: str | None = stream.codec_context.pix_fmt
+            self._coded_size = (stream.codec_context.width, stream.codec_context.height)
+            self._average_rate = stream.average_rate or stream.guessed_rate
+            self._index = build_index(container, stream, str(self.decode_path))
+        finally:
+            container.close()
+        self._device = choose_hwaccel(self.codec, self.pix_fmt, *self._coded_size,
+                                      preference=hwaccel)
+        self._cache: ByteLRU[av.VideoFrame] = ByteLRU(
+            _default_cache_bytes() if cache_bytes is None else cache_bytes)
+        self._lock = threading.RLock()
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+        self._decoder = self._new_decoder()
+        self._bad: set[int] = set()
+        self._unprefetchable: set[int] = set()
+        self._last_request = 0
+        self._direction = 1
+        self._closed = False
+        self._frame_bytes = 0
+        self._wake = threading.Event()
+        first = self._decode_frame(0)
+        self.rotation: int = int(getattr(first, "rotation", 0) or 0)
+        self.has_alpha: bool = has_alpha(first.format.name)
+        self._frame_bytes = _nbytes(first)
+        self._prefetcher: threading.Thread | None = None
+        if prefetch:
+            self._prefetcher = threading.Thread(target=self._prefetch_loop, daemon=True,
+                                                name=f"kinema-prefetch-{self.path.name}")
+            self._prefetcher.start()
+        if self._index.truncated:
+            log.warning("%s: file is truncated; %d frames readable, it stops at %.3f s",
+                        self.path, len(self), float(self.duration))
+
+    # -- sequence protocol ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @overload
+    def __getitem__(self, i: int) -> Frame: ...
+    @overload
+    def __getitem__(self, i: slice) -> np.ndarray: ...
+
+    def __getitem__(self, i: int | slice) -> Frame | np.ndarray:
+        """Frame ``i`` as RGB ``uint8``; a slice gives an ``(N, H, W, 3)`` array."""
+        if isinstance(i, slice):
+            idx = range(len(self))[i]
+            h, w = self.size[1], self.size[0]
+            if not idx:
+                return np.empty((0, h, w, 4 if self.alpha else 3), np.uint8)
+            if idx.step > 0:
+                return np.stack(list(self.frames(idx.start, idx.stop, idx.step)))
+            return np.stack([self[j] for j in idx])
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"frame indices must be integers or slices, not {type(i).__name__}")
+        n = len(self)
+        j = int(i) + n if i < 0 else int(i)
+        if not 0 <= j < n:
+            raise IndexError(f"frame {int(i)} out of range for {self.path.name} ({n} frames)")
+        frame = self._decode_frame(j)
+        return to_rgb(frame, self.rotation, alpha=self.alpha)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.frames()
+
+    # -- time --------------------------------------------------------------------------
+
+    @property
+    def fps(self) -> Fraction:
+        """Nominal frame rate; exact for constant-rate streams (e.g. ``30000/1001``)."""
+        pts = self._index.pts
+        if len(pts) < 2:
+            return Fraction(self._average_rate) if self._average_rate else Fraction(0)
+        if self._index.is_constant_rate() and len(set(np.diff(pts[: 64]).tolist())) == 1:
+            return 1 / ((int(pts[1]) - int(pts[0])) * self._index.time_base)
+        return snap_rate((len(pts) - 1) / ((int(pts[-1]) - int(pts[0])) * self._index.time_base))
+
+    @property
+    def is_vfr(self) -> bool:
+        """True when frame durations vary by more than timestamp rounding."""
+        return not self._index.is_constant_rate()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the frames this reader returns (rotation applied)."""
+        return display_size(*self._coded_size, self.rotation)
+
+    @property
+    def duration(self) -> Fraction:
+        """Seconds from the first frame's start to the last frame's end."""
+        last = len(self) - 1
+        return self._index.time(last) + self._index.frame_duration(last)
+
+    @property
+    def start_time(self) -> Fraction:
+        """Absolute time of frame 0 in the file (streams need not start at zero)."""
+        return int(self._index.pts[0]) * self._index.time_base
+
+    @property
+    def keyframes(self) -> list[int]:
+        """Indices of the keyframes (random-access points)."""
+        return self._index.keyframes.tolist()
+
+    @property
+    def bad_frames(self) -> frozenset[int]:
+        """Frames that failed to decode; reading them returns the nearest good frame."""
+        return frozenset(self._bad)
+
+    @property
+    def truncated(self) -> bool:
+        return self._index.truncated
+
+    @property
+    def hwaccel(self) -> str | None:
+        """The hardware decoder in use, or ``None`` for software."""
+        return self._device
+
+    def timestamp(self, i: int) -> Fraction:
+        """Exact time of frame ``i`` in seconds from frame 0 (from the pts map, so VFR-exact)."""
+        n = len(self)
+        j = i + n if i < 0 else i
+        if not 0 <= j < n:
+            raise IndexError(f"frame {i} out of range for {self.path.name} ({n} frames)")
+        return self._index.time(j)
+
+    def index_at(self, seconds: Real | Fraction | str) -> int:
+        """Index of the frame on screen at ``seconds`` from the start."""
+        t = to_fraction(seconds)
+        if t < 0 or t >= self.duration:
+            raise IndexError(f"time {float(t):.3f}s is outside {self.path.name} "
+                             f"(0 to {float(self.duration):.3f}s)")
+        return self._index.index_at(t)
+
+    # -- sequential access -------------------------------------------------------------
+
+    def frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[Frame]:
+        """Frames ``start, start+step, ...`` before ``stop``, decoded sequentially and threaded."""
+        n = len(self)
+        if step < 1:
+            raise InvalidArgumentError(f"step must be >= 1, got {step}")
+        start, stop, _ = slice(start, stop).indices(n)
+        if start >= stop:
+            return
+        for i, frame in self._sequential(start, stop):
+            if (i - start) % step == 0:
+                yield to_rgb(frame, self.rotation, alpha=self.alpha)
+
+    def _sequential(self, start: int, stop: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """``(index, decoded frame)`` for every index in ``[start, stop)``, gaps filled."""
+        dec = self._new_decoder()
+        try:
+            dec.seek(self._index.keyframe_for(start))
+            expected, last_good = start, None
+            while expected < stop:
+                item = dec.next()
+                if item is None:
+                    break
+                j, frame = item
+                if j < expected:
+                    continue
+                if last_good is None:
+                    last_good = frame
+                while expected < min(j, stop):  # frames that never came out of the decoder
+                    self._mark_bad(expected)
+                    yield expected, last_good
+                    expected += 1
+                if expected < stop:
+                    last_good = frame
+                    yield expected, frame
+                    expected += 1
+            for k in range(expected, stop):
+                if last_good is None:
+                    raise CorruptMediaError(f"no frame from {start} on decodes", path=self.path)
+                self._mark_bad(k)
+                yield k, last_good
+        finally:
+            dec.close()
+
+    # -- thumbnails --------------------------------------------------------------------
+
+    def thumbnail_indices(self, n: int, *, exact: bool = False) -> list[int]:
+        """Evenly spaced frame indices for ``n`` thumbnails (snapped to keyframes unless exact)."""
+        if n < 1:
+            raise InvalidArgumentError(f"thumbnail count must be >= 1, got {n}")
+        spots = np.linspace(0, len(self) - 1, n).round().astype(int).tolist()
+        return spots if exact else [self._index.keyframe_for(i) for i in spots]
+
+    def thumbnails(self, n: int, height: int = 90, *, exact: bool = False) -> np.ndarray:
+        """``(n, height, w, 3)`` RGB filmstrip at :meth:`thumbnail_indices` positions."""
+        if height < 2:
+            raise InvalidArgumentError(f"thumbnail height must be >= 2, got {height}")
+        w, h = self.size
+        tw = max(2, round(height * w / h / 2) * 2)
+        # Scale before rotation: the coded frame's axes are swapped for 90/270 degrees.
+        sw, sh = (height, tw) if display_size(1, 2, self.rotation) == (2, 1) else (tw, height)
+        out = np.empty((n, height, tw, 3), np.uint8)
+        for k, i in enumerate(self.thumbnail_indices(n, exact=exact)):
+            out[k] = to_rgb(self._decode_frame(i), self.rotation, width=sw, height=sh)
+        return out
+
+    # -- decoding ----------------------------------------------------------------------
+
+    def _new_decoder(self) -> Decoder:
+        return Decoder(self.decode_path, self._index, hwaccel=make_hwaccel(self._device))
+
+    def _decode_frame(self, i: int) -> av.VideoFrame:
+        """Decoded frame ``i`` from the cache or the decoder; bad frames give their neighbour."""
+        hit = self._cache.get(i)
+        if hit is None:
+            with self._waiting_lock:
+                self._waiting += 1
+            try:
+                with self._lock:
+                    hit = self._cache.get(i)
+                    if hit is None:
+                        hit = self._decode_until(i)
+            finally:
+                with self._waiting_lock:
+                    self._waiting -= 1
+        self._note_request(i)
+        return hit
+
+    def _decode_until(self, i: int) -> av.VideoFrame:
+        """Decode up to frame ``i`` (caller holds the lock), caching every frame on the way."""
+        dec = self._decoder
+        kf = self._index.keyframe_for(i)
+        fresh = not self._can_continue(i, kf)
+        if fresh:
+            dec.seek(kf)
+        for _ in range(3):
+            overshot = False
+            while dec.last < i:
+                item = dec.next()
+                if item is None:
+                    break
+                j, frame = item
+                self._cache.put(j, frame, self._frame_bytes or _nbytes(frame))
+                # A demuxer that lands after the keyframe we asked for: go back one more.
+                overshot, fresh = fresh and j > i, False
+                if overshot:
+                    break
+            frame = self._cache.get(i)
+            if frame is not None:
+                return frame
+            if not overshot or kf == 0:
+                break
+            kf = self._index.previous_keyframe(kf) or 0
+            dec.seek(kf)
+            fresh = True
+        return self._substitute(i)
+
+    def _can_continue(self, i: int, kf: int) -> bool:
+        """Whether decoding on from the decoder's position beats seeking to keyframe ``kf``."""
+        last = self._decoder.last
+        return last < i and i - last <= i - kf + SEEK_COST_FRAMES
+
+    def _substitute(self, i: int) -> av.VideoFrame:
+        """Frame ``i`` did not decode: mark it and hand back the nearest good frame before it."""
+        self._mark_bad(i)
+        for j in list(range(i - 1, -1, -1)) + list(range(i + 1, len(self))):
+            if j in self._bad:
+                continue
+            frame = self._cache.get(j)
+            if frame is None:
+                frame = self._decode_until(j)
+            if j not in self._bad:
+                return frame
+        raise CorruptMediaError("no frame decodes", path=self.path,
+                                hint="the video stream is damaged beyond repair; re-export it")
+
+    def _mark_bad(self, i: int) -> None:
+        if i not in self._bad:
+            self._bad.add(i)
+            log.warning("%s: frame %d is corrupt and cannot be decoded; showing its neighbour",
+                        self.path, i)
+
+    # -- prefetch ----------------------------------------------------------------------
+
+    PREFETCH_AHEAD = 48
+    PREFETCH_BEHIND = 24
+
+    def _note_request(self, i: int) -> None:
+        step = i - self._last_request
+        if step and abs(step) <= self.PREFETCH_AHEAD:
+            self._direction = 1 if step > 0 else -1
+        self._last_request = i
+        self._wake.set()
+
+    def _prefetch_target(self) -> int | None:
+        """The next frame worth decoding around the playhead, nearest first, playback side first."""
+        max_frames = max(1, self._cache.max_bytes // max(1, self._frame_bytes))
+        ahead = min(self.PREFETCH_AHEAD, max_frames // 3)
+        behind = min(self.PREFETCH_BEHIND, max_frames // 6)
+        c, d, n = self._last_request, self._direction, len(self)
+        for dist in range(1, max(ahead, behind) + 1):
+            for j, reach in ((c + d * dist, ahead), (c - d * dist, behind)):
+                if dist <= reach and 0 <= j < n and j not in self._unprefetchable \
+                        and j not in self._cache:
+                    return j
+        return None
+
+    def _prefetch_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            while not self._closed:
+                if self._waiting:
+                    self._wake.wait(0.005)
+                    continue
+                target = self._prefetch_target()
+                if target is None:
+                    break
+                with self._lock:
+                    if self._closed:
+                        return
+                    if self._waiting or target in self._cache:
+                        continue
+                    self._prefetch_step(target)
+
+    def _prefetch_step(self, target: int) -> None:
+        """Decode one frame toward ``target`` so a foreground request can cut in between frames."""
+        dec = self._decoder
+        kf = self._index.keyframe_for(target)
+        fresh = not self._can_continue(target, kf)
+        if fresh:
+            dec.seek(kf)
+        item = dec.next()
+        if item is not None:
+            j, frame = item
+            self._cache.put(j, frame, self._frame_bytes or _nbytes(frame))
+        if (item is None or j > target) and target not in self._cache:
+            # Past it without producing it: leave it to a foreground read, which retries.
+            self._unprefetchable.add(target)
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop prefetching and release the decoder."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._prefetcher is not None:
+            self._wake.set()
+            self._prefetcher.join(timeout=5)
+        with self._lock:
+            self._decoder.close()
+            self._cache.clear()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        w, h = self.size
+        return (f"VideoReader({str(self.path)!r}, {len(self)} frames, {w}x{h}, "
+                f"{self.fps} fps{', proxy' if self.decode_path != self.path else ''})")
+
+
+def _nbytes(frame: av.VideoFrame) -> int:
+    return sum(p.buffer_size for p in frame.planes)
+
+
+def open_video(path: str | os.PathLike[str], proxy: bool = False, **options: object) -> VideoReader:
+    """Open a video for frame-accurate reading.
+
+    With ``proxy=True`` frames come from the small all-intra proxy (built if missing or stale),
+    with the source's indices and timestamps; ``size`` is then the proxy's.
+    """
+    if proxy:
+        from kinema.media.proxy import ensure_proxy
+
+        return VideoReader(path, decode_path=ensure_proxy(path), **options)  # type: ignore[arg-type]
+    return VideoReader(path, **options)  # type: ignore[arg-type]

@@ -1,0 +1,203 @@
+"""Write video atomically: H.264/H.265, ProRes 4444 and VP9 with alpha, PNG/EXR sequences."""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kinema.core.errors import InvalidArgumentError, MediaWriteError
+from kinema.core.frames import check_frame
+from kinema.core.timebase import to_fraction
+from kinema.media import atomic
+from kinema.media.codecs import CodecSpec, codec_for
+
+if TYPE_CHECKING:
+    import av
+
+log = logging.getLogger("kinema.media")
+
+SEQUENCE_NAME = "frame_{:06d}"
+
+
+class VideoWriter:
+    """Encode RGB/RGBA frames to ``path``; the file appears under its name only on :meth:`close`.
+
+    ``codec`` defaults from the extension (``.mp4`` H.264, ``.mov`` ProRes 4444 with alpha,
+    ``.webm`` VP9, a folder a PNG sequence). ``audio_from`` copies (or re-encodes, when the
+    container cannot hold it) the first audio stream of another file, starting at
+    ``audio_start`` seconds, trimmed to the video's length. Used as a context manager, an
+    exception discards the partial output.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: Fraction | int | float | str,
+                 size: tuple[int, int], codec: str | None = None, alpha: bool = False,
+                 audio_from: str | os.PathLike[str] | None = None,
+                 audio_start: Fraction | float = 0, overwrite: bool = False,
+                 options: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
+                 ) -> None:
+        self.path = Path(path)
+        self.fps = to_fraction(fps)
+        if self.fps <= 0:
+            raise InvalidArgumentError(f"frame rate must be positive, got {fps}", path=self.path)
+        self.size = (int(size[0]), int(size[1]))
+        if self.size[0] < 1 or self.size[1] < 1:
+            raise InvalidArgumentError(f"frame size must be positive, got {size}", path=self.path)
+        self.alpha = alpha
+        self.spec: CodecSpec = codec_for(self.path, codec, alpha)
+        if self.spec.even_size and (self.size[0] % 2 or self.size[1] % 2):
+            raise InvalidArgumentError(
+                f"{self.spec.name} needs even width and height, got {self.size[0]}x{self.size[1]}",
+                path=self.path, hint="crop or pad by one pixel, or use prores4444/vp9/png")
+        if audio_from is not None and self.spec.image_sequence:
+            raise InvalidArgumentError("image sequences carry no audio", path=self.path,
+                                       hint="write a movie file to keep the sound")
+        self.overwrite = overwrite
+        atomic.check_can_write(self.path, overwrite)
+        if not self.path.parent.is_dir():
+            raise MediaWriteError("output folder does not exist", path=self.path.parent,
+                                  hint="create it first")
+        self.frames_written = 0
+        self._closed = False
+        self._temp = atomic.temp_path_for(self.path)
+        self._container: av.container.OutputContainer | None = None
+        self._audio = None
+        if self.spec.image_sequence:
+            self._temp.mkdir()
+        else:
+            self._open_container(options or {}, metadata or {}, audio_from, audio_start)
+
+    def _open_container(self, options: dict[str, str], metadata: dict[str, str],
+                        audio_from: str | os.PathLike[str] | None,
+                        audio_start: Fraction | float) -> None:
+        import av
+
+        from kinema.media.audio import AudioMux
+
+        fmt = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}[
+            self.path.suffix.lower()]
+        opts = {**self.spec.options, **options}
+        container_opts = {k: opts.pop(k) for k in ("movflags",) if k in opts}
+        try:
+            self._container = av.open(str(self._temp), mode="w", format=fmt,
+                                      options=container_opts)
+            for key, value in metadata.items():
+                self._container.metadata[key] = value
+            stream = self._container.add_stream(self.spec.encoder, rate=self.fps)
+            stream.width, stream.height = self.size
+            stream.pix_fmt = self.spec.alpha_pix_fmt if self.alpha else self.spec.pix_fmt
+            stream.time_base = 1 / self.fps
+            stream.codec_context.time_base = 1 / self.fps
+            stream.options = opts
+            if not self.spec.name.startswith(("png", "exr")):
+                stream.codec_context.colorspace = 1  # BT.709, the matrix we convert with
+                stream.codec_context.color_range = 1
+                stream.codec_context.color_primaries = 1
+                stream.codec_context.color_trc = 1
+            if self.spec.name == "h265" and fmt in ("mp4", "mov"):
+                stream.codec_tag = "hvc1"  # QuickTime and browsers want hvc1, not hev1
+            if self.spec.name == "vp9" and self.alpha:
+                stream.metadata["alpha_mode"] = "1"
+            self._stream = stream
+            if audio_from is not None:
+                self._audio = AudioMux(self._container, Path(audio_from), Fraction(audio_start),
+                                       self.spec.audio_encoder)
+        except Exception:
+            self._abort_quietly()
+            raise
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``uint8`` RGB (or RGBA when ``alpha``) frame of the writer's size."""
+        if self._closed:
+            raise InvalidArgumentError("writer is closed", path=self.path)
+        if self.spec.name == "exr" and frame.dtype == np.float32:
+            frame_arr = frame
+        else:
+            frame_arr = check_frame(frame, self.size)
+            if self.alpha and frame_arr.shape[2] == 3:
+                frame_arr = np.concatenate(
+                    [frame_arr, np.full(frame_arr.shape[:2] + (1,), 255, np.uint8)], axis=2)
+            elif not self.alpha and frame_arr.shape[2] == 4:
+                frame_arr = frame_arr[..., :3]
+        try:
+            if self.spec.image_sequence:
+                self._write_image(frame_arr)
+            else:
+                self._encode(frame_arr)
+        except Exception:
+            self._abort_quietly()
+            raise
+        self.frames_written += 1
+
+    def _write_image(self, frame: np.ndarray) -> None:
+        from kinema.media.image import encode_exr, encode_png
+
+        data = encode_png(frame) if self.spec.name == "png" else encode_exr(frame)
+        name = SEQUENCE_NAME.format(self.frames_written) + f".{self.spec.name}"
+        (self._temp / name).write_bytes(data)
+
+    def _encode(self, frame: np.ndarray) -> None:
+        import av
+
+        fmt = "rgba" if frame.shape[2] == 4 else "rgb24"
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=fmt)
+        vf = vf.reformat(format=self._stream.pix_fmt, dst_colorspace=1, dst_color_range=1)
+        vf.pts = self.frames_written
+        vf.time_base = self._stream.codec_context.time_base
+        assert self._container is not None
+        self._container.mux(self._stream.encode(vf))
+        if self._audio is not None:
+            self._audio.mux_until(Fraction(self.frames_written + 1) / self.fps)
+
+    def close(self) -> Path:
+        """Finish the file and move it to its final name; returns that path."""
+        if self._closed:
+            return self.path
+        try:
+            if self._container is not None:
+                self._container.mux(self._stream.encode(None))
+                if self._audio is not None:
+                    self._audio.finish(Fraction(self.frames_written) / self.fps)
+                self._container.close()
+                self._container = None
+            if self.frames_written == 0:
+                raise MediaWriteError("no frames were written", path=self.path)
+            atomic.commit(self._temp, self.path, self.overwrite)
+        except Exception as exc:
+            self._abort_quietly()
+            if isinstance(exc, (MediaWriteError, InvalidArgumentError, FileExistsError)):
+                raise
+            raise MediaWriteError(f"could not finish writing: {exc}", path=self.path,
+                                  hint="check free disk space and permissions") from exc
+        self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and delete the partial output; nothing appears under the final name."""
+        self._abort_quietly()
+
+    def _abort_quietly(self) -> None:
+        self._closed = True
+        if self._audio is not None:
+            self._audio.close()
+            self._audio = None
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # already failing; the temp file is removed below
+                pass
+            self._container = None
+        atomic.discard(self._temp)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
