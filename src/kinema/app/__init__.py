@@ -1,0 +1,1 @@
+"""Use cases the surfaces (CLI, editor) call: each composes capabilities, reports progress."""

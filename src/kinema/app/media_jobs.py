@@ -1,0 +1,92 @@
+"""Media use cases: extract a frame, build a proxy, transcode. Long ones yield progress."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.timebase import parse_time
+
+Progress = tuple[int, int]
+"""``(done, total)`` work units, yielded by long jobs."""
+
+
+def extract_frame(video: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                  index: int | None = None, time: str | Fraction | None = None,
+                  overwrite: bool = False) -> int:
+    """Write frame ``index`` (or the frame on screen at ``time``) of ``video`` as PNG/EXR.
+
+    Returns the frame index written.
+    """
+    from kinema.media.atomic import check_can_write
+    from kinema.media.image import write_image
+    from kinema.media.reader import open_video
+
+    if (index is None) == (time is None):
+        raise InvalidArgumentError("give exactly one of --index or --time")
+    target = Path(out)
+    check_can_write(target, overwrite)
+    with open_video(video, prefetch=False) as reader:
+        try:
+            if index is None:
+                t = parse_time(time) if isinstance(time, str) else Fraction(time)  # type: ignore[arg-type]
+                index = reader.index_at(t)
+            frame = reader[index]
+        except IndexError as exc:
+            raise InvalidArgumentError(str(exc), path=video,
+                                       hint="use kinema probe to see its length") from exc
+        index = index % len(reader)
+    write_image(target, frame)
+    return index
+
+
+def make_proxy(video: str | os.PathLike[str], *, beside: bool = False,
+               force: bool = False) -> Iterator[Progress]:
+    """Build the proxy of ``video`` unless a fresh one exists (``force`` rebuilds)."""
+    from kinema.media.proxy import build_proxy, find_proxy
+
+    if not force and find_proxy(video) is not None:
+        return
+    yield from build_proxy(video, beside=beside)
+
+
+def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+              codec: str | None = None, start: int = 0, stop: int | None = None,
+              keep_audio: bool = True, alpha: bool = False,
+              overwrite: bool = False) -> Iterator[Progress]:
+    """Re-encode frames ``[start, stop)`` of ``src`` into ``dst`` (codec from its extension).
+
+    Audio from the same range is carried over unless ``keep_audio`` is false or the output
+    is an image sequence.
+    """
+    from kinema.media.codecs import codec_for
+    from kinema.media.reader import open_video
+    from kinema.media.writer import VideoWriter
+
+    target = Path(dst)
+    with open_video(src, prefetch=False, alpha=alpha) as reader:
+        begin, end, _ = slice(start, stop).indices(len(reader))
+        if begin >= end:
+            raise InvalidArgumentError(f"empty frame range {start}:{stop} ({len(reader)} frames)",
+                                       path=src)
+        spec = codec_for(target, codec, alpha and reader.has_alpha)
+        audio = src if keep_audio and not spec.image_sequence and _has_audio(src) else None
+        with VideoWriter(target, reader.fps, reader.size, codec=spec.name,
+                         alpha=alpha and reader.has_alpha, audio_from=audio,
+                         audio_start=reader.timestamp(begin), overwrite=overwrite) as writer:
+            for k, frame in enumerate(reader.frames(begin, end)):
+                writer.write(frame)
+                yield k + 1, end - begin
+
+
+def _has_audio(path: str | os.PathLike[str]) -> bool:
+    from kinema.media.container import open_input
+
+    container = open_input(path)
+    try:
+        return bool(container.streams.audio)
+    finally:
+        container.close()

@@ -1,0 +1,1 @@
+"""The ``kinema`` command line (typer + rich)."""

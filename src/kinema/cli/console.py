@@ -1,0 +1,73 @@
+"""Console output for the CLI: one-line errors, warnings from the library, progress bars."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from kinema.core.errors import InvalidArgumentError, KinemaError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _WarningHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[yellow]warning:[/] {record.getMessage()}", markup=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Route the library's log messages to stderr as ``warning: ...`` lines."""
+    logger = logging.getLogger("kinema")
+    logger.handlers[:] = [_WarningHandler()]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on one line and exit with ``code``."""
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def show_progress(jobs: Iterator[tuple[int, int]], label: str, unit: str = "frames") -> None:
+    """Drive a job that yields ``(done, total)``, with a bar, rate and time left when on a TTY."""
+    if not err.is_terminal:
+        for _ in jobs:
+            pass
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(label, total=None, rate="")
+        start = time.monotonic()
+        for done, total in jobs:
+            elapsed = time.monotonic() - start
+            rate = f"{done / elapsed:6.1f} {unit}/s" if elapsed > 0.2 else ""
+            progress.update(task, completed=done, total=total, rate=rate)
+
+
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Context-manager form of :func:`run_job`."""
+    try:
+        yield
+    except InvalidArgumentError as exc:
+        fail(str(exc), code=2)
+    except KinemaError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)

@@ -1,0 +1,150 @@
+"""Proxies: small all-intra copies (about 540p) that make scrubbing instant on any source.
+
+A proxy keeps the source's frame count and exact timestamps, so frame ``i`` of the proxy is
+frame ``i`` of the source. A stamp beside it records the source's size, mtime and a hash of
+its head and tail; a proxy whose stamp no longer matches is stale and gets rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+from kinema.core.errors import CorruptMediaError
+from kinema.media import atomic
+
+log = logging.getLogger("kinema.media")
+
+PROXY_HEIGHT = 540
+PROXY_VERSION = 1
+BESIDE_DIR = ".kinema-proxies"
+
+
+def cache_dir() -> Path:
+    """The user cache folder for proxies (``$KINEMA_CACHE_DIR`` overrides it)."""
+    root = os.environ.get("KINEMA_CACHE_DIR")
+    if root:
+        return Path(root) / "proxies"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("kinema")) / "proxies"
+
+
+def proxy_path(source: str | os.PathLike[str], *, beside: bool = False) -> Path:
+    """Where the proxy of ``source`` lives: beside it in ``.kinema-proxies/`` or in the user cache."""
+    src = Path(source).resolve()
+    if beside:
+        return src.parent / BESIDE_DIR / f"{src.name}.proxy.mov"
+    digest = hashlib.sha1(str(src).encode()).hexdigest()[:12]
+    return cache_dir() / f"{src.stem}-{digest}.proxy.mov"
+
+
+def source_stamp(source: Path) -> dict[str, object]:
+    """Size, mtime and a hash of the first and last MiB: cheap, and changes when the file does."""
+    st = source.stat()
+    h = hashlib.sha256()
+    with open(source, "rb") as f:
+        h.update(f.read(2**20))
+        if st.st_size > 2**21:
+            f.seek(-(2**20), os.SEEK_END)
+            h.update(f.read(2**20))
+    return {"version": PROXY_VERSION, "source": str(source.resolve()), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns, "sha256_head_tail": h.hexdigest()}
+
+
+def _stamp_path(proxy: Path) -> Path:
+    return proxy.with_name(proxy.name + ".json")
+
+
+def find_proxy(source: str | os.PathLike[str]) -> Path | None:
+    """A fresh proxy of ``source`` (beside it first, then the user cache), or ``None``."""
+    src = Path(source)
+    stamp = None
+    for candidate in (proxy_path(src, beside=True), proxy_path(src)):
+        if not candidate.is_file() or not _stamp_path(candidate).is_file():
+            continue
+        try:
+            saved = json.loads(_stamp_path(candidate).read_text())
+        except (OSError, ValueError):
+            continue
+        stamp = stamp or source_stamp(src)
+        if all(saved.get(k) == v for k, v in stamp.items()):
+            return candidate
+        log.info("%s: proxy %s is stale (source changed)", src, candidate)
+    return None
+
+
+def build_proxy(source: str | os.PathLike[str], *, beside: bool = False,
+                height: int = PROXY_HEIGHT) -> Iterator[tuple[int, int]]:
+    """Write the proxy of ``source``, yielding ``(frames_done, total)``; returns when committed.
+
+    Frames are scaled to ``height`` lines (never up), rotation applied, encoded all-intra
+    H.264 with the source's exact timestamps.
+    """
+    import av
+
+    from kinema.media.convert import to_rgb
+    from kinema.media.reader import VideoReader
+
+    src = Path(source)
+    target = proxy_path(src, beside=beside)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stamp = source_stamp(src)
+    reader = VideoReader(src, prefetch=False, cache_bytes=0)
+    temp = atomic.temp_path_for(target)
+    try:
+        w, h = reader.size
+        ph = min(height, h) // 2 * 2 or 2
+        pw = max(2, round(ph * w / h / 2) * 2)
+        # Resize in coded orientation, then rotate: swap the target axes for 90/270 degrees.
+        sw, sh = (ph, pw) if reader.size != reader._coded_size else (pw, ph)
+        index = reader._index
+        total = len(reader)
+        out = av.open(str(temp), mode="w", format="mov")
+        try:
+            stream = out.add_stream("libx264", rate=reader.fps)
+            stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
+            stream.time_base = index.time_base
+            stream.codec_context.time_base = index.time_base
+            stream.options = {"preset": "ultrafast", "crf": "20",
+                              "x264-params": "keyint=1:min-keyint=1:scenecut=0:bframes=0"}
+            stream.codec_context.colorspace = 1
+            stream.codec_context.color_range = 1
+            for i, frame in reader._sequential(0, total):
+                rgb = to_rgb(frame, reader.rotation, width=sw, height=sh)
+                vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                    format="yuv420p", dst_colorspace=1, dst_color_range=1)
+                vf.pts, vf.time_base = int(index.pts[i]), index.time_base
+                out.mux(stream.encode(vf))
+                yield i + 1, total
+            out.mux(stream.encode(None))
+        finally:
+            out.close()
+        atomic.commit(temp, target, overwrite=True)
+        atomic.atomic_write_bytes(_stamp_path(target), json.dumps(
+            {**stamp, "frames": total, "height": ph,
+             "duration": str(Fraction(reader.duration))}, indent=2).encode())
+    except BaseException:
+        atomic.discard(temp)
+        raise
+    finally:
+        reader.close()
+
+
+def ensure_proxy(source: str | os.PathLike[str], *, beside: bool = False) -> Path:
+    """The path of a fresh proxy of ``source``, building (or rebuilding) it if needed."""
+    found = find_proxy(source)
+    if found is not None:
+        return found
+    log.info("%s: building proxy", source)
+    for _ in build_proxy(source, beside=beside):
+        pass
+    built = proxy_path(source, beside=beside)
+    if not built.is_file():
+        raise CorruptMediaError("proxy could not be built", path=source)
+    return built
