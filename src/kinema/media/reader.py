@@ -78,6 +78,8 @@ class VideoReader:
         self._direction = 1
         self._closed = False
         self._frame_bytes = 0
+        self.cache_misses = 0
+        """Reads that had to wait for the decoder (for tests and benchmarks)."""
         self._wake = threading.Event()
         first = self._decode_frame(0)
         self.rotation: int = int(getattr(first, "rotation", 0) or 0)
@@ -268,6 +270,7 @@ class VideoReader:
         """Decoded frame ``i`` from the cache or the decoder; bad frames give their neighbour."""
         hit = self._cache.get(i)
         if hit is None:
+            self.cache_misses += 1
             with self._waiting_lock:
                 self._waiting += 1
             try:

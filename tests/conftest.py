@@ -1,0 +1,92 @@
+"""Shared fixtures: synthetic clips with frame indices in their pixels, the real sample clips."""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxies and caches go to a temp folder, never the user's cache."""
+    monkeypatch.setenv("KINEMA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("KINEMA_HWACCEL", "none")
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def make_clip(clip_dir: Path):
+    """``make_clip(name, **write_clip_kwargs)``: write once per session, return the path."""
+    from kinema.media.synth import write_clip
+
+    made: dict[str, Path] = {}
+
+    def make(name: str, **kwargs: object) -> Path:
+        if name not in made:
+            made[name] = write_clip(clip_dir / name, **kwargs)  # type: ignore[arg-type]
+        return made[name]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def h264_bframes(make_clip) -> Path:
+    """H.264 with B-frames and a long GOP: 150 frames, keyframes every 60."""
+    return make_clip("bframes.mp4", n=150, size=(320, 240), fps=Fraction(30000, 1001),
+                     gop=60, bframes=3)
+
+
+@pytest.fixture(scope="session")
+def vfr_times() -> list[Fraction]:
+    steps = [33, 40, 50, 67, 100, 17, 83]
+    times = [Fraction(0)]
+    for i in range(79):
+        times.append(times[-1] + Fraction(steps[(i * 5) % len(steps)], 1000))
+    return times
+
+
+@pytest.fixture(scope="session")
+def vfr_mkv(make_clip, vfr_times: list[Fraction]) -> Path:
+    return make_clip("vfr.mkv", n=len(vfr_times), times=vfr_times, gop=20, bframes=2)
+
+
+def media(name: str) -> Path:
+    """A real sample clip, or skip the test when ../shared/media is absent."""
+    path = MEDIA / name
+    if not path.is_file():
+        pytest.skip(f"sample clip {path} is not present")
+    return path
+
+
+class LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def kinema_warnings():
+    """Messages the library logs at warning level during the test."""
+    handler = LogCapture()
+    logger = logging.getLogger("kinema")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    yield handler.messages
+    logger.removeHandler(handler)
+    logger.setLevel(old)

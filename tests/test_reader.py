@@ -1,0 +1,194 @@
+"""Frame-exact random and sequential access, checked against indices encoded in the pixels."""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import media
+from kinema.media.convert import to_rgb
+from kinema.media.reader import open_video
+from kinema.media.synth import decode_index, pattern_frame, write_clip
+
+
+def assert_exact(path: Path, n: int, samples: int = 40, **open_kwargs: object) -> None:
+    """Sequential and random-order reads both return frame i for index i."""
+    with open_video(path, **open_kwargs) as r:
+        assert len(r) == n
+        assert [decode_index(f) for f in r.frames()] == list(range(n))
+        order = random.Random(7).sample(range(n), min(samples, n))
+        got = [decode_index(r[i]) for i in order]
+        assert got == order
+
+
+def test_h264_bframes_long_gop(h264_bframes: Path):
+    assert_exact(h264_bframes, 150)
+    with open_video(h264_bframes) as r:
+        assert r.fps == Fraction(30000, 1001)
+        assert r.keyframes == [0, 60, 120]
+        assert r.duration == Fraction(150 * 1001, 30000)
+        assert r.timestamp(90) == Fraction(90 * 1001, 30000)
+        assert r.index_at(Fraction(90 * 1001, 30000)) == 90
+        assert r.index_at(Fraction(90 * 1001, 30000) - Fraction(1, 10**6)) == 89
+
+
+def test_open_gop(make_clip):
+    path = make_clip("opengop.mp4", n=90, gop=30, bframes=3, open_gop=True)
+    assert_exact(path, 90)
+
+
+def test_backward_stepping_across_gops(h264_bframes: Path):
+    with open_video(h264_bframes) as r:
+        assert [decode_index(r[i]) for i in range(149, 100, -1)] == list(range(149, 100, -1))
+
+
+def test_vfr_mkv_timestamps_are_exact(vfr_mkv: Path, vfr_times: list[Fraction]):
+    assert_exact(vfr_mkv, len(vfr_times))
+    with open_video(vfr_mkv) as r:
+        assert r.is_vfr
+        assert [r.timestamp(i) for i in range(len(r))] == vfr_times
+        for i in (0, 13, 40, len(r) - 1):
+            assert r.index_at(vfr_times[i]) == i
+            if i:
+                assert r.index_at(vfr_times[i] - Fraction(1, 1000)) == i - 1
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotation_metadata_is_applied(make_clip, rotation: int):
+    path = make_clip(f"rot{rotation}.mp4", n=24, size=(320, 240), rotation=rotation)
+    with open_video(path) as r:
+        assert r.size == (320, 240)
+        frame = r[5]
+        assert frame.shape == (240, 320, 3)
+        assert decode_index(frame) == 5
+        # The orientation marker (red) sits in the top-right corner when upright.
+        assert frame[5, 315, 0] > 150 and frame[5, 315, 1] < 100
+    assert_exact(path, 24, samples=8)
+
+
+def _set_tkhd_matrix(path: Path, matrix: tuple[int, ...]) -> None:
+    """Patch the video track's tkhd matrix in place, as phones write portrait video."""
+    data = bytearray(path.read_bytes())
+    pos = data.find(b"tkhd")
+    version = data[pos + 4]
+    # box: size(4) 'tkhd' ver/flags(4) times ids(...) reserved/layer/alt/volume/reserved, matrix(36)
+    offset = pos + 4 + 4 + (32 if version == 1 else 20) + 8 + 2 + 2 + 2 + 2
+    data[offset:offset + 36] = struct.pack(">9i", *matrix)
+    path.write_bytes(bytes(data))
+
+
+def test_phone_portrait_matrix_rotates_clockwise(tmp_path: Path):
+    # Landscape-stored frames with the matrix phones use for portrait: shown turned 90 degrees
+    # clockwise. Ground truth comes from the stored pattern, not from FFmpeg's own tagging.
+    path = write_clip(tmp_path / "portrait.mp4", n=6, size=(160, 96))
+    _set_tkhd_matrix(path, (0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000))
+    with open_video(path) as r:
+        assert r.size == (96, 160)
+        expected = np.rot90(pattern_frame(3, 160, 96), -1)
+        got = r[3].astype(int)
+        assert np.abs(got - expected).mean() < 12
+
+
+def test_odd_size_853x479(make_clip):
+    path = make_clip("odd.mp4", n=30, size=(853, 479), pix_fmt="yuv444p")
+    assert_exact(path, 30, samples=10)
+    with open_video(path) as r:
+        assert r.size == (853, 479) and r[0].shape == (479, 853, 3)
+
+
+def test_10bit_444(make_clip):
+    path = make_clip("p10.mkv", n=30, pix_fmt="yuv444p10le")
+    with open_video(path) as r:
+        assert r.pix_fmt == "yuv444p10le" and r[0].dtype == np.uint8
+    assert_exact(path, 30, samples=10)
+
+
+def test_first_pts_not_zero(make_clip):
+    path = make_clip("offset.mkv", n=40, start=Fraction(22, 5))
+    assert_exact(path, 40, samples=10)
+    with open_video(path) as r:
+        assert r.start_time == Fraction(22, 5)
+        assert r.timestamp(0) == 0 and r.timestamp(10) == Fraction(10, 25)
+
+
+def test_sequence_protocol(h264_bframes: Path):
+    with open_video(h264_bframes) as r:
+        assert decode_index(r[-1]) == 149 and decode_index(r[-150]) == 0
+        block = r[10:20:3]
+        assert block.shape == (4, 240, 320, 3)
+        assert [decode_index(f) for f in block] == [10, 13, 16, 19]
+        assert [decode_index(f) for f in r[5:1:-2]] == [5, 3]
+        assert r[200:].shape == (0, 240, 320, 3)
+        assert [decode_index(f) for f in r.frames(140, step=4)] == [140, 144, 148]
+        with pytest.raises(IndexError, match="150 frames"):
+            r[150]
+        with pytest.raises(IndexError):
+            r[-151]
+        with pytest.raises(TypeError):
+            r[1.5]  # type: ignore[index]
+        with pytest.raises(IndexError):
+            r.index_at(r.duration)
+
+
+def test_cache_is_bounded_in_bytes(h264_bframes: Path):
+    frame_bytes = 320 * 240 * 3 // 2
+    with open_video(h264_bframes, cache_bytes=10 * frame_bytes, prefetch=False) as r:
+        for i in range(0, 150, 7):
+            r[i]
+        assert r._cache.nbytes <= 10 * frame_bytes
+        assert len(r._cache) <= 10
+
+
+def test_after_a_jump_neighbours_are_served_from_cache(h264_bframes: Path):
+    with open_video(h264_bframes) as r:
+        r[100]
+        deadline = time.monotonic() + 10
+        wanted = set(range(95, 111))
+        while not wanted <= {i for i in wanted if i in r._cache} and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(i in r._cache for i in wanted)
+        misses = r.cache_misses
+        assert [decode_index(r[i]) for i in (101, 99, 105, 97)] == [101, 99, 105, 97]
+        assert r.cache_misses == misses
+
+
+def test_prefetch_runs_backward_when_playing_backward(h264_bframes: Path):
+    with open_video(h264_bframes) as r:
+        for i in (70, 68, 66, 64, 62):  # stepping back towards the GOP start at 60
+            r[i]
+        deadline = time.monotonic() + 10
+        while 40 not in r._cache and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert 40 in r._cache  # the previous GOP was decoded ahead of the playhead
+
+
+def test_thumbnails(h264_bframes: Path):
+    with open_video(h264_bframes) as r:
+        strip = r.thumbnails(5, height=60)
+        assert strip.shape == (5, 60, 80, 3)
+        assert r.thumbnail_indices(5) == [0, 0, 60, 60, 120]
+        exact = r.thumbnails(3, height=120, exact=True)
+        assert [decode_index(t) for t in exact] == [0, 74, 149]
+
+
+@pytest.mark.parametrize("name", ["dog.mp4", "juggle.mp4", "bedroom.mp4", "coffee.mp4"])
+def test_real_clips_match_a_plain_sequential_decode(name: str):
+    path = media(name)
+    container = av.open(str(path))
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    reference = [to_rgb(f, f.rotation) for f in container.decode(stream)]
+    container.close()
+    with open_video(path) as r:
+        assert len(r) == len(reference)
+        for i in random.Random(3).sample(range(len(r)), 12) + [len(r) - 1, 0]:
+            assert np.array_equal(r[i], reference[i]), f"{name} frame {i}"
+        for i, f in enumerate(r.frames(0, 40)):
+            assert np.array_equal(f, reference[i])
