@@ -46,6 +46,9 @@ def open_input(path: str | os.PathLike[str], **kwargs: object) -> av.container.I
             "not a media file FFmpeg can read (unknown format or damaged header)", path=p,
             hint="check it is a video file; if it was copied or downloaded it may be incomplete",
         ) from exc
+    except av.error.EOFError as exc:
+        raise CorruptMediaError("ends before any media data (truncated or empty)", path=p,
+                                hint="re-export it or copy it again") from exc
     except av.error.FFmpegError as exc:
         raise CorruptMediaError(f"cannot be opened: {_ffmpeg_reason(exc)}", path=p,
                                 hint="re-export it or try another copy") from exc

@@ -132,6 +132,27 @@ def build_index(container: av.container.InputContainer, stream: av.video.stream.
     if keys[0] != 0:
         # Frames before the first keyframe: decoding starts at the file start for them.
         keys = np.concatenate([[0], keys])
-    tb = stream.time_base or Fraction(1, 1)
-    return FrameIndex(time_base=Fraction(tb), pts=pts, keyframes=keys.astype(np.int64),
-                      truncated=truncated)
+    tb = Fraction(stream.time_base or Fraction(1, 1))
+    truncated = truncated or _shorter_than_declared(container, stream, pts, tb)
+    return FrameIndex(time_base=tb, pts=pts, keyframes=keys.astype(np.int64), truncated=truncated)
+
+
+def _shorter_than_declared(container: av.container.InputContainer,
+                           stream: av.video.stream.VideoStream, pts: np.ndarray,
+                           tb: Fraction) -> bool:
+    """Whether the header promises more than the packets deliver (a cut-off file)."""
+    import av
+
+    if stream.frames and len(pts) < stream.frames:
+        return True
+    if stream.duration:
+        declared = stream.duration * tb
+    elif container.duration and len(container.streams) == 1:
+        declared = Fraction(container.duration, av.time_base)
+    else:  # other streams may run longer than the video: no trustworthy figure
+        return False
+    if len(pts) < 2:
+        return False
+    found = (int(pts[-1]) - int(pts[0])) * tb
+    step = Fraction(int(np.median(np.diff(pts)))) * tb
+    return found + max(Fraction(1, 10), 3 * step) < declared
