@@ -33,13 +33,11 @@ def to_fraction(value: Real | str | Fraction) -> Fraction:
 
 
 def snap_rate(rate: Fraction, tolerance: float = 0.002) -> Fraction:
-    """Return the standard rate within ``tolerance`` (relative) of ``rate``, else ``rate``."""
+    """Return the standard rate nearest ``rate`` if within ``tolerance`` (relative), else ``rate``."""
     if rate <= 0:
         return rate
-    for std in STANDARD_RATES:
-        if abs(float(rate / std) - 1.0) <= tolerance:
-            return std
-    return rate
+    nearest = min(STANDARD_RATES, key=lambda std: abs(float(rate / std) - 1.0))
+    return nearest if abs(float(rate / nearest) - 1.0) <= tolerance else rate
 
 
 def format_time(seconds: Real) -> str:

@@ -1,0 +1,82 @@
+"""The command line end to end, checked against frame indices in the pixels."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+
+from kinema import __version__
+from kinema.media.image import read_image
+from kinema.media.reader import open_video
+from kinema.media.synth import decode_index, write_clip
+
+
+def kinema(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kinema", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_version_and_help_are_fast():
+    start = time.monotonic()
+    result = kinema("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"kinema {__version__}"
+    help_text = kinema("--help").stdout
+    for command in ("probe", "frame", "proxy", "transcode"):
+        assert command in help_text
+    assert time.monotonic() - start < 5  # two interpreter starts, well under a second each
+
+
+def test_probe_json(h264_bframes: Path):
+    info = json.loads(kinema("probe", str(h264_bframes), "--json").stdout)
+    v = info["video"]
+    assert v["frames"] == 150 and v["fps"] == "30000/1001" and v["width"] == 320
+    assert v["keyframes"] == 3 and v["rotation"] == 0 and info["audio"] == []
+
+
+def test_frame_by_index_and_time(h264_bframes: Path, tmp_path: Path):
+    out = tmp_path / "f.png"
+    assert kinema("frame", str(h264_bframes), "--index", "77", "-o", str(out)).returncode == 0
+    assert decode_index(read_image(out)) == 77
+    # 2.5 s at 30000/1001 fps is inside frame 74 (74 * 1001/30000 = 2.469 s).
+    result = kinema("frame", str(h264_bframes), "--time", "2.5", "-o", str(out), "--overwrite")
+    assert result.returncode == 0 and "frame 74" in result.stdout
+    assert decode_index(read_image(out)) == 74
+    bad = kinema("frame", str(h264_bframes), "--index", "500", "-o", str(tmp_path / "g.png"))
+    assert bad.returncode == 2 and "out of range" in bad.stderr and not (tmp_path / "g.png").exists()
+
+
+def test_transcode_range_with_audio(tmp_path: Path):
+    src = write_clip(tmp_path / "src.mp4", n=60, fps=25, tone_hz=300.0)
+    dst = tmp_path / "part.mkv"
+    result = kinema("transcode", str(src), str(dst), "--start", "10", "--end", "35")
+    assert result.returncode == 0, result.stderr
+    with open_video(dst) as r:
+        assert len(r) == 25 and r.fps == 25
+        assert [decode_index(f) for f in r.frames()] == list(range(10, 35))
+    container = av.open(str(dst))
+    audio = container.streams.audio[0]
+    seconds = sum(f.samples for f in container.decode(audio)) / audio.codec_context.sample_rate
+    container.close()
+    assert abs(seconds - 1.0) < 0.05  # the sound of frames 10..35 only
+
+
+def test_transcode_to_png_sequence_and_prores(tmp_path: Path):
+    src = write_clip(tmp_path / "src.mp4", n=6)
+    assert kinema("transcode", str(src), str(tmp_path / "seq")).returncode == 0
+    assert len(list((tmp_path / "seq").glob("frame_*.png"))) == 6
+    mov = tmp_path / "out.mov"
+    assert kinema("transcode", str(src), str(mov), "--codec", "prores4444").returncode == 0
+    with open_video(mov) as r:
+        assert r.codec == "prores" and [decode_index(f) for f in r.frames()] == list(range(6))
+
+
+def test_proxy_command(tmp_path: Path):
+    src = write_clip(tmp_path / "src.mp4", n=6)
+    result = kinema("proxy", str(src), "--beside")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".kinema-proxies" / "src.mp4.proxy.mov").is_file()
