@@ -88,7 +88,6 @@ def build_proxy(source: str | os.PathLike[str], *, beside: bool = False,
     """
     import av
 
-    from kinema.media.convert import to_rgb
     from kinema.media.reader import VideoReader
 
     src = Path(source)
@@ -101,25 +100,23 @@ def build_proxy(source: str | os.PathLike[str], *, beside: bool = False,
         w, h = reader.size
         ph = min(height, h) // 2 * 2 or 2
         pw = max(2, round(ph * w / h / 2) * 2)
-        # Resize in coded orientation, then rotate: swap the target axes for 90/270 degrees.
-        sw, sh = (ph, pw) if reader.size != reader._coded_size else (pw, ph)
-        index = reader._index
+        tb = reader.time_base
         total = len(reader)
         out = av.open(str(temp), mode="w", format="mov")
         try:
             stream = out.add_stream("libx264", rate=reader.fps)
             stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-            stream.time_base = index.time_base
-            stream.codec_context.time_base = index.time_base
+            stream.time_base = tb
+            stream.codec_context.time_base = tb
             stream.options = {"preset": "ultrafast", "crf": "20",
                               "x264-params": "keyint=1:min-keyint=1:scenecut=0:bframes=0"}
             stream.codec_context.colorspace = 1
             stream.codec_context.color_range = 1
-            for i, frame in reader._sequential(0, total):
-                rgb = to_rgb(frame, reader.rotation, width=sw, height=sh)
+            for i, rgb in enumerate(reader.frames(size=(pw, ph))):
                 vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                     format="yuv420p", dst_colorspace=1, dst_color_range=1)
-                vf.pts, vf.time_base = int(index.pts[i]), index.time_base
+                vf.pts = int((reader.start_time + reader.timestamp(i)) / tb)
+                vf.time_base = tb
                 out.mux(stream.encode(vf))
                 yield i + 1, total
             out.mux(stream.encode(None))

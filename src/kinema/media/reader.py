@@ -155,6 +155,11 @@ class VideoReader:
         return self._index.time(last) + self._index.frame_duration(last)
 
     @property
+    def time_base(self) -> Fraction:
+        """The stream's time base: ``start_time + timestamp(i)`` is a whole number of these."""
+        return self._index.time_base
+
+    @property
     def start_time(self) -> Fraction:
         """Absolute time of frame 0 in the file (streams need not start at zero)."""
         return int(self._index.pts[0]) * self._index.time_base
@@ -196,17 +201,28 @@ class VideoReader:
 
     # -- sequential access -------------------------------------------------------------
 
-    def frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[Frame]:
-        """Frames ``start, start+step, ...`` before ``stop``, decoded sequentially and threaded."""
+    def frames(self, start: int = 0, stop: int | None = None, step: int = 1, *,
+               size: tuple[int, int] | None = None) -> Iterator[Frame]:
+        """Frames ``start, start+step, ...`` before ``stop``, decoded sequentially and threaded.
+
+        ``size`` ``(w, h)`` resizes (area averaging) to that displayed size.
+        """
         n = len(self)
         if step < 1:
             raise InvalidArgumentError(f"step must be >= 1, got {step}")
         start, stop, _ = slice(start, stop).indices(n)
         if start >= stop:
             return
+        scale = self._coded_scale(size) if size is not None else (None, None)
         for i, frame in self._sequential(start, stop):
             if (i - start) % step == 0:
-                yield to_rgb(frame, self.rotation, alpha=self.alpha)
+                yield to_rgb(frame, self.rotation, width=scale[0], height=scale[1],
+                             alpha=self.alpha)
+
+    def _coded_scale(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The pre-rotation ``(w, h)`` that becomes ``size`` once rotated for display."""
+        w, h = size
+        return (h, w) if display_size(1, 2, self.rotation) == (2, 1) else (w, h)
 
     def _sequential(self, start: int, stop: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """``(index, decoded frame)`` for every index in ``[start, stop)``, gaps filled."""
@@ -254,8 +270,7 @@ class VideoReader:
             raise InvalidArgumentError(f"thumbnail height must be >= 2, got {height}")
         w, h = self.size
         tw = max(2, round(height * w / h / 2) * 2)
-        # Scale before rotation: the coded frame's axes are swapped for 90/270 degrees.
-        sw, sh = (height, tw) if display_size(1, 2, self.rotation) == (2, 1) else (tw, height)
+        sw, sh = self._coded_scale((tw, height))
         out = np.empty((n, height, tw, 3), np.uint8)
         for k, i in enumerate(self.thumbnail_indices(n, exact=exact)):
             out[k] = to_rgb(self._decode_frame(i), self.rotation, width=sw, height=sh)
