@@ -85,11 +85,8 @@ class VideoReader:
         self.rotation: int = int(getattr(first, "rotation", 0) or 0)
         self.has_alpha: bool = has_alpha(first.format.name)
         self._frame_bytes = _nbytes(first)
+        self._prefetch = prefetch
         self._prefetcher: threading.Thread | None = None
-        if prefetch:
-            self._prefetcher = threading.Thread(target=self._prefetch_loop, daemon=True,
-                                                name=f"kinema-prefetch-{self.path.name}")
-            self._prefetcher.start()
         if self._index.truncated:
             log.warning("%s: file is truncated; %d frames readable, it stops at %.3f s",
                         self.path, len(self), float(self.duration))
@@ -121,6 +118,7 @@ class VideoReader:
         if not 0 <= j < n:
             raise IndexError(f"frame {int(i)} out of range for {self.path.name} ({n} frames)")
         frame = self._decode_frame(j)
+        self._note_request(j)
         return to_rgb(frame, self.rotation, alpha=self.alpha)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -296,7 +294,6 @@ class VideoReader:
             finally:
                 with self._waiting_lock:
                     self._waiting -= 1
-        self._note_request(i)
         return hit
 
     def _decode_until(self, i: int) -> av.VideoFrame:
@@ -313,7 +310,8 @@ class VideoReader:
                 if item is None:
                     break
                 j, frame = item
-                self._cache.put(j, frame, self._frame_bytes or _nbytes(frame))
+                if self._near(j, i):
+                    self._cache.put(j, frame, self._frame_bytes or _nbytes(frame))
                 # A demuxer that lands after the keyframe we asked for: go back one more.
                 overshot, fresh = fresh and j > i, False
                 if overshot:
@@ -327,6 +325,22 @@ class VideoReader:
             dec.seek(kf)
             fresh = True
         return self._substitute(i)
+
+    def _near(self, j: int, center: int) -> bool:
+        """Whether frame ``j`` is inside the prefetch window around ``center``.
+
+        Frames decoded on the way to a far target are dropped rather than cached: keeping a
+        whole GOP costs fresh memory on every jump and evicts frames near the playhead.
+        """
+        ahead, behind = self._window()
+        lo, hi = (center - behind, center + ahead) if self._direction > 0 else (
+            center - ahead, center + behind)
+        return lo <= j <= hi
+
+    def _window(self) -> tuple[int, int]:
+        """Frames to keep ``(ahead, behind)`` of the playhead, within the cache budget."""
+        max_frames = max(1, self._cache.max_bytes // max(1, self._frame_bytes))
+        return min(self.PREFETCH_AHEAD, max_frames // 3), min(self.PREFETCH_BEHIND, max_frames // 6)
 
     def _can_continue(self, i: int, kf: int) -> bool:
         """Whether decoding on from the decoder's position beats seeking to keyframe ``kf``."""
@@ -363,13 +377,16 @@ class VideoReader:
         if step and abs(step) <= self.PREFETCH_AHEAD:
             self._direction = 1 if step > 0 else -1
         self._last_request = i
+        if self._prefetch and self._prefetcher is None:
+            # Started by the first read, so sequential-only use never pays for it.
+            self._prefetcher = threading.Thread(target=self._prefetch_loop, daemon=True,
+                                                name=f"kinema-prefetch-{self.path.name}")
+            self._prefetcher.start()
         self._wake.set()
 
     def _prefetch_target(self) -> int | None:
         """The next frame worth decoding around the playhead, nearest first, playback side first."""
-        max_frames = max(1, self._cache.max_bytes // max(1, self._frame_bytes))
-        ahead = min(self.PREFETCH_AHEAD, max_frames // 3)
-        behind = min(self.PREFETCH_BEHIND, max_frames // 6)
+        ahead, behind = self._window()
         c, d, n = self._last_request, self._direction, len(self)
         for dist in range(1, max(ahead, behind) + 1):
             for j, reach in ((c + d * dist, ahead), (c - d * dist, behind)):
@@ -406,12 +423,19 @@ class VideoReader:
         item = dec.next()
         if item is not None:
             j, frame = item
-            self._cache.put(j, frame, self._frame_bytes or _nbytes(frame))
+            if j == target or self._near(j, self._last_request):
+                self._cache.put(j, frame, self._frame_bytes or _nbytes(frame))
         if (item is None or j > target) and target not in self._cache:
             # Past it without producing it: leave it to a foreground read, which retries.
             self._unprefetchable.add(target)
 
     # -- lifetime ----------------------------------------------------------------------
+
+    def clear_cache(self) -> None:
+        """Drop every decoded frame; the next read seeks afresh (for benchmarks and memory)."""
+        with self._lock:
+            self._cache.clear()
+            self._decoder.last = len(self)
 
     def close(self) -> None:
         """Stop prefetching and release the decoder."""
