@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -71,7 +72,7 @@ class VideoReader:
         self._lock = threading.RLock()
         self._waiting = 0
         self._waiting_lock = threading.Lock()
-        self._decoder = self._new_decoder()
+        self._decoders = [self._new_decoder()]
         self._bad: set[int] = set()
         self._unprefetchable: set[int] = set()
         self._last_request = 0
@@ -297,10 +298,26 @@ class VideoReader:
         return hit
 
     def _decode_until(self, i: int) -> av.VideoFrame:
-        """Decode up to frame ``i`` (caller holds the lock), caching every frame on the way."""
-        dec = self._decoder
+        """Decode frame ``i`` (caller holds the lock); a frame that will not decode is marked
+        bad and its nearest good neighbour, earlier first, stands in for it."""
+        frame = self._attempt(i)
+        if frame is not None:
+            return frame
+        self._mark_bad(i)
+        for j in itertools.chain(range(i - 1, -1, -1), range(i + 1, len(self))):
+            if j not in self._bad:
+                frame = self._cache.get(j) or self._attempt(j)
+                if frame is not None:
+                    return frame
+                self._mark_bad(j)
+        raise CorruptMediaError("no frame decodes", path=self.path,
+                                hint="the video stream is damaged beyond repair; re-export it")
+
+    def _attempt(self, i: int) -> av.VideoFrame | None:
+        """Decode up to frame ``i``, caching the frames near it; ``None`` if it never appears."""
         kf = self._index.keyframe_for(i)
-        fresh = not self._can_continue(i, kf)
+        dec = self._decoder_for(i, kf)
+        fresh = not self._can_continue(dec, i, kf)
         if fresh:
             dec.seek(kf)
         for _ in range(3):
@@ -317,14 +334,20 @@ class VideoReader:
                 if overshot:
                     break
             frame = self._cache.get(i)
-            if frame is not None:
+            if frame is not None or not overshot or kf == 0:
                 return frame
-            if not overshot or kf == 0:
-                break
             kf = self._index.previous_keyframe(kf) or 0
             dec.seek(kf)
             fresh = True
-        return self._substitute(i)
+        return None
+
+    def _decoder_for(self, i: int, kf: int) -> Decoder:
+        """The decoder that reaches ``i`` cheapest: one that can decode on to it, else the main
+        one (the backward one is kept for the GOPs behind the playhead)."""
+        for dec in self._decoders:
+            if self._can_continue(dec, i, kf):
+                return dec
+        return self._decoders[0]
 
     def _near(self, j: int, center: int) -> bool:
         """Whether frame ``j`` is inside the prefetch window around ``center``.
@@ -342,24 +365,10 @@ class VideoReader:
         max_frames = max(1, self._cache.max_bytes // max(1, self._frame_bytes))
         return min(self.PREFETCH_AHEAD, max_frames // 3), min(self.PREFETCH_BEHIND, max_frames // 6)
 
-    def _can_continue(self, i: int, kf: int) -> bool:
-        """Whether decoding on from the decoder's position beats seeking to keyframe ``kf``."""
-        last = self._decoder.last
-        return last < i and i - last <= i - kf + SEEK_COST_FRAMES
-
-    def _substitute(self, i: int) -> av.VideoFrame:
-        """Frame ``i`` did not decode: mark it and hand back the nearest good frame before it."""
-        self._mark_bad(i)
-        for j in list(range(i - 1, -1, -1)) + list(range(i + 1, len(self))):
-            if j in self._bad:
-                continue
-            frame = self._cache.get(j)
-            if frame is None:
-                frame = self._decode_until(j)
-            if j not in self._bad:
-                return frame
-        raise CorruptMediaError("no frame decodes", path=self.path,
-                                hint="the video stream is damaged beyond repair; re-export it")
+    @staticmethod
+    def _can_continue(dec: Decoder, i: int, kf: int) -> bool:
+        """Whether decoding on from ``dec``'s position beats seeking to keyframe ``kf``."""
+        return dec.last < i and i - dec.last <= i - kf + SEEK_COST_FRAMES
 
     def _mark_bad(self, i: int) -> None:
         if i not in self._bad:
@@ -388,11 +397,12 @@ class VideoReader:
         """The next frame worth decoding around the playhead, nearest first, playback side first."""
         ahead, behind = self._window()
         c, d, n = self._last_request, self._direction, len(self)
-        for dist in range(1, max(ahead, behind) + 1):
-            for j, reach in ((c + d * dist, ahead), (c - d * dist, behind)):
-                if dist <= reach and 0 <= j < n and j not in self._unprefetchable \
-                        and j not in self._cache:
-                    return j
+        # The playback side counts double: two frames ahead for each one behind.
+        order = sorted([(dist, c + d * dist) for dist in range(1, ahead + 1)]
+                       + [(2 * dist, c - d * dist) for dist in range(1, behind + 1)])
+        for _, j in order:
+            if 0 <= j < n and j not in self._unprefetchable and j not in self._cache:
+                return j
         return None
 
     def _prefetch_loop(self) -> None:
@@ -415,9 +425,11 @@ class VideoReader:
 
     def _prefetch_step(self, target: int) -> None:
         """Decode one frame toward ``target`` so a foreground request can cut in between frames."""
-        dec = self._decoder
         kf = self._index.keyframe_for(target)
-        fresh = not self._can_continue(target, kf)
+        # Frames behind the playhead come from a second decoder, so filling them never loses
+        # the main decoder's place ahead of the playhead.
+        dec = self._decoders[0] if target > self._last_request else self._back_decoder()
+        fresh = not self._can_continue(dec, target, kf)
         if fresh:
             dec.seek(kf)
         item = dec.next()
@@ -429,13 +441,19 @@ class VideoReader:
             # Past it without producing it: leave it to a foreground read, which retries.
             self._unprefetchable.add(target)
 
+    def _back_decoder(self) -> Decoder:
+        if len(self._decoders) == 1:
+            self._decoders.append(self._new_decoder())
+        return self._decoders[1]
+
     # -- lifetime ----------------------------------------------------------------------
 
     def clear_cache(self) -> None:
         """Drop every decoded frame; the next read seeks afresh (for benchmarks and memory)."""
         with self._lock:
             self._cache.clear()
-            self._decoder.last = len(self)
+            for dec in self._decoders:
+                dec.last = len(self)
 
     def close(self) -> None:
         """Stop prefetching and release the decoder."""
@@ -446,7 +464,8 @@ class VideoReader:
             self._wake.set()
             self._prefetcher.join(timeout=5)
         with self._lock:
-            self._decoder.close()
+            for dec in self._decoders:
+                dec.close()
             self._cache.clear()
 
     def __enter__(self) -> VideoReader:
