@@ -71,7 +71,7 @@ class Config:
     scrub_sessions: int
 
 
-FULL = Config(frames=600, sequential_passes=3, jumps=30, scrub_sessions=5)
+FULL = Config(frames=600, sequential_passes=3, jumps=60, scrub_sessions=5)
 QUICK = Config(frames=120, sequential_passes=2, jumps=10, scrub_sessions=2)
 
 
@@ -277,8 +277,9 @@ def measure_jumps(path: Path, targets: Sequence[int]) -> dict[str, Latency]:
         wrong = dict.fromkeys(probes, 0)
         for k, i in enumerate(targets):
             progress(f"jump {k + 1}/{len(targets)} to frame {i}")
-            for name, probe in probes.items():
-                dt, frame = probe(i)
+            names = list(probes)
+            for name in names[k % len(names):] + names[:k % len(names)]:  # rotate who goes first
+                dt, frame = probes[name](i)
                 seconds[name].append(dt)
                 wrong[name] += frame is None or decode_index(frame) != i
     return {name: Latency(seconds[name], wrong[name]) for name in probes}
@@ -386,10 +387,10 @@ def notes(config: Config, n: int, quick: bool, seed: int, hwaccel: str,
          "whole clip, opening not timed; the kinema reader is opened with default options "
          "(prefetch on)."),
         (f"- Random jump: {config.jumps} uniform random targets in [0, {n}), the methods "
-         "interleaved per target, each opened once for all jumps and warmed up by one "
+         "interleaved per target with the order rotated, each opened once for all jumps and warmed up by one "
          "untimed jump to the last frame. kinema: one "
-         "`open_video(path, prefetch=False)` whose frame cache is emptied and whose decoder "
-         "is made to seek before every jump (private attributes), so nothing decoded before "
+         "`open_video(path, prefetch=False)` whose `clear_cache()` runs before every jump "
+         "(empties the frame cache, makes the next read seek), so nothing decoded before "
          "helps. Textbook: threaded PyAV, `container.seek(keyframe pts, backward=True)`, "
          "decode to the target pts (pts list from one demux pass)."),
         (f"- Scrub: {config.scrub_sessions} sessions of a jump (not counted) then "

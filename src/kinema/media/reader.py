@@ -308,6 +308,7 @@ class VideoReader:
             if j not in self._bad:
                 frame = self._cache.get(j) or self._attempt(j)
                 if frame is not None:
+                    self._cache.put(i, frame, self._frame_bytes or _nbytes(frame))
                     return frame
                 self._mark_bad(j)
         raise CorruptMediaError("no frame decodes", path=self.path,
