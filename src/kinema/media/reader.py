@@ -356,15 +356,12 @@ class VideoReader:
         Frames decoded on the way to a far target are dropped rather than cached: keeping a
         whole GOP costs fresh memory on every jump and evicts frames near the playhead.
         """
-        ahead, behind = self._window()
-        lo, hi = (center - behind, center + ahead) if self._direction > 0 else (
-            center - ahead, center + behind)
-        return lo <= j <= hi
+        return abs(j - center) <= self._window()
 
-    def _window(self) -> tuple[int, int]:
-        """Frames to keep ``(ahead, behind)`` of the playhead, within the cache budget."""
+    def _window(self) -> int:
+        """Frames kept on each side of the playhead: ``PREFETCH_WINDOW`` within the cache budget."""
         max_frames = max(1, self._cache.max_bytes // max(1, self._frame_bytes))
-        return min(self.PREFETCH_AHEAD, max_frames // 3), min(self.PREFETCH_BEHIND, max_frames // 6)
+        return min(self.PREFETCH_WINDOW, max_frames // 3)
 
     @staticmethod
     def _can_continue(dec: Decoder, i: int, kf: int) -> bool:
@@ -379,12 +376,11 @@ class VideoReader:
 
     # -- prefetch ----------------------------------------------------------------------
 
-    PREFETCH_AHEAD = 48
-    PREFETCH_BEHIND = 24
+    PREFETCH_WINDOW = 64
 
     def _note_request(self, i: int) -> None:
         step = i - self._last_request
-        if step and abs(step) <= self.PREFETCH_AHEAD:
+        if step and abs(step) <= self.PREFETCH_WINDOW:
             self._direction = 1 if step > 0 else -1
         self._last_request = i
         if self._prefetch and self._prefetcher is None:
@@ -396,14 +392,13 @@ class VideoReader:
 
     def _prefetch_target(self) -> int | None:
         """The next frame worth decoding around the playhead, nearest first, playback side first."""
-        ahead, behind = self._window()
         c, d, n = self._last_request, self._direction, len(self)
-        # The playback side counts double: two frames ahead for each one behind.
-        order = sorted([(dist, c + d * dist) for dist in range(1, ahead + 1)]
-                       + [(2 * dist, c - d * dist) for dist in range(1, behind + 1)])
-        for _, j in order:
-            if 0 <= j < n and j not in self._unprefetchable and j not in self._cache:
-                return j
+        # Nearest first, the playback side first at equal distance. Behind the playhead counts
+        # as much as ahead: a scrub goes both ways, and the GOP behind takes longest to fill.
+        for dist in range(1, self._window() + 1):
+            for j in (c + d * dist, c - d * dist):
+                if 0 <= j < n and j not in self._unprefetchable and j not in self._cache:
+                    return j
         return None
 
     def _prefetch_loop(self) -> None:
