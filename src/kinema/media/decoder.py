@@ -36,6 +36,9 @@ class Decoder:
         self._ctx = alpha_decoder(self.stream)
         self.last = -1
         self.errors = 0
+        self.skip_before: int | None = None
+        """Frames before this index may be left undecoded when no other frame needs them."""
+        self._skipping = False
         self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
 
     def seek(self, frame_index: int) -> None:
@@ -47,6 +50,7 @@ class Decoder:
             self.container.seek(pts, backward=True, stream=self.stream)
         if self._ctx is not None:
             self._ctx.flush_buffers()
+        self.skip_before = None
         self.last = frame_index - 1
         self._frames = self._decode()
 
@@ -66,6 +70,7 @@ class Decoder:
         import av
 
         for packet in self.container.demux(self.stream):
+            self._set_skipping(packet.pts)
             try:
                 if self._ctx is None:
                     frames = packet.decode()
@@ -80,6 +85,16 @@ class Decoder:
                 i = self.index.index_of_pts(frame.pts)
                 if i is not None:
                     yield i, frame
+
+    def _set_skipping(self, pts: int | None) -> None:
+        """Skip non-reference frames (nothing is predicted from them) while far before the
+        target of a jump: the frames that matter decode bit for bit the same, and a jump decodes
+        about a third fewer frames with B-frames."""
+        i = self.index.index_of_pts(pts)
+        skip = self.skip_before is not None and i is not None and i < self.skip_before
+        if skip != self._skipping:
+            (self._ctx or self.stream.codec_context).skip_frame = "NONREF" if skip else "DEFAULT"
+            self._skipping = skip
 
     def close(self) -> None:
         self._frames = None

@@ -320,7 +320,7 @@ class VideoReader:
         dec = self._decoder_for(i, kf)
         fresh = not self._can_continue(dec, i, kf)
         if fresh:
-            dec.seek(kf)
+            self._seek(dec, kf, i)
         for _ in range(3):
             overshot = False
             while dec.last < i:
@@ -338,16 +338,56 @@ class VideoReader:
             if frame is not None or not overshot or kf == 0:
                 return frame
             kf = self._index.previous_keyframe(kf) or 0
-            dec.seek(kf)
+            self._seek(dec, kf, i)
             fresh = True
         return None
 
+    def _seek(self, dec: Decoder, kf: int, target: int) -> None:
+        """Seek ``dec`` to keyframe ``kf`` for a jump to ``target``: frames outside the window
+        before the target would be dropped anyway, so the ones nothing refers to are skipped."""
+        dec.seek(kf)
+        dec.skip_before = target - self._window()
+
+    MAX_DECODERS = 3
+
     def _decoder_for(self, i: int, kf: int) -> Decoder:
-        """The decoder that reaches ``i`` cheapest: one that can decode on to it, else the main
-        one (the backward one is kept for the GOPs behind the playhead)."""
+        """The decoder to reach ``i`` with: one that can decode on to it; else one whose place
+        is worth nothing (its next frames are cached or outside the window), a new one while
+        there are fewer than ``MAX_DECODERS``, or the one farthest from the playhead."""
         for dec in self._decoders:
             if self._can_continue(dec, i, kf):
                 return dec
+        for dec in self._decoders:
+            if not self._useful(dec):
+                return dec
+        if len(self._decoders) < self.MAX_DECODERS:
+            self._decoders.append(self._new_decoder())
+            return self._decoders[-1]
+        return max(self._decoders, key=lambda d: abs(d.last - self._last_request))
+
+    def _useful(self, dec: Decoder) -> bool:
+        """Whether decoding on from ``dec``'s place would soon produce a missing frame we want."""
+        start = dec.last + 1
+        return any(self._near(j, self._last_request) and j not in self._cache
+                   for j in range(start, min(start + SEEK_COST_FRAMES * 4, len(self))))
+
+    def _seek(self, dec: Decoder, kf: int, target: int) -> None:
+        """Seek ``dec`` to keyframe ``kf`` for a jump to ``target``: frames outside the window
+        before the target would be dropped anyway, so the ones nothing refers to are skipped."""
+        dec.seek(kf)
+        dec.skip_before = target - self._window()
+
+    def _decoder_for(self, i: int, kf: int, *, behind: bool = False) -> Decoder:
+        """The decoder that reaches ``i`` cheapest: one that can decode on to it; else the
+        main one, or for frames ``behind`` the playhead the second one, so that filling the
+        GOP behind never costs the main decoder its place ahead."""
+        for dec in self._decoders:
+            if self._can_continue(dec, i, kf):
+                return dec
+        if behind:
+            if len(self._decoders) == 1:
+                self._decoders.append(self._new_decoder())
+            return self._decoders[1]
         return self._decoders[0]
 
     def _near(self, j: int, center: int) -> bool:
@@ -391,10 +431,10 @@ class VideoReader:
         self._wake.set()
 
     def _prefetch_target(self) -> int | None:
-        """The next frame worth decoding around the playhead, nearest first, playback side first."""
+        """The next frame worth decoding around the playhead: nearest first, the playback side
+        first at equal distance. Behind counts as much as ahead: a scrub goes both ways, and
+        the GOP behind takes longest to fill."""
         c, d, n = self._last_request, self._direction, len(self)
-        # Nearest first, the playback side first at equal distance. Behind the playhead counts
-        # as much as ahead: a scrub goes both ways, and the GOP behind takes longest to fill.
         for dist in range(1, self._window() + 1):
             for j in (c + d * dist, c - d * dist):
                 if 0 <= j < n and j not in self._unprefetchable and j not in self._cache:
@@ -422,9 +462,7 @@ class VideoReader:
     def _prefetch_step(self, target: int) -> None:
         """Decode one frame toward ``target`` so a foreground request can cut in between frames."""
         kf = self._index.keyframe_for(target)
-        # Frames behind the playhead come from a second decoder, so filling them never loses
-        # the main decoder's place ahead of the playhead.
-        dec = self._decoders[0] if target > self._last_request else self._back_decoder()
+        dec = self._decoder_for(target, kf)
         fresh = not self._can_continue(dec, target, kf)
         if fresh:
             dec.seek(kf)
@@ -436,11 +474,6 @@ class VideoReader:
         if (item is None or j > target) and target not in self._cache:
             # Past it without producing it: leave it to a foreground read, which retries.
             self._unprefetchable.add(target)
-
-    def _back_decoder(self) -> Decoder:
-        if len(self._decoders) == 1:
-            self._decoders.append(self._new_decoder())
-        return self._decoders[1]
 
     # -- lifetime ----------------------------------------------------------------------
 
