@@ -32,6 +32,7 @@ sysdeps:
 
 lint: venv
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check src tests benchmarks
 
 test: venv sysdeps lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

@@ -23,7 +23,7 @@ def kinema_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_missing_file(tmp_path: Path):
     with pytest.raises(MediaOpenError, match="no such file") as exc:
         open_video(tmp_path / "nope.mp4")
-    assert isinstance(exc.value, FileNotFoundError) or isinstance(exc.value, OSError)
+    assert isinstance(exc.value, OSError)
     assert "nope.mp4" in str(exc.value)
 
 
@@ -112,7 +112,7 @@ def test_corrupt_packets_in_the_middle_keep_indices_stable(tmp_path: Path,
     container = av.open(str(path))
     packets = [(p.pts, p.pos, p.size) for p in container.demux(video=0) if p.size]
     container.close()
-    pts, pos, size = sorted(packets)[25]
+    _, pos, size = sorted(packets)[25]
     data = bytearray(path.read_bytes())
     data[pos + 8: pos + size - 4] = np.random.default_rng(0).integers(
         0, 256, size - 12, dtype=np.uint8).tobytes()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -30,7 +29,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[Optional[bool], typer.Option(  # noqa: UP007 (typer needs Optional)
+    version: Annotated[bool | None, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress notes.")] = False,
 ) -> None:
@@ -44,5 +43,3 @@ def run() -> None:
     """Console-script entry point."""
     app()
 
-
-__all__ = ["app", "run", "Path"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -41,13 +41,15 @@ def probe(video: VideoArg,
         out.print(f"  audio: {a.codec} {a.sample_rate} Hz {a.layout} ({a.channels} ch){dur}")
 
 
-def frame(video: VideoArg,
-          output: Annotated[Path, typer.Option("--output", "-o", help="PNG or EXR to write.")],
-          index: Annotated[Optional[int], typer.Option("--index", "-i",  # noqa: UP007
-                                                       help="Frame index (0-based, negative from the end).")] = None,
-          time: Annotated[Optional[str], typer.Option("--time", "-t",  # noqa: UP007
-                                                      help="Time: seconds or H:MM:SS.mmm.")] = None,
-          overwrite: OverwriteOpt = False) -> None:
+def frame(
+    video: VideoArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG or EXR to write.")],
+    index: Annotated[int | None, typer.Option(
+        "--index", "-i", help="Frame index (0-based; negative counts from the end).")] = None,
+    time: Annotated[str | None, typer.Option(
+        "--time", "-t", help="Time: seconds or H:MM:SS.mmm.")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """Extract one exact frame as an image."""
     from kinema.app.media_jobs import extract_frame
     from kinema.cli.console import exit_on_error, out
@@ -57,10 +59,12 @@ def frame(video: VideoArg,
     out.print(f"frame {written} -> {output}")
 
 
-def proxy(video: VideoArg,
-          beside: Annotated[bool, typer.Option(
-              "--beside", help="Store it beside the video in .kinema-proxies/ (default: user cache).")] = False,
-          force: Annotated[bool, typer.Option("--force", help="Rebuild even if fresh.")] = False) -> None:
+def proxy(
+    video: VideoArg,
+    beside: Annotated[bool, typer.Option(
+        "--beside", help="Store it in .kinema-proxies/ beside the video (default: user cache).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if fresh.")] = False,
+) -> None:
     """Build a small all-intra proxy (540p) for instant scrubbing; rebuilt when the source changes."""
     from kinema.app.media_jobs import make_proxy
     from kinema.cli.console import exit_on_error, out, show_progress
@@ -72,18 +76,20 @@ def proxy(video: VideoArg,
     out.print(f"proxy: {path}")
 
 
-def transcode(src: Annotated[Path, typer.Argument(help="Input video.", show_default=False)],
-              dst: Annotated[Path, typer.Argument(
-                  help="Output: .mp4/.mkv (H.264), .mov, .webm (VP9), or a folder (PNG sequence).",
-                  show_default=False)],
-              codec: Annotated[Optional[str], typer.Option(  # noqa: UP007
-                  "--codec", "-c",
-                  help="h264, h265, prores4444, prores, vp9, png or exr (default from the extension).")] = None,
-              start: Annotated[int, typer.Option(help="First frame.")] = 0,
-              end: Annotated[Optional[int], typer.Option(help="Stop before this frame.")] = None,  # noqa: UP007
-              alpha: Annotated[bool, typer.Option("--alpha", help="Keep the source's alpha.")] = False,
-              no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the sound.")] = False,
-              overwrite: OverwriteOpt = False) -> None:
+def transcode(
+    src: Annotated[Path, typer.Argument(help="Input video.", show_default=False)],
+    dst: Annotated[Path, typer.Argument(
+        help="Output: .mp4/.mkv (H.264), .mov, .webm (VP9), or a folder (PNG sequence).",
+        show_default=False)],
+    codec: Annotated[str | None, typer.Option(
+        "--codec", "-c",
+        help="h264, h265, prores4444, prores, vp9, png or exr (default: from the extension).")] = None,
+    start: Annotated[int, typer.Option(help="First frame.")] = 0,
+    end: Annotated[int | None, typer.Option(help="Stop before this frame.")] = None,
+    alpha: Annotated[bool, typer.Option("--alpha", help="Keep the source's alpha.")] = False,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the sound.")] = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
     """Re-encode a video (a frame range of it) with exact frame count and rate, audio kept."""
     from kinema.app.media_jobs import transcode as run_transcode
     from kinema.cli.console import exit_on_error, out, show_progress

@@ -22,7 +22,16 @@ _LAZY = {
     "ensure_proxy": "kinema.media.proxy",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "MediaInfo",
+    "VideoReader",
+    "VideoWriter",
+    "audio_peaks",
+    "build_proxy",
+    "ensure_proxy",
+    "open_video",
+    "probe",
+]
 
 
 def __getattr__(name: str) -> Any:

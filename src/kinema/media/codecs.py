@@ -54,7 +54,9 @@ def codec_for(path: Path, codec: str | None, alpha: bool) -> CodecSpec:
     """The codec to write ``path`` with: ``codec`` if given, else the extension's default."""
     suffix = path.suffix.lower()
     if codec is None:
-        codec = {".mp4": "h264", ".mkv": "h264", ".webm": "vp9", ".mov": "prores4444" if alpha else "h264", "": "png"}.get(suffix)
+        defaults = {".mp4": "h264", ".mkv": "h264", ".webm": "vp9", "": "png",
+                    ".mov": "prores4444" if alpha else "h264"}
+        codec = defaults.get(suffix)
         if codec is None:
             raise InvalidArgumentError(
                 f"no default codec for '{suffix}' files", path=path,

@@ -43,7 +43,7 @@ def encode_exr(image: np.ndarray) -> bytes:
     fmt = "gbrapf32le" if image.shape[2] == 4 else "gbrpf32le"
     planes = [data[..., c] for c in ((1, 2, 0, 3) if image.shape[2] == 4 else (1, 2, 0))]
     frame = av.VideoFrame(image.shape[1], image.shape[0], fmt)
-    for plane, values in zip(frame.planes, planes):
+    for plane, values in zip(frame.planes, planes, strict=True):
         row = plane.line_size // 4
         buf = np.frombuffer(plane, dtype=np.float32).reshape(-1, row)
         buf[: values.shape[0], : values.shape[1]] = values

@@ -70,7 +70,7 @@ class FrameIndex:
         return Fraction(0)
 
     def index_at(self, seconds: Fraction) -> int:
-        """Index of the frame shown at ``seconds`` after the first frame (the last one starting at or before)."""
+        """Index of the frame on screen ``seconds`` after the first frame: the last to start by then."""
         target = Fraction(seconds) / self.time_base + int(self.pts[0])
         # pts are integers; the frame shown at t is the last with pts <= t.
         i = int(np.searchsorted(self.pts, int(np.floor(target)), side="right")) - 1

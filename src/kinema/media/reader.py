@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -22,7 +23,7 @@ from kinema.media.container import open_input, video_stream
 from kinema.media.convert import display_size, to_rgb
 from kinema.media.decoder import Decoder, has_alpha
 from kinema.media.hwaccel import choose_hwaccel, make_hwaccel
-from kinema.media.index import FrameIndex, build_index
+from kinema.media.index import build_index
 
 if TYPE_CHECKING:
     import av
@@ -44,9 +45,10 @@ class VideoReader:
     With ``alpha=True`` frames are RGBA ``(H, W, 4)``; ``has_alpha`` says whether the source
     carries alpha (ProRes 4444, VP9 with alpha, PNG) or is opaque.
 
-    Random access decodes from the right keyframe and keeps the decoded GOP in a cache bounded
-    in bytes; a background thread prefetches in the playback direction so that stepping around
-    a position is instant. :meth:`frames` streams sequentially at full decoder speed.
+    Random access decodes from the right keyframe and keeps the frames around the playhead in
+    a cache bounded in bytes; after the first read a background thread fills that window, so
+    stepping and scrubbing around a position is instant. :meth:`frames` streams sequentially
+    at full decoder speed.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, decode_path: str | os.PathLike[str] | None = None,
@@ -133,8 +135,9 @@ class VideoReader:
         pts = self._index.pts
         if len(pts) < 2:
             return Fraction(self._average_rate) if self._average_rate else Fraction(0)
-        if self._index.is_constant_rate() and len(set(np.diff(pts[: 64]).tolist())) == 1:
-            return 1 / ((int(pts[1]) - int(pts[0])) * self._index.time_base)
+        steps = np.diff(pts)
+        if (steps == steps[0]).all():
+            return 1 / (int(steps[0]) * self._index.time_base)
         return snap_rate((len(pts) - 1) / ((int(pts[-1]) - int(pts[0])) * self._index.time_base))
 
     @property
@@ -504,10 +507,8 @@ class VideoReader:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown: modules may be gone
             self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         w, h = self.size

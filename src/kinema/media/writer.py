@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from fractions import Fraction
@@ -186,10 +187,8 @@ class VideoWriter:
             self._audio.close()
             self._audio = None
         if self._container is not None:
-            try:
+            with contextlib.suppress(Exception):  # already failing; the temp file goes below
                 self._container.close()
-            except Exception:  # already failing; the temp file is removed below
-                pass
             self._container = None
         atomic.discard(self._temp)
 
