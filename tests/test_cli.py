@@ -6,14 +6,16 @@ import json
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from kinema import __version__
 from kinema.media.image import read_image
 from kinema.media.reader import open_video
-from kinema.media.synth import decode_index, write_clip
+from kinema.media.synth import decode_index, tone, write_clip
 
 
 def kinema(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -51,7 +53,7 @@ def test_frame_by_index_and_time(h264_bframes: Path, tmp_path: Path):
 
 
 def test_transcode_range_with_audio(tmp_path: Path):
-    src = write_clip(tmp_path / "src.mp4", n=60, fps=25, tone_hz=300.0)
+    src = write_clip(tmp_path / "src.mp4", n=60, fps=25, audio=tone(300.0, 2.4))
     dst = tmp_path / "part.mkv"
     result = kinema("transcode", str(src), str(dst), "--start", "10", "--end", "35")
     assert result.returncode == 0, result.stderr
@@ -80,3 +82,18 @@ def test_proxy_command(tmp_path: Path):
     result = kinema("proxy", str(src), "--beside")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / ".kinema-proxies" / "src.mp4.proxy.mov").is_file()
+
+
+def test_transcoded_range_keeps_sound_in_sync(tmp_path: Path):
+    # A click at 1.5 s in the source; frames 25..50 (1.0 to 2.0 s) must carry it at 0.5 s.
+    src = write_clip(tmp_path / "click.mkv", n=75, fps=25, start=Fraction(2),
+                     audio=tone(200.0, 3.0, click_at=1.5))
+    dst = tmp_path / "part.mp4"
+    assert kinema("transcode", str(src), str(dst), "--start", "25", "--end", "50").returncode == 0
+    container = av.open(str(dst))
+    audio = container.streams.audio[0]
+    samples = np.concatenate([f.to_ndarray().mean(axis=0) for f in container.decode(audio)])
+    rate = audio.codec_context.sample_rate
+    container.close()
+    click = int(np.argmax(samples)) / rate
+    assert abs(click - 0.5) < 0.01, click

@@ -15,7 +15,7 @@ import pytest
 from kinema.core.errors import InvalidArgumentError, MediaWriteError, OutputExistsError
 from kinema.media.audio import audio_peaks
 from kinema.media.reader import open_video
-from kinema.media.synth import decode_index, pattern_frame, write_clip
+from kinema.media.synth import decode_index, pattern_frame, tone, write_clip
 from kinema.media.writer import VideoWriter
 
 
@@ -102,7 +102,7 @@ def test_exr_sequence_is_linear_float(tmp_path: Path):
 
 
 def test_audio_is_carried_and_trimmed(tmp_path: Path):
-    src = write_clip(tmp_path / "tone.mp4", n=50, fps=25, tone_hz=440.0)
+    src = write_clip(tmp_path / "tone.mp4", n=50, fps=25, audio=tone(440.0, 2.0))
     out = tmp_path / "out.mp4"
     with open_video(src) as r, VideoWriter(out, r.fps, r.size, audio_from=src) as w:
         for f in r.frames():
@@ -120,7 +120,7 @@ def test_audio_is_carried_and_trimmed(tmp_path: Path):
 
 
 def test_audio_from_an_offset_is_reencoded_exactly(tmp_path: Path):
-    src = write_clip(tmp_path / "tone.mkv", n=50, fps=25, tone_hz=1000.0)
+    src = write_clip(tmp_path / "tone.mkv", n=50, fps=25, audio=tone(1000.0, 2.0))
     out = tmp_path / "part.webm"
     with open_video(src) as r, VideoWriter(out, r.fps, r.size, audio_from=src,
                                            audio_start=Fraction(1)) as w:

@@ -76,7 +76,8 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         audio = src if keep_audio and not spec.image_sequence and _has_audio(src) else None
         with VideoWriter(target, reader.fps, reader.size, codec=spec.name,
                          alpha=alpha and reader.has_alpha, audio_from=audio,
-                         audio_start=reader.timestamp(begin), overwrite=overwrite) as writer:
+                         audio_start=reader.start_time + reader.timestamp(begin),
+                         overwrite=overwrite) as writer:
             for k, frame in enumerate(reader.frames(begin, end)):
                 writer.write(frame)
                 yield k + 1, end - begin

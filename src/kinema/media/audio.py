@@ -27,8 +27,11 @@ def _audio_stream(container: av.container.InputContainer, path: Path) -> av.audi
 class AudioMux:
     """Feeds the first audio stream of ``source`` into an output container alongside video.
 
-    Packets are copied when the container can hold the codec and no offset is asked for;
-    otherwise the sound is decoded, trimmed sample-exactly and re-encoded with ``encoder``.
+    ``start`` is the time on the source's timeline (seconds, as its timestamps count them)
+    that lines up with the output's first frame, so sound stays in sync with the picture.
+    Packets are copied when the container can hold the codec and the output starts no later
+    than the sound does; otherwise the sound is decoded, trimmed sample-exactly from ``start``
+    and re-encoded with ``encoder``.
     """
 
     def __init__(self, output: av.container.OutputContainer, source: Path, start: Fraction,
@@ -38,7 +41,9 @@ class AudioMux:
         self._input = open_input(source)
         self._in = _audio_stream(self._input, source)
         codec = self._in.codec_context.name
-        self._copy = start == 0 and codec in output.supported_codecs and codec != "pcm_s16le"
+        tb = self._in.time_base
+        begins = self._in.start_time * tb if self._in.start_time is not None and tb else 0
+        self._copy = start <= begins and codec in output.supported_codecs and codec != "pcm_s16le"
         self._output = output
         if self._copy:
             self._out = output.add_stream_from_template(self._in)
@@ -52,15 +57,14 @@ class AudioMux:
 
     def _packets(self) -> Iterator[tuple[Fraction, object]]:
         tb = self._in.time_base
-        first = None
+        shift = int(round(self.start / tb))
         for packet in self._input.demux(self._in):
             if packet.size == 0 or packet.pts is None:
                 continue
-            first = packet.pts if first is None else first
-            t = (packet.pts - first) * tb
-            packet.pts -= first
+            packet.pts -= shift
             if packet.dts is not None:
-                packet.dts -= first
+                packet.dts -= shift
+            t = packet.pts * tb
             packet.stream = self._out
             yield t, packet
 
@@ -84,14 +88,14 @@ class AudioMux:
                 for packet in self._out.encode(frame):
                     yield t, packet
 
-        if self.start:
+        if self.start > 0:
             self._input.seek(int(self.start / self._in.time_base), stream=self._in)
         origin = None
         for frame in self._input.decode(self._in):
             for out in resampler.resample(frame):
                 if origin is None:
-                    # Samples before the requested start (seek lands early) are dropped exactly.
-                    origin = int(round((frame.time or 0) * ctx.rate)) if self.start else 0
+                    # Samples before the requested start (seeks land early) are dropped exactly.
+                    origin = int(round((frame.time or 0) * ctx.rate))
                     skip -= origin
                 if skip > 0:
                     if out.samples <= skip:

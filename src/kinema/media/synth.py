@@ -49,7 +49,7 @@ def decode_index(frame: np.ndarray) -> int:
     h, w = frame.shape[:2]
     c = _cell(w, h)
     value = 0
-    lum = frame[..., :3].astype(np.int32).mean(axis=2)
+    lum = frame[: 4 * c, : 4 * c, :3].astype(np.int32).mean(axis=2)
     for b in range(BITS):
         row, col = divmod(b, 4)
         m = c // 4
@@ -74,7 +74,7 @@ def write_clip(
     times: Sequence[Fraction] | None = None,
     start: Fraction = Fraction(0),
     time_base: Fraction | None = None,
-    tone_hz: float | None = None,
+    audio: np.ndarray | None = None,
     options: dict[str, str] | None = None,
 ) -> Path:
     """Write an ``n``-frame clip of :func:`pattern_frame` pictures.
@@ -82,7 +82,8 @@ def write_clip(
     ``size`` is the display size; with ``rotation`` (degrees counter-clockwise, FFmpeg's
     convention) the stored frames are turned the other way and tagged, so a player that
     honours the tag shows the upright pattern. ``times`` gives per-frame seconds (variable
-    frame rate); ``start`` offsets the first timestamp; ``tone_hz`` adds a sine soundtrack.
+    frame rate); ``start`` offsets the first timestamp; ``audio`` (mono float32 samples at
+    48 kHz, see :func:`tone`) adds a soundtrack that starts with the first frame.
     """
     import av
 
@@ -113,9 +114,9 @@ def write_clip(
         stream.options = {**opts, **(options or {})}
         if k:
             stream.set_display_rotation(90 * k)
-        audio = None
-        if tone_hz is not None:
-            audio = out.add_stream("aac", rate=48000, layout="mono")
+        audio_stream = None
+        if audio is not None:
+            audio_stream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         offset = int(round(start / tb))
         for i in range(n):
             img = np.ascontiguousarray(np.rot90(pattern_frame(i, w, h), -k)) if k else pattern_frame(i, w, h)
@@ -124,24 +125,34 @@ def write_clip(
             frame.time_base = tb
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-        if audio is not None:
-            _write_tone(out, audio, tone_hz, float(n / fps if times is None else times[-1]))
+        if audio_stream is not None:
+            _write_audio(out, audio_stream, audio, offset * tb)
     finally:
         out.close()
     return path
 
 
-def _write_tone(out: object, stream: object, hz: float, seconds: float) -> None:
+AUDIO_RATE = 48000
+
+
+def tone(hz: float, seconds: float, *, click_at: float | None = None) -> np.ndarray:
+    """A sine at half scale (mono, 48 kHz); ``click_at`` puts a full-scale 1 ms click there."""
+    t = np.arange(int(seconds * AUDIO_RATE)) / AUDIO_RATE
+    samples = (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+    if click_at is not None:
+        at = int(click_at * AUDIO_RATE)
+        samples[at: at + AUDIO_RATE // 1000] = 1.0
+    return samples
+
+
+def _write_audio(out: object, stream: object, samples: np.ndarray, start: Fraction) -> None:
     import av
 
-    rate = 48000
-    total = int(seconds * rate)
-    t = np.arange(total) / rate
-    samples = (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
     size = 1024
-    for pos in range(0, total, size):
-        chunk = samples[pos:pos + size][None, :]
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="flt", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = rate, pos, Fraction(1, rate)
+    first = int(start * AUDIO_RATE)
+    for pos in range(0, len(samples), size):
+        chunk = np.ascontiguousarray(samples[pos:pos + size][None, :].astype(np.float32))
+        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE, first + pos, Fraction(1, AUDIO_RATE)
         out.mux(stream.encode(frame))  # type: ignore[attr-defined]
     out.mux(stream.encode(None))  # type: ignore[attr-defined]

@@ -30,9 +30,9 @@ class VideoWriter:
 
     ``codec`` defaults from the extension (``.mp4`` H.264, ``.mov`` ProRes 4444 with alpha,
     ``.webm`` VP9, a folder a PNG sequence). ``audio_from`` copies (or re-encodes, when the
-    container cannot hold it) the first audio stream of another file, starting at
-    ``audio_start`` seconds, trimmed to the video's length. Used as a context manager, an
-    exception discards the partial output.
+    container cannot hold it) the first audio stream of another file, trimmed to the video's
+    length; ``audio_start`` is the time on that file's timeline that lines up with frame 0.
+    Used as a context manager, an exception discards the partial output.
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: Fraction | int | float | str,
