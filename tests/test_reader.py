@@ -192,3 +192,22 @@ def test_real_clips_match_a_plain_sequential_decode(name: str):
             assert np.array_equal(r[i], reference[i]), f"{name} frame {i}"
         for i, f in enumerate(r.frames(0, 40)):
             assert np.array_equal(f, reference[i])
+
+
+def test_a_reader_nobody_closes_is_freed_with_its_thread(h264_bframes: Path):
+    import gc
+    import threading
+
+    def prefetchers() -> int:
+        return sum(t.name.startswith("kinema-prefetch") for t in threading.enumerate())
+
+    before = prefetchers()
+    r = open_video(h264_bframes)
+    r[50]
+    assert prefetchers() == before + 1
+    del r
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while prefetchers() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert prefetchers() == before

@@ -7,6 +7,8 @@ import itertools
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from fractions import Fraction
 from numbers import Real
@@ -428,7 +430,9 @@ class VideoReader:
         self._last_request = i
         if self._prefetch and self._prefetcher is None:
             # Started by the first read, so sequential-only use never pays for it.
-            self._prefetcher = threading.Thread(target=self._prefetch_loop, daemon=True,
+            # The thread holds only a weak reference, so a reader nobody closed is still freed.
+            self._prefetcher = threading.Thread(target=_prefetch_worker,
+                                                args=(weakref.ref(self), self._wake), daemon=True,
                                                 name=f"kinema-prefetch-{self.path.name}")
             self._prefetcher.start()
         self._wake.set()
@@ -444,23 +448,21 @@ class VideoReader:
                     return j
         return None
 
-    def _prefetch_loop(self) -> None:
+    def _prefetch_until_idle(self) -> None:
+        """Fill the window around the playhead, yielding to foreground reads between frames."""
         while not self._closed:
-            self._wake.wait()
-            self._wake.clear()
-            while not self._closed:
-                if self._waiting:
-                    self._wake.wait(0.005)
+            if self._waiting:  # a foreground read holds or wants the decoder: let it run
+                time.sleep(0.002)
+                continue
+            target = self._prefetch_target()
+            if target is None:
+                break
+            with self._lock:
+                if self._closed:
+                    return
+                if self._waiting or target in self._cache:
                     continue
-                target = self._prefetch_target()
-                if target is None:
-                    break
-                with self._lock:
-                    if self._closed:
-                        return
-                    if self._waiting or target in self._cache:
-                        continue
-                    self._prefetch_step(target)
+                self._prefetch_step(target)
 
     def _prefetch_step(self, target: int) -> None:
         """Decode one frame toward ``target`` so a foreground request can cut in between frames."""
@@ -494,7 +496,8 @@ class VideoReader:
         self._closed = True
         if self._prefetcher is not None:
             self._wake.set()
-            self._prefetcher.join(timeout=5)
+            if self._prefetcher is not threading.current_thread():
+                self._prefetcher.join(timeout=5)
         with self._lock:
             for dec in self._decoders:
                 dec.close()
@@ -514,6 +517,18 @@ class VideoReader:
         w, h = self.size
         return (f"VideoReader({str(self.path)!r}, {len(self)} frames, {w}x{h}, "
                 f"{self.fps} fps{', proxy' if self.decode_path != self.path else ''})")
+
+
+def _prefetch_worker(ref: weakref.ref[VideoReader], wake: threading.Event) -> None:
+    """Prefetch thread body: wakes on each read, exits when its reader is closed or gone."""
+    while True:
+        wake.wait(timeout=1.0)
+        wake.clear()
+        reader = ref()
+        if reader is None or reader._closed:
+            return
+        reader._prefetch_until_idle()
+        del reader
 
 
 def _nbytes(frame: av.VideoFrame) -> int:
