@@ -31,6 +31,7 @@ import bisect
 import os
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -71,7 +72,7 @@ class Config:
     scrub_sessions: int
 
 
-FULL = Config(frames=600, sequential_passes=3, jumps=60, scrub_sessions=5)
+FULL = Config(frames=600, sequential_passes=5, jumps=60, scrub_sessions=5)
 QUICK = Config(frames=120, sequential_passes=2, jumps=10, scrub_sessions=2)
 
 
@@ -217,13 +218,22 @@ def check_sequential(who: str, count: int, n: int, last: np.ndarray | None) -> N
 
 
 def measure_sequential(path: Path, n: int, passes: int) -> tuple[float, float]:
-    """Best frames/s of kinema and of PyAV over ``passes`` alternating passes each."""
-    kinema, pyav = 0.0, 0.0
+    """Median frames/s of kinema and of PyAV over ``passes`` passes each, after one untimed
+    pass of each; the order alternates, since on this shared machine the same loop varies by
+    a quarter from one pass to the next."""
+    sequential_pyav(path, n)
+    sequential_kinema(path, n)
+    kinema: list[float] = []
+    pyav: list[float] = []
     for k in range(passes):
         progress(f"sequential pass {k + 1}/{passes}")
-        pyav = max(pyav, sequential_pyav(path, n))
-        kinema = max(kinema, sequential_kinema(path, n))
-    return kinema, pyav
+        if k % 2:
+            kinema.append(sequential_kinema(path, n))
+            pyav.append(sequential_pyav(path, n))
+        else:
+            pyav.append(sequential_pyav(path, n))
+            kinema.append(sequential_kinema(path, n))
+    return statistics.median(kinema), statistics.median(pyav)
 
 
 # -- 2 and 4. random jumps -----------------------------------------------------------------
@@ -383,11 +393,12 @@ def notes(config: Config, n: int, quick: bool, seed: int, hwaccel: str,
          "above 1 means kinema is better."),
         ("- Baselines convert with plain PyAV `frame.to_ndarray(format=\"rgb24\")` "
          "(OpenCV: its own BGR conversion); kinema with `kinema.media.convert.to_rgb`."),
-        (f"- Sequential: best of {config.sequential_passes} alternating passes each over the "
-         "whole clip, opening not timed; the kinema reader is opened with default options "
-         "(prefetch on)."),
+        (f"- Sequential: median of {config.sequential_passes} passes each over the whole "
+         "clip, order alternating, after one untimed pass each; opening not timed; the "
+         "kinema reader is opened with default options (prefetch on)."),
         (f"- Random jump: {config.jumps} uniform random targets in [0, {n}), the methods "
-         "interleaved per target with the order rotated, each opened once for all jumps and warmed up by one "
+         "interleaved per target with the order rotated, each opened once for all jumps "
+         "and warmed up by one "
          "untimed jump to the last frame. kinema: one "
          "`open_video(path, prefetch=False)` whose `clear_cache()` runs before every jump "
          "(empties the frame cache, makes the next read seek), so nothing decoded before "
