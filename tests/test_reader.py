@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import time
@@ -211,3 +212,27 @@ def test_a_reader_nobody_closes_is_freed_with_its_thread(h264_bframes: Path):
     while prefetchers() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert prefetchers() == before
+
+
+def test_long_indexes_are_cached_until_the_file_changes(tmp_path: Path, monkeypatch):
+    from kinema.media import index as index_module
+
+    monkeypatch.setattr(index_module, "CACHE_MIN_SECONDS", 0.0)
+    clip = write_clip(tmp_path / "long.mkv", n=30, gop=10)
+    with open_video(clip) as r:
+        expected = [r.timestamp(i) for i in range(len(r))]
+    cached = list(Path(os.environ["KINEMA_CACHE_DIR"]).glob("index/long-*.index.npz"))
+    assert len(cached) == 1
+
+    def no_demux(*args: object) -> None:
+        raise AssertionError("the cached index should have been used")
+
+    monkeypatch.setattr(index_module, "build_index", no_demux)
+    with open_video(clip) as r:
+        assert [r.timestamp(i) for i in range(len(r))] == expected
+        assert decode_index(r[17]) == 17
+    monkeypatch.undo()
+    monkeypatch.setattr(index_module, "CACHE_MIN_SECONDS", 0.0)
+    write_clip(clip, n=12, gop=10)  # re-exported under the same name
+    with open_video(clip) as r:
+        assert len(r) == 12 and decode_index(r[11]) == 11

@@ -6,14 +6,18 @@ GOPs, variable frame rate and streams whose first pts is not zero.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kinema.core.errors import CorruptMediaError
+from kinema.media.stamp import cache_name, cache_root, source_stamp
 
 if TYPE_CHECKING:
     import av.container
@@ -82,6 +86,59 @@ class FrameIndex:
             return True
         d = np.diff(self.pts)
         return int(d.max() - d.min()) <= 1
+
+
+INDEX_VERSION = 1
+# Indexing takes about 15-35 us a frame; below this it is not worth a file in the cache.
+CACHE_MIN_SECONDS = 0.25
+
+
+def load_or_build_index(container: av.container.InputContainer,
+                        stream: av.video.stream.VideoStream, path: Path) -> FrameIndex:
+    """The index of ``path``: from the on-disk cache when its stamp still matches the file,
+    otherwise built by demuxing (and cached when that took long: hours of footage)."""
+    cached = _index_cache_path(path)
+    stamp = {"version": INDEX_VERSION, "stream": stream.index, **source_stamp(path)}
+    index = _load_cached(cached, stamp)
+    if index is not None:
+        return index
+    start = time.perf_counter()
+    index = build_index(container, stream, str(path))
+    if time.perf_counter() - start >= CACHE_MIN_SECONDS:
+        _save_cached(cached, stamp, index)
+    return index
+
+
+def _index_cache_path(path: Path) -> Path:
+    return cache_root("index") / cache_name(path, ".index.npz")
+
+
+def _load_cached(cached: Path, stamp: dict[str, object]) -> FrameIndex | None:
+    try:
+        with np.load(cached, allow_pickle=False) as data:
+            if json.loads(str(data["stamp"])) != stamp:
+                return None
+            num, den = (int(x) for x in data["time_base"])
+            return FrameIndex(time_base=Fraction(num, den), pts=data["pts"],
+                              keyframes=data["keyframes"], truncated=bool(data["truncated"]))
+    except (OSError, KeyError, ValueError):  # missing, stale format or damaged: rebuild
+        return None
+
+
+def _save_cached(cached: Path, stamp: dict[str, object], index: FrameIndex) -> None:
+    import io
+
+    from kinema.media.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, stamp=json.dumps(stamp), pts=index.pts, keyframes=index.keyframes,
+             time_base=np.array([index.time_base.numerator, index.time_base.denominator]),
+             truncated=index.truncated)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cached, buf.getvalue())
+    except OSError as exc:  # a read-only cache only costs the next open its time
+        log.debug("cannot cache the frame index at %s: %s", cached, exc)
 
 
 def build_index(container: av.container.InputContainer, stream: av.video.stream.VideoStream,

@@ -7,7 +7,6 @@ its head and tail; a proxy whose stamp no longer matches is stale and gets rebui
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from kinema.core.errors import CorruptMediaError
 from kinema.media import atomic
+from kinema.media.stamp import cache_name, cache_root, source_stamp
 
 log = logging.getLogger("kinema.media")
 
@@ -25,36 +25,16 @@ PROXY_VERSION = 1
 BESIDE_DIR = ".kinema-proxies"
 
 
-def cache_dir() -> Path:
-    """The user cache folder for proxies (``$KINEMA_CACHE_DIR`` overrides it)."""
-    root = os.environ.get("KINEMA_CACHE_DIR")
-    if root:
-        return Path(root) / "proxies"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("kinema")) / "proxies"
-
-
 def proxy_path(source: str | os.PathLike[str], *, beside: bool = False) -> Path:
     """Where the proxy of ``source`` lives: beside it in ``.kinema-proxies/`` or in the user cache."""
     src = Path(source).resolve()
     if beside:
         return src.parent / BESIDE_DIR / f"{src.name}.proxy.mov"
-    digest = hashlib.sha1(str(src).encode()).hexdigest()[:12]
-    return cache_dir() / f"{src.stem}-{digest}.proxy.mov"
+    return cache_root("proxies") / cache_name(src, ".proxy.mov")
 
 
-def source_stamp(source: Path) -> dict[str, object]:
-    """Size, mtime and a hash of the first and last MiB: cheap, and changes when the file does."""
-    st = source.stat()
-    h = hashlib.sha256()
-    with open(source, "rb") as f:
-        h.update(f.read(2**20))
-        if st.st_size > 2**21:
-            f.seek(-(2**20), os.SEEK_END)
-            h.update(f.read(2**20))
-    return {"version": PROXY_VERSION, "source": str(source.resolve()), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "sha256_head_tail": h.hexdigest()}
+def _stamp(source: Path) -> dict[str, object]:
+    return {"version": PROXY_VERSION, **source_stamp(source)}
 
 
 def _stamp_path(proxy: Path) -> Path:
@@ -72,7 +52,7 @@ def find_proxy(source: str | os.PathLike[str]) -> Path | None:
             saved = json.loads(_stamp_path(candidate).read_text())
         except (OSError, ValueError):
             continue
-        stamp = stamp or source_stamp(src)
+        stamp = stamp or _stamp(src)
         if all(saved.get(k) == v for k, v in stamp.items()):
             return candidate
         log.info("%s: proxy %s is stale (source changed)", src, candidate)
@@ -93,7 +73,7 @@ def build_proxy(source: str | os.PathLike[str], *, beside: bool = False,
     src = Path(source)
     target = proxy_path(src, beside=beside)
     target.parent.mkdir(parents=True, exist_ok=True)
-    stamp = source_stamp(src)
+    stamp = _stamp(src)
     reader = VideoReader(src, prefetch=False, cache_bytes=0)
     temp = atomic.temp_path_for(target)
     try:

@@ -25,7 +25,7 @@ from kinema.media.container import open_input, video_stream
 from kinema.media.convert import display_size, to_rgb
 from kinema.media.decoder import Decoder, has_alpha
 from kinema.media.hwaccel import choose_hwaccel, make_hwaccel
-from kinema.media.index import build_index
+from kinema.media.index import load_or_build_index
 
 if TYPE_CHECKING:
     import av
@@ -66,7 +66,7 @@ class VideoReader:
             self.pix_fmt: str | None = stream.codec_context.pix_fmt
             self._coded_size = (stream.codec_context.width, stream.codec_context.height)
             self._average_rate = stream.average_rate or stream.guessed_rate
-            self._index = build_index(container, stream, str(self.decode_path))
+            self._index = load_or_build_index(container, stream, self.decode_path)
         finally:
             container.close()
         self._device = choose_hwaccel(self.codec, self.pix_fmt, *self._coded_size,
