@@ -7,6 +7,7 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,6 +61,16 @@ def vfr_times() -> list[Fraction]:
 @pytest.fixture(scope="session")
 def vfr_mkv(make_clip, vfr_times: list[Fraction]) -> Path:
     return make_clip("vfr.mkv", n=len(vfr_times), times=vfr_times, gop=20, bframes=2)
+
+
+def decoded_audio(path: Path) -> tuple[np.ndarray, int, str]:
+    """The first audio stream of ``path``: mono-mixed float samples, sample rate, codec name."""
+    import av
+
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        samples = np.concatenate([f.to_ndarray().mean(axis=0) for f in container.decode(audio)])
+        return samples, audio.codec_context.sample_rate, audio.codec_context.name
 
 
 def media(name: str) -> Path:

@@ -58,23 +58,19 @@ def test_audio_only(tmp_path: Path):
         open_video(path)
 
 
-def test_zero_frames(tmp_path: Path):
-    path = tmp_path / "zero.mkv"
+@pytest.mark.parametrize("name,error,message", [
+    ("zero.mkv", CorruptMediaError, "zero.mkv: ends before any media data"),
+    ("zero.mp4", UnsupportedMediaError, "zero.mp4: has no video stream"),  # mp4 drops the track
+])
+def test_zero_frames(tmp_path: Path, name: str, error: type[Exception], message: str):
+    path = tmp_path / name
     out = av.open(str(path), "w")
     stream = out.add_stream("libx264", rate=25)
     stream.width, stream.height = 64, 64
     out.start_encoding()  # header only, no packets
     out.close()
-    with pytest.raises(CorruptMediaError, match="zero.mkv: ends before any media data"):
+    with pytest.raises(error, match=message):
         open_video(path)
-    empty_mp4 = tmp_path / "zero.mp4"
-    out = av.open(str(empty_mp4), "w")
-    stream = out.add_stream("libx264", rate=25)
-    stream.width, stream.height = 64, 64
-    out.start_encoding()
-    out.close()
-    with pytest.raises(UnsupportedMediaError, match="zero.mp4: has no video stream"):
-        open_video(empty_mp4)
 
 
 def test_absurd_dimensions(tmp_path: Path):
