@@ -90,3 +90,22 @@ def test_transcoded_range_keeps_sound_in_sync(tmp_path: Path):
     samples, rate, _ = decoded_audio(dst)
     click = int(np.argmax(samples)) / rate
     assert abs(click - 0.5) < 0.01, click
+
+
+def test_error_text_with_brackets_is_printed_verbatim():
+    from typer.testing import CliRunner
+
+    from kinema.cli import console
+    from kinema.core.errors import MissingExtraError
+
+    def boom() -> None:
+        with console.exit_on_error():
+            raise MissingExtraError("segmentation needs torch", hint="pip install 'kinema[ml]'")
+
+    import typer
+
+    app = typer.Typer()
+    app.command()(boom)
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 1
+    assert "pip install 'kinema[ml]'" in result.output

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,7 +27,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 class _WarningHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        err.print(f"[yellow]warning:[/] {record.getMessage()}", markup=True)
+        err.print(f"[yellow]warning:[/] {escape(record.getMessage())}", markup=True)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -39,7 +40,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on one line and exit with ``code``."""
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 
@@ -62,7 +63,8 @@ def show_progress(jobs: Iterator[tuple[int, int]], label: str, unit: str = "fram
 
 @contextmanager
 def exit_on_error() -> Iterator[None]:
-    """Context-manager form of :func:`run_job`."""
+    """Turn kinema errors into one ``error:`` line and a non-zero exit (2 for bad arguments,
+    130 for Ctrl-C), never a traceback."""
     try:
         yield
     except InvalidArgumentError as exc:

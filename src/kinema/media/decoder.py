@@ -23,19 +23,15 @@ class Decoder:
     whether continuing forward is cheaper than seeking.
     """
 
-    def __init__(self, path: Path, index: FrameIndex, *, hwaccel: object | None = None,
-                 threads: int = 0) -> None:
+    def __init__(self, path: Path, index: FrameIndex, *, hwaccel: object | None = None) -> None:
         self.path = path
         self.index = index
         kwargs = {"hwaccel": hwaccel} if hwaccel is not None else {}
         self.container = open_input(path, **kwargs)
         self.stream = video_stream(self.container, path)
         self.stream.thread_type = "AUTO"
-        if threads:
-            self.stream.thread_count = threads
         self._ctx = alpha_decoder(self.stream)
         self.last = -1
-        self.errors = 0
         self.skip_before: int | None = None
         """Frames before this index may be left undecoded when no other frame needs them."""
         self._skipping = False
@@ -78,7 +74,6 @@ class Decoder:
                     frames = self._ctx.decode(packet if packet.size else None)
             except av.error.FFmpegError as exc:
                 # A corrupt packet: skip it. Its frame goes missing; the reader reports it.
-                self.errors += 1
                 log.debug("%s: decode error at pts %s: %s", self.path, packet.pts, exc)
                 continue
             for frame in frames:
