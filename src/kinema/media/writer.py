@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -19,8 +18,6 @@ from kinema.media.codecs import CodecSpec, codec_for
 
 if TYPE_CHECKING:
     import av
-
-log = logging.getLogger("kinema.media")
 
 SEQUENCE_NAME = "frame_{:06d}"
 
@@ -94,11 +91,9 @@ class VideoWriter:
             stream.time_base = 1 / self.fps
             stream.codec_context.time_base = 1 / self.fps
             stream.options = opts
-            if not self.spec.name.startswith(("png", "exr")):
-                stream.codec_context.colorspace = 1  # BT.709, the matrix we convert with
-                stream.codec_context.color_range = 1
-                stream.codec_context.color_primaries = 1
-                stream.codec_context.color_trc = 1
+            # Tagged BT.709, limited range: the matrix write() converts with.
+            ctx = stream.codec_context
+            ctx.colorspace = ctx.color_range = ctx.color_primaries = ctx.color_trc = 1
             if self.spec.name == "h265" and fmt in ("mp4", "mov"):
                 stream.codec_tag = "hvc1"  # QuickTime and browsers want hvc1, not hev1
             if self.spec.name == "vp9" and self.alpha:
@@ -116,6 +111,10 @@ class VideoWriter:
         if self._closed:
             raise InvalidArgumentError("writer is closed", path=self.path)
         if self.spec.name == "exr" and frame.dtype == np.float32:
+            if frame.ndim != 3 or (frame.shape[1], frame.shape[0]) != self.size:
+                raise InvalidArgumentError(
+                    f"frame is {frame.shape}, expected ({self.size[1]}, {self.size[0]}, 3|4)",
+                    path=self.path)
             frame_arr = frame
         else:
             frame_arr = check_frame(frame, self.size)
