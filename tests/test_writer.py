@@ -165,3 +165,24 @@ def test_bad_arguments_are_clear(tmp_path: Path):
             with pytest.raises(InvalidArgumentError, match="expected 853x479"):
                 w.write(np.zeros((480, 854, 3), np.uint8))
     assert not (tmp_path / "odd.mov").exists()
+
+
+def test_sound_that_starts_late_is_padded_not_pulled_forward(tmp_path: Path):
+    # The picture starts at 0 s, the sound (a click at its own 0.5 s) at 1.0 s; a WebM output
+    # re-encodes to Opus, and the click must stay at 1.5 s.
+    src = tmp_path / "late.mkv"
+    write_clip(src, n=50, fps=25)
+    sound = tmp_path / "late_sound.mkv"
+    with av.open(str(sound), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=48000, layout="mono")
+        samples = (tone(100.0, 1.0, click_at=0.5) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, 48000, Fraction(1, 48000)
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    out_path = tmp_path / "out.webm"
+    with open_video(src) as r, VideoWriter(out_path, r.fps, r.size, audio_from=sound) as w:
+        for f in r.frames():
+            w.write(f)
+    decoded, rate, _ = decoded_audio(out_path)
+    assert abs(int(np.argmax(decoded)) / rate - 1.5) < 0.01

@@ -94,18 +94,18 @@ class AudioMux:
         for frame in self._input.decode(self._in):
             for out in resampler.resample(frame):
                 if origin is None:
-                    # Samples before the requested start (seeks land early) are dropped exactly.
+                    # Samples before the start (seeks land early) are dropped exactly; sound
+                    # that begins after it is preceded by silence, so it stays in sync.
                     origin = int(round((frame.time or 0) * ctx.rate))
                     skip -= origin
+                    if skip < 0:
+                        fifo.write(_silence_like(out, -skip))
+                        skip = 0
                 if skip > 0:
                     if out.samples <= skip:
                         skip -= out.samples
                         continue
-                    data = out.to_ndarray()[..., skip:]
-                    skip = 0
-                    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(data),
-                                                     format=out.format.name, layout=out.layout.name)
-                    out.sample_rate = ctx.rate
+                    out, skip = _tail(out, out.samples - skip), 0
                 fifo.write(out)
                 yield from drain(False)
         for out in resampler.resample(None):
@@ -137,6 +137,28 @@ class AudioMux:
 
     def close(self) -> None:
         self._input.close()
+
+
+def _tail(frame: av.AudioFrame, count: int) -> av.AudioFrame:
+    """The last ``count`` samples of ``frame``."""
+    data = frame.to_ndarray()
+    per_sample = data.shape[1] // frame.samples  # packed formats interleave the channels
+    return _frame_like(frame, np.ascontiguousarray(data[:, data.shape[1] - count * per_sample:]))
+
+
+def _silence_like(frame: av.AudioFrame, count: int) -> av.AudioFrame:
+    """``count`` samples of silence in ``frame``'s format."""
+    data = frame.to_ndarray()
+    per_sample = data.shape[1] // frame.samples
+    return _frame_like(frame, np.zeros((data.shape[0], count * per_sample), data.dtype))
+
+
+def _frame_like(frame: av.AudioFrame, data: np.ndarray) -> av.AudioFrame:
+    import av
+
+    out = av.AudioFrame.from_ndarray(data, format=frame.format.name, layout=frame.layout.name)
+    out.sample_rate = frame.sample_rate
+    return out
 
 
 def audio_peaks(path: str | os.PathLike[str], n: int) -> np.ndarray:
