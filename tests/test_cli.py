@@ -109,3 +109,16 @@ def test_error_text_with_brackets_is_printed_verbatim():
     result = CliRunner().invoke(app, [])
     assert result.exit_code == 1
     assert "pip install 'kinema[ml]'" in result.output
+
+
+def test_a_cancelled_transcode_leaves_nothing_behind(tmp_path: Path):
+    from kinema.app.media_jobs import transcode
+
+    src = write_clip(tmp_path / "src.mp4", n=40)
+    dst = tmp_path / "out" / "render.mp4"
+    dst.parent.mkdir()
+    job = transcode(src, dst)
+    assert next(job) == (1, 40)
+    next(job)
+    job.close()  # what a cancel button or Ctrl-C does to the generator
+    assert list(dst.parent.iterdir()) == []
