@@ -236,3 +236,23 @@ def test_long_indexes_are_cached_until_the_file_changes(tmp_path: Path, monkeypa
     write_clip(clip, n=12, gop=10)  # re-exported under the same name
     with open_video(clip) as r:
         assert len(r) == 12 and decode_index(r[11]) == 11
+
+
+def test_readers_share_one_byte_budget(h264_bframes: Path, vfr_mkv: Path, monkeypatch):
+    from kinema.media import cache
+
+    frame_bytes = 320 * 240 * 3 // 2
+    monkeypatch.setattr(cache, "_shared", cache.ByteLRU(12 * frame_bytes))
+    a = open_video(h264_bframes, prefetch=False)
+    b = open_video(vfr_mkv, prefetch=False)
+    for i in range(0, 60, 5):
+        a[i]
+        b[i]
+    shared = cache.shared_cache()
+    assert shared.nbytes <= 12 * frame_bytes
+    assert a._cache.nbytes + b._cache.nbytes == shared.nbytes
+    assert len(a._cache) > 0 and len(b._cache) > 0
+    a.close()
+    assert len(a._cache) == 0 and len(b._cache) > 0 and shared.nbytes == b._cache.nbytes
+    assert decode_index(b[55]) == 55
+    b.close()

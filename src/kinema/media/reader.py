@@ -20,7 +20,7 @@ import numpy as np
 from kinema.core.errors import CorruptMediaError, InvalidArgumentError
 from kinema.core.frames import Frame
 from kinema.core.timebase import snap_rate, to_fraction
-from kinema.media.cache import ByteLRU
+from kinema.media.cache import ByteLRU, FrameCache, shared_cache
 from kinema.media.container import open_input, video_stream
 from kinema.media.convert import display_size, to_rgb
 from kinema.media.decoder import Decoder, has_alpha
@@ -32,13 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kinema.media")
 
-DEFAULT_CACHE_MB = 1024
 # Decoding this many frames forward costs about as much as a seek and the start of a GOP.
 SEEK_COST_FRAMES = 4
-
-
-def _default_cache_bytes() -> int:
-    return int(float(os.environ.get("KINEMA_FRAME_CACHE_MB", DEFAULT_CACHE_MB)) * 2**20)
 
 
 class VideoReader:
@@ -48,7 +43,8 @@ class VideoReader:
     carries alpha (ProRes 4444, VP9 with alpha, PNG) or is opaque.
 
     Random access decodes from the right keyframe and keeps the frames around the playhead in
-    a cache bounded in bytes; after the first read a background thread fills that window, so
+    a cache bounded in bytes, shared by all readers of the process (``$KINEMA_FRAME_CACHE_MB``)
+    unless ``cache_bytes`` gives this reader a budget of its own; after the first read a background thread fills that window, so
     stepping and scrubbing around a position is instant. :meth:`frames` streams sequentially
     at full decoder speed.
     """
@@ -71,8 +67,8 @@ class VideoReader:
             container.close()
         self._device = choose_hwaccel(self.codec, self.pix_fmt, *self._coded_size,
                                       preference=hwaccel)
-        self._cache: ByteLRU[av.VideoFrame] = ByteLRU(
-            _default_cache_bytes() if cache_bytes is None else cache_bytes)
+        self._cache: FrameCache[av.VideoFrame] = FrameCache(
+            shared_cache() if cache_bytes is None else ByteLRU(cache_bytes))
         self._lock = threading.RLock()
         self._waiting = 0
         self._waiting_lock = threading.Lock()
