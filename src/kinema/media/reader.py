@@ -44,9 +44,9 @@ class VideoReader:
 
     Random access decodes from the right keyframe and keeps the frames around the playhead in
     a cache bounded in bytes, shared by all readers of the process (``$KINEMA_FRAME_CACHE_MB``)
-    unless ``cache_bytes`` gives this reader a budget of its own; after the first read a background thread fills that window, so
-    stepping and scrubbing around a position is instant. :meth:`frames` streams sequentially
-    at full decoder speed.
+    unless ``cache_bytes`` gives this reader a budget of its own. After the first read a
+    background thread fills that window, so stepping and scrubbing around a position is
+    instant. :meth:`frames` streams sequentially at full decoder speed.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, decode_path: str | os.PathLike[str] | None = None,
