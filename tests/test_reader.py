@@ -256,3 +256,15 @@ def test_readers_share_one_byte_budget(h264_bframes: Path, vfr_mkv: Path, monkey
     assert len(a._cache) == 0 and len(b._cache) > 0 and shared.nbytes == b._cache.nbytes
     assert decode_index(b[55]) == 55
     b.close()
+
+
+def test_a_jump_skips_frames_nothing_refers_to(h264_bframes: Path):
+    # Keyframes at 0, 60, 120 and three B-frames between references: a jump to 59 needs the
+    # references before it and the last few frames, not every B-frame of the GOP.
+    with open_video(h264_bframes, prefetch=False) as r:
+        r.clear_cache()
+        assert decode_index(r[59]) == 59
+        decoded = len(r._cache)
+        assert decoded < 45, decoded
+        assert all(i in r._cache for i in range(52, 60))
+        assert [decode_index(r[i]) for i in (30, 31, 33)] == [30, 31, 33]  # exact when asked

@@ -82,9 +82,8 @@ class Decoder:
                     yield i, frame
 
     def _set_skipping(self, pts: int | None) -> None:
-        """Skip non-reference frames (nothing is predicted from them) while far before the
-        target of a jump: the frames that matter decode bit for bit the same, and a jump decodes
-        about a third fewer frames with B-frames."""
+        """Skip non-reference frames (nothing is predicted from them) before ``skip_before``:
+        every frame that is decoded comes out bit for bit the same."""
         i = self.index.index_of_pts(pts)
         skip = self.skip_before is not None and i is not None and i < self.skip_before
         if skip != self._skipping:
