@@ -122,3 +122,20 @@ def test_a_cancelled_transcode_leaves_nothing_behind(tmp_path: Path):
     next(job)
     job.close()  # what a cancel button or Ctrl-C does to the generator
     assert list(dst.parent.iterdir()) == []
+
+
+def test_new_project_from_a_video(tmp_path: Path):
+    from kinema.document import store
+
+    video = write_clip(tmp_path / "shot.mp4", n=30, fps=25, audio=tone(440.0, 1.2))
+    result = kinema("new", str(tmp_path / "shot"), "--video", str(video))
+    assert result.returncode == 0, result.stderr
+    project = store.load(tmp_path / "shot.kinema")
+    media = project.media["m1"]
+    assert media.frames == 30 and media.rate == 25 and media.has_audio
+    assert (tmp_path / "shot.kinema" / media.relative_path).resolve() == video.resolve()
+    clip = project.timeline.video_layers[0].items[0]
+    assert clip.source_range.frames() == range(0, 30)
+    assert project.timeline.audio_tracks[0].items[0].media_id == "m1"
+    again = kinema("new", str(tmp_path / "shot.kinema"), "--video", str(video))
+    assert again.returncode == 1 and "already exists" in again.stderr

@@ -21,7 +21,7 @@ def extract_frame(video: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
     Returns the frame index written.
     """
-    from kinema.media.atomic import check_can_write
+    from kinema.core.atomic import check_can_write
     from kinema.media.image import write_image
     from kinema.media.reader import open_video
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kinema.cli import media_commands
+from kinema.cli import media_commands, project_commands
 
 app = typer.Typer(
     name="kinema",
@@ -17,6 +17,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 media_commands.register(app)
+project_commands.register(app)
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,9 @@ from kinema.core.errors import (
     MediaWriteError,
     MissingExtraError,
     OutputExistsError,
+    ProjectCorruptError,
+    ProjectError,
+    ProjectLockedError,
     UnsupportedMediaError,
 )
 
@@ -23,5 +26,8 @@ __all__ = [
     "MediaWriteError",
     "MissingExtraError",
     "OutputExistsError",
+    "ProjectCorruptError",
+    "ProjectError",
+    "ProjectLockedError",
     "UnsupportedMediaError",
 ]

@@ -63,5 +63,17 @@ class MissingExtraError(KinemaError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class ProjectError(KinemaError):
+    """Base for problems with a project folder."""
+
+
+class ProjectLockedError(ProjectError, PermissionError):
+    """Another kinema process has the project open for writing."""
+
+
+class ProjectCorruptError(ProjectError, ValueError):
+    """``project.json`` cannot be read; the backup is left untouched."""
+
+
 class CancelledError(KinemaError):
     """Long work was cancelled by the user."""

@@ -73,7 +73,7 @@ def _encode_one(codec: str, frame: object, pix_fmt: str) -> bytes:
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     """Write ``image`` to ``path`` (``.png`` or ``.exr``), atomically."""
-    from kinema.media.atomic import atomic_write_bytes
+    from kinema.core.atomic import atomic_write_bytes
 
     p = Path(path)
     suffix = p.suffix.lower()

@@ -128,7 +128,7 @@ def _load_cached(cached: Path, stamp: dict[str, object]) -> FrameIndex | None:
 def _save_cached(cached: Path, stamp: dict[str, object], index: FrameIndex) -> None:
     import io
 
-    from kinema.media.atomic import atomic_write_bytes
+    from kinema.core.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     np.savez(buf, stamp=json.dumps(stamp), pts=index.pts, keyframes=index.keyframes,

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+from kinema.core import atomic
 from kinema.core.errors import CorruptMediaError
-from kinema.media import atomic
 from kinema.media.stamp import cache_name, cache_root, source_stamp
 
 log = logging.getLogger("kinema.media")

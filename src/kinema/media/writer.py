@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError, MediaWriteError
 from kinema.core.frames import check_frame
 from kinema.core.timebase import to_fraction
-from kinema.media import atomic
 from kinema.media.codecs import CodecSpec, codec_for
 
 if TYPE_CHECKING:

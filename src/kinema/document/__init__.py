@@ -1,0 +1,1 @@
+"""The project document: model (pydantic), migrations, and the project folder on disk."""

@@ -1,0 +1,207 @@
+"""The project document: media pool, timeline of layers, mask tracks and recipes (pydantic).
+
+Names follow OpenTimelineIO where they overlap (media references, tracks, source ranges);
+times are exact rationals. ``SCHEMA_VERSION`` goes up with every change to the JSON layout,
+and ``migrations`` brings older files forward.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kinema.document.timing import Rational, TimeRange
+
+SCHEMA_VERSION = 2
+
+BlendMode = Literal["normal", "multiply", "screen", "add", "overlay", "darken", "lighten"]
+Interpolation = Literal["linear", "hold", "ease"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MediaRef(_Model):
+    """A source file in the media pool: its absolute ``path`` and its path relative to the
+    project folder, so a project moved together with its footage still finds it."""
+
+    id: str
+    path: str
+    relative_path: str | None = None
+    sha256: str
+    size_bytes: int
+    rate: Rational
+    frames: int
+    width: int
+    height: int
+    has_audio: bool = False
+    proxy: str | None = None
+
+
+class Keyframe(_Model):
+    """A value at a timeline frame, and how to get from it to the next keyframe."""
+
+    frame: int
+    value: float | tuple[float, float]
+    interpolation: Interpolation = "linear"
+
+
+class Animated(_Model):
+    """A property that is ``value`` unless keyframed."""
+
+    value: float | tuple[float, float]
+    keyframes: list[Keyframe] = Field(default_factory=list)
+
+    def at(self, frame: int) -> float | tuple[float, float]:
+        """The property's value at ``frame`` (held before the first and after the last keyframe)."""
+        keys = sorted(self.keyframes, key=lambda k: k.frame)
+        if not keys:
+            return self.value
+        if frame <= keys[0].frame:
+            return keys[0].value
+        for a, b in itertools.pairwise(keys):
+            if a.frame <= frame < b.frame:
+                if a.interpolation == "hold":
+                    return a.value
+                t = (frame - a.frame) / (b.frame - a.frame)
+                if a.interpolation == "ease":
+                    t = t * t * (3 - 2 * t)
+                return _lerp(a.value, b.value, t)
+        return keys[-1].value
+
+
+def _lerp(a: float | tuple[float, float], b: float | tuple[float, float],
+          t: float) -> float | tuple[float, float]:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+    return float(a) + (float(b) - float(a)) * t  # type: ignore[arg-type]
+
+
+class Transform(_Model):
+    """Position (pixels, layer centre), scale, rotation (degrees clockwise) and opacity (0-1)."""
+
+    position: Animated = Field(default_factory=lambda: Animated(value=(0.0, 0.0)))
+    scale: Animated = Field(default_factory=lambda: Animated(value=(1.0, 1.0)))
+    rotation: Animated = Field(default_factory=lambda: Animated(value=0.0))
+    opacity: Animated = Field(default_factory=lambda: Animated(value=1.0))
+
+
+class LayerMask(_Model):
+    """A layer shown only inside a mask track (or outside it when inverted)."""
+
+    track_id: str
+    invert: bool = False
+    grow: float = 0.0
+    feather: float = 0.0
+
+
+class ClipItem(_Model):
+    """Frames ``source_range`` of a media reference, placed at timeline frame ``start``."""
+
+    kind: Literal["clip"] = "clip"
+    id: str
+    media_id: str
+    source_range: TimeRange
+    start: int = 0
+
+
+class AssetItem(_Model):
+    """An RGBA asset (a still or a moving one) from the media pool."""
+
+    kind: Literal["asset"] = "asset"
+    id: str
+    media_id: str
+    still: bool = False
+    start: int = 0
+    duration: int
+
+
+class SolidItem(_Model):
+    kind: Literal["solid"] = "solid"
+    id: str
+    color: tuple[int, int, int, int] = (0, 0, 0, 255)
+    start: int = 0
+    duration: int
+
+
+class AdjustmentItem(_Model):
+    """Applies a recipe's effect to everything below it."""
+
+    kind: Literal["adjustment"] = "adjustment"
+    id: str
+    recipe_id: str
+    start: int = 0
+    duration: int
+
+
+Item = Annotated[ClipItem | AssetItem | SolidItem | AdjustmentItem, Field(discriminator="kind")]
+
+
+class VideoLayer(_Model):
+    id: str
+    name: str
+    visible: bool = True
+    blend_mode: BlendMode = "normal"
+    transform: Transform = Field(default_factory=Transform)
+    mask: LayerMask | None = None
+    items: list[Item] = Field(default_factory=list)
+
+
+class AudioTrack(_Model):
+    id: str
+    name: str
+    gain_db: float = 0.0
+    muted: bool = False
+    items: list[ClipItem] = Field(default_factory=list)
+
+
+class Timeline(_Model):
+    """Layers bottom to top; ``rate`` and size are the output's."""
+
+    rate: Rational
+    width: int
+    height: int
+    duration: int
+    video_layers: list[VideoLayer] = Field(default_factory=list)
+    audio_tracks: list[AudioTrack] = Field(default_factory=list)
+
+
+class MaskTrackRef(_Model):
+    """One object's masks, stored per frame under ``masks/<id>/``."""
+
+    id: str
+    name: str
+    color: tuple[int, int, int] = (255, 64, 64)
+    media_id: str
+    frames: int
+    width: int
+    height: int
+
+
+class Recipe(_Model):
+    """Everything needed to redo an operation that made pixels."""
+
+    id: str
+    operation: str
+    model_id: str | None = None
+    model_revision: str | None = None
+    weights_sha256: str | None = None
+    prompt: str | None = None
+    seed: int | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[str] = Field(default_factory=list)
+    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+class Project(_Model):
+    schema_version: Literal[2] = SCHEMA_VERSION
+    name: str
+    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    media: dict[str, MediaRef] = Field(default_factory=dict)
+    timeline: Timeline
+    mask_tracks: dict[str, MaskTrackRef] = Field(default_factory=dict)
+    recipes: dict[str, Recipe] = Field(default_factory=dict)

@@ -1,0 +1,194 @@
+"""Project folders on disk: atomic saves with a backup, a lock against two writers, autosave.
+
+``NAME.kinema/`` holds ``project.json`` (the document), ``project.json.bak`` (the previous
+save), ``autosave.json`` (unsaved edits, written after each change), ``LOCK`` while open for
+writing, and ``masks/``, ``cache/`` and ``renders/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from kinema.core import atomic
+from kinema.core.errors import (
+    InvalidArgumentError,
+    OutputExistsError,
+    ProjectCorruptError,
+    ProjectLockedError,
+)
+from kinema.document.migrations import migrate
+from kinema.document.model import SCHEMA_VERSION, Project
+
+log = logging.getLogger("kinema.document")
+
+SUFFIX = ".kinema"
+DOCUMENT = "project.json"
+BACKUP = "project.json.bak"
+AUTOSAVE = "autosave.json"
+LOCK = "LOCK"
+SUBFOLDERS = ("masks", "cache", "renders")
+
+
+def project_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with ``.kinema`` appended when missing."""
+    p = Path(path)
+    return p if p.suffix == SUFFIX else p.with_name(p.name + SUFFIX)
+
+
+def create(path: str | os.PathLike[str], project: Project) -> Path:
+    """Write a new project folder (complete or not at all) and return its path."""
+    folder = project_path(path)
+    if folder.exists():
+        raise OutputExistsError("already exists", path=folder,
+                                hint="choose another name")
+    if not folder.parent.is_dir():
+        raise InvalidArgumentError("parent folder does not exist", path=folder.parent)
+    temp = atomic.temp_path_for(folder)
+    try:
+        temp.mkdir()
+        for sub in SUBFOLDERS:
+            (temp / sub).mkdir()
+        (temp / DOCUMENT).write_text(_dump(project))
+        atomic.commit(temp, folder, overwrite=False)
+    except BaseException:
+        atomic.discard(temp)
+        raise
+    return folder
+
+
+def load(path: str | os.PathLike[str], *, recover: bool = False) -> Project:
+    """Read a project (migrating older schemas); ``recover`` prefers unsaved autosaved edits."""
+    folder = project_path(path)
+    doc = folder / DOCUMENT
+    if not doc.is_file():
+        raise ProjectCorruptError("is not a kinema project (no project.json)", path=folder,
+                                  hint="create one with kinema new PATH --video VIDEO")
+    source = folder / AUTOSAVE if recover and (folder / AUTOSAVE).is_file() else doc
+    return _parse(source, folder)
+
+
+def has_unsaved_edits(path: str | os.PathLike[str]) -> bool:
+    """Whether an autosave newer than the last save is waiting (a crash left edits behind)."""
+    folder = project_path(path)
+    auto = folder / AUTOSAVE
+    return auto.is_file() and auto.stat().st_mtime_ns >= (folder / DOCUMENT).stat().st_mtime_ns
+
+
+def _parse(source: Path, folder: Path) -> Project:
+    backup_hint = (f"the previous save is in {BACKUP}: copy it over {DOCUMENT} to restore it"
+                   if (folder / BACKUP).is_file() else "restore it from a copy")
+    try:
+        data = json.loads(source.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProjectCorruptError(f"{source.name} is damaged ({exc})", path=folder,
+                                  hint=backup_hint) from exc
+    if not isinstance(data, dict):
+        raise ProjectCorruptError(f"{source.name} is not a project document", path=folder,
+                                  hint=backup_hint)
+    try:
+        return Project.model_validate(migrate(data, SCHEMA_VERSION))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ProjectCorruptError(f"{source.name} is invalid at {where}: {first['msg']}",
+                                  path=folder, hint=backup_hint) from exc
+
+
+def _dump(project: Project) -> str:
+    return project.model_dump_json(indent=2) + "\n"
+
+
+class ProjectFile:
+    """A project open for writing: holds the lock; saves atomically, keeping a backup."""
+
+    def __init__(self, path: str | os.PathLike[str], *, recover: bool = False) -> None:
+        self.folder = project_path(path)
+        self.project = load(self.folder, recover=recover)
+        self._lock = _acquire_lock(self.folder)
+
+    def save(self) -> None:
+        """Write ``project.json`` atomically; the version it replaces becomes the backup."""
+        doc = self.folder / DOCUMENT
+        temp = atomic.temp_path_for(doc)
+        try:
+            temp.write_text(_dump(self.project))
+            atomic.fsync_path(temp)
+            if doc.exists():
+                # Link, then rename over the backup: project.json exists at every instant.
+                link = atomic.temp_path_for(self.folder / BACKUP)
+                os.link(doc, link)
+                os.replace(link, self.folder / BACKUP)
+            os.replace(temp, doc)
+        except BaseException:
+            atomic.discard(temp)
+            raise
+        (self.folder / AUTOSAVE).unlink(missing_ok=True)
+
+    def autosave(self) -> None:
+        """Write the current, unsaved state where a crash cannot lose it."""
+        atomic.atomic_write_bytes(self.folder / AUTOSAVE, _dump(self.project).encode())
+
+    def close(self) -> None:
+        """Release the lock (unsaved edits stay in the autosave, if one was written)."""
+        if self._lock is not None:
+            self._lock.unlink(missing_ok=True)
+            self._lock = None
+
+    def __enter__(self) -> ProjectFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _acquire_lock(folder: Path) -> Path:
+    lock = folder / LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_lock(lock)
+            if holder is not None and not _is_stale(holder):
+                raise ProjectLockedError(
+                    f"is open in another kinema (pid {holder.get('pid')} on {holder.get('host')})",
+                    path=folder, hint=f"close it there, or delete {lock} if that process is gone",
+                ) from None
+            log.warning("%s: taking over a stale lock left by pid %s", folder,
+                        holder.get("pid") if holder else "?")
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        return lock
+    raise ProjectLockedError("lock could not be taken", path=folder)
+
+
+def _read_lock(lock: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(lock.read_text())
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _is_stale(holder: dict[str, object]) -> bool:
+    """A lock from this host whose process no longer runs."""
+    if holder.get("host") != socket.gethostname():
+        return False
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
