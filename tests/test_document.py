@@ -185,3 +185,18 @@ def test_keyframes_interpolate():
     pos = Animated(value=(0.0, 0.0), keyframes=[Keyframe(frame=0, value=(0.0, 0.0)),
                                                  Keyframe(frame=4, value=(8.0, -4.0))])
     assert pos.at(1) == (2.0, -1.0)
+
+
+def test_every_edit_is_autosaved_and_undoable(tmp_path: Path):
+    from kinema.document import edits
+
+    folder = store.create(tmp_path / "p", sample_project())
+    with store.ProjectFile(folder) as pf:
+        pf.history.do(edits.set_layer("l1", name="background", visible=False))
+        assert store.has_unsaved_edits(folder)
+        assert store.load(folder, recover=True).timeline.video_layers[0].name == "background"
+        pf.history.undo()
+        assert store.load(folder, recover=True).timeline.video_layers[0].name == "bg"
+        pf.history.redo()
+        pf.save()
+    assert store.load(folder).timeline.video_layers[0].visible is False

@@ -22,6 +22,7 @@ from kinema.core.errors import (
     ProjectCorruptError,
     ProjectLockedError,
 )
+from kinema.document.edits import History
 from kinema.document.migrations import migrate
 from kinema.document.model import SCHEMA_VERSION, Project
 
@@ -111,6 +112,8 @@ class ProjectFile:
         self.folder = project_path(path)
         self.project = load(self.folder, recover=recover)
         self._lock = _acquire_lock(self.folder)
+        self.history = History(self.project, on_change=lambda _: self.autosave())
+        """Edits go through here: undo/redo, and an autosave after each one."""
 
     def save(self) -> None:
         """Write ``project.json`` atomically; the version it replaces becomes the backup."""

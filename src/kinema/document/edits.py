@@ -1,0 +1,173 @@
+"""Editing with undo and redo, the one way the editor and the CLI change a project.
+
+An :class:`Edit` is a named change to a :class:`Project`. :class:`History` applies edits and
+keeps the document as it was before each one, so undo restores it exactly whatever the edit
+did (documents are small: kilobytes, while pixels live in files the document only names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from kinema.core.errors import InvalidArgumentError
+from kinema.document.model import MaskTrackRef, MediaRef, Project, Recipe, VideoLayer
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A change to a project, with the label the Edit menu shows (``Undo <label>``)."""
+
+    label: str
+    apply: Callable[[Project], None]
+
+
+class History:
+    """Undo/redo stacks over one project; ``on_change`` runs after every change (autosave)."""
+
+    def __init__(self, project: Project, *, limit: int = 500,
+                 on_change: Callable[[Project], None] | None = None) -> None:
+        self.project = project
+        self.limit = limit
+        self.on_change = on_change
+        self._undo: list[tuple[str, Project]] = []
+        self._redo: list[tuple[str, Project]] = []
+
+    def do(self, edit: Edit) -> None:
+        """Apply ``edit``; if it raises, the project is left as it was."""
+        before = self.project.model_copy(deep=True)
+        try:
+            edit.apply(self.project)
+            Project.model_validate(self.project.model_dump())
+        except ValidationError as exc:
+            self._restore(before)
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "value"
+            raise InvalidArgumentError(f"{edit.label}: {where}: {first['msg']}") from None
+        except Exception:
+            self._restore(before)
+            raise
+        self._undo.append((edit.label, before))
+        del self._undo[: -self.limit]
+        self._redo.clear()
+        self._changed()
+
+    def undo(self) -> str:
+        """Revert the last edit; returns its label."""
+        if not self._undo:
+            raise InvalidArgumentError("nothing to undo")
+        label, before = self._undo.pop()
+        self._redo.append((label, self.project.model_copy(deep=True)))
+        self._restore(before)
+        self._changed()
+        return label
+
+    def redo(self) -> str:
+        """Re-apply the last undone edit; returns its label."""
+        if not self._redo:
+            raise InvalidArgumentError("nothing to redo")
+        label, after = self._redo.pop()
+        self._undo.append((label, self.project.model_copy(deep=True)))
+        self._restore(after)
+        self._changed()
+        return label
+
+    @property
+    def undo_label(self) -> str | None:
+        return self._undo[-1][0] if self._undo else None
+
+    @property
+    def redo_label(self) -> str | None:
+        return self._redo[-1][0] if self._redo else None
+
+    def _restore(self, state: Project) -> None:
+        # Keep the same object: views and jobs hold a reference to it.
+        for name in Project.model_fields:
+            object.__setattr__(self.project, name, getattr(state, name))
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.project)
+
+
+# -- the edits --------------------------------------------------------------------------
+
+
+def _layer(project: Project, layer_id: str) -> VideoLayer:
+    for layer in project.timeline.video_layers:
+        if layer.id == layer_id:
+            return layer
+    raise InvalidArgumentError(f"no layer {layer_id!r} in the project")
+
+
+def add_media(ref: MediaRef) -> Edit:
+    def apply(p: Project) -> None:
+        if ref.id in p.media:
+            raise InvalidArgumentError(f"media id {ref.id!r} is taken")
+        p.media[ref.id] = ref
+
+    return Edit(f"Import {ref.path}", apply)
+
+
+def add_layer(layer: VideoLayer, index: int | None = None) -> Edit:
+    """Insert ``layer`` at ``index`` (bottom is 0; default: on top)."""
+    def apply(p: Project) -> None:
+        if any(existing.id == layer.id for existing in p.timeline.video_layers):
+            raise InvalidArgumentError(f"layer id {layer.id!r} is taken")
+        layers = p.timeline.video_layers
+        layers.insert(len(layers) if index is None else index, layer)
+
+    return Edit(f"Add layer {layer.name}", apply)
+
+
+def remove_layer(layer_id: str) -> Edit:
+    def apply(p: Project) -> None:
+        p.timeline.video_layers.remove(_layer(p, layer_id))
+
+    return Edit("Delete layer", apply)
+
+
+def move_layer(layer_id: str, index: int) -> Edit:
+    """Move a layer to position ``index`` in the stack (0 is the bottom)."""
+    def apply(p: Project) -> None:
+        layers = p.timeline.video_layers
+        layer = _layer(p, layer_id)
+        layers.remove(layer)
+        layers.insert(max(0, min(index, len(layers))), layer)
+
+    return Edit("Move layer", apply)
+
+
+def set_layer(layer_id: str, **changes: Any) -> Edit:
+    """Set fields of a layer (``visible``, ``blend_mode``, ``name``, ``mask`` ...), validated."""
+    def apply(p: Project) -> None:
+        layer = _layer(p, layer_id)
+        for name, value in changes.items():
+            if name not in VideoLayer.model_fields or name in ("id", "items"):
+                raise InvalidArgumentError(f"a layer has no settable field {name!r}")
+            setattr(layer, name, value)
+
+    return Edit(f"Change {', '.join(changes)}", apply)
+
+
+def add_mask_track(ref: MaskTrackRef) -> Edit:
+    def apply(p: Project) -> None:
+        if ref.id in p.mask_tracks:
+            raise InvalidArgumentError(f"mask track id {ref.id!r} is taken")
+        if ref.media_id not in p.media:
+            raise InvalidArgumentError(f"mask track refers to unknown media {ref.media_id!r}")
+        p.mask_tracks[ref.id] = ref
+
+    return Edit(f"Add mask {ref.name}", apply)
+
+
+def add_recipe(recipe: Recipe) -> Edit:
+    def apply(p: Project) -> None:
+        if recipe.id in p.recipes:
+            raise InvalidArgumentError(f"recipe id {recipe.id!r} is taken")
+        p.recipes[recipe.id] = recipe
+
+    return Edit(f"Add {recipe.operation}", apply)
