@@ -1,0 +1,1 @@
+"""Rendering: the compositor that turns a project's layers into frames."""
