@@ -1,7 +1,8 @@
-"""Project commands: new."""
+"""Project commands: new, render, provenance."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,54 @@ def new(
     out.print(f"created {folder}")
 
 
+def render(
+    project: Annotated[Path, typer.Argument(help="Project folder.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Movie file or image-sequence folder.")],
+    frames: Annotated[str | None, typer.Option(
+        "--range", help="Timeline frames A:B (B excluded); either side may be left out.")] = None,
+    codec: Annotated[str | None, typer.Option(
+        "--codec", "-c", help="h264, h265, prores4444, prores, vp9, png or exr.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", "-y",
+                                            help="Replace the output if it exists.")] = False,
+) -> None:
+    """Render the project's timeline, with a provenance record beside the output."""
+    from kinema.app.render_job import render as run_render
+    from kinema.cli.console import exit_on_error, out, show_progress
+
+    with exit_on_error():
+        start, stop = _frame_range(frames)
+        show_progress(run_render(project, output, start=start, stop=stop, codec=codec,
+                                 overwrite=overwrite), f"render {project.name}")
+    out.print(f"wrote {output}")
+
+
+def provenance(
+    file: Annotated[Path, typer.Argument(help="A rendered file.", show_default=False)],
+) -> None:
+    """Print what went into a rendered file: sources with hashes, recipes, models, version."""
+    from kinema.app.render_job import read_provenance
+    from kinema.cli.console import exit_on_error, out
+
+    with exit_on_error():
+        record = read_provenance(file)
+    out.print_json(json.dumps(record))
+
+
+def _frame_range(text: str | None) -> tuple[int, int | None]:
+    from kinema.core.errors import InvalidArgumentError
+
+    if text is None:
+        return 0, None
+    a, sep, b = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return (int(a) if a else 0), (int(b) if b else None)
+    except ValueError:
+        raise InvalidArgumentError(f"not a frame range: {text!r} (use A:B, e.g. 0:100)") from None
+
+
 def register(app: typer.Typer) -> None:
     """Add the project commands to ``app``."""
-    app.command()(new)
+    for command in (new, render, provenance):
+        app.command()(command)

@@ -132,14 +132,25 @@ class VideoReader:
 
     @property
     def fps(self) -> Fraction:
-        """Nominal frame rate; exact for constant-rate streams (e.g. ``30000/1001``)."""
+        """Nominal frame rate; exact for constant-rate streams (e.g. ``30000/1001``).
+
+        Where timestamps are rounded (Matroska and WebM count milliseconds), the container's
+        declared rate is used when the measured one agrees with it to within that rounding.
+        """
         pts = self._index.pts
         if len(pts) < 2:
             return Fraction(self._average_rate) if self._average_rate else Fraction(0)
         steps = np.diff(pts)
         if (steps == steps[0]).all():
             return 1 / (int(steps[0]) * self._index.time_base)
-        return snap_rate((len(pts) - 1) / ((int(pts[-1]) - int(pts[0])) * self._index.time_base))
+        span = (int(pts[-1]) - int(pts[0])) * self._index.time_base
+        measured = (len(pts) - 1) / span
+        if self._average_rate:
+            declared = snap_rate(Fraction(self._average_rate))
+            rounding = self._index.time_base / (span / (len(pts) - 1)) + Fraction(1, 10**6)
+            if abs(measured / declared - 1) <= rounding:
+                return declared
+        return snap_rate(measured)
 
     @property
     def is_vfr(self) -> bool:

@@ -79,7 +79,8 @@ class VideoWriter:
         fmt = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}[
             self.path.suffix.lower()]
         opts = {**self.spec.options, **options}
-        container_opts = {k: opts.pop(k) for k in ("movflags",) if k in opts}
+        movflags = opts.pop("movflags", None)
+        container_opts = {"movflags": movflags} if movflags and fmt in ("mp4", "mov") else {}
         try:
             self._container = av.open(str(self._temp), mode="w", format=fmt,
                                       options=container_opts)
