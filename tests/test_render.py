@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from kinema.app.project_jobs import new_project
-from kinema.app.render_job import read_provenance, render
+from kinema.app.provenance import read_provenance
+from kinema.app.render_job import render
 from kinema.core.errors import MediaOpenError
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore

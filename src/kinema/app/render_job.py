@@ -1,153 +1,48 @@
-"""Render a project: evaluate every layer at each timeline frame, composite, encode.
+"""Render a project in resumable chunks: composite, encode each run of frames, join, mix audio.
 
-Sources are opened once and read in order; each output gets a provenance record beside it
-(``OUT.provenance.json``) naming every source with its hash, every recipe, and kinema's version.
+Each chunk of frames is encoded as its own file in a work folder beside the output
+(``.OUT.kinema-render/``), written atomically, so after a crash or Ctrl-C every chunk on disk is
+whole. ``resume`` keeps them when the project, sources, masks and settings are unchanged (a
+manifest holds their fingerprint) and renders only the rest; the parts are then joined by
+copying packets, so a resumed render is the same file as one that never stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-
-from kinema.core.errors import InvalidArgumentError, MediaOpenError
+from kinema.app.audio_mix import MIX_RATE, mix_audio
+from kinema.app.evaluate import FrameEvaluator, media_paths
+from kinema.app.provenance import summary, write_provenance
+from kinema.core import atomic
+from kinema.core.errors import InvalidArgumentError
 from kinema.document import store
-from kinema.document.masktrack import MaskTrackStore
-from kinema.document.model import (
-    AdjustmentItem,
-    AssetItem,
-    ClipItem,
-    Project,
-    SolidItem,
-    VideoLayer,
-)
-from kinema.render.compositor import Layer, Placement, composite
-from kinema.render.mattes import matte_from_mask
+from kinema.document.model import Project
 
 Progress = tuple[int, int]
+CHUNK_SECONDS = 2
+MANIFEST = "render.json"
 
 
-def media_paths(project: Project, folder: Path) -> tuple[dict[str, Path], list[str]]:
-    """Where each media reference is now (absolute path first, then relative to the project),
-    and the ids of those that are missing."""
-    found: dict[str, Path] = {}
-    missing: list[str] = []
-    for ref in project.media.values():
-        candidates = [Path(ref.path)]
-        if ref.relative_path:
-            candidates.append(folder / ref.relative_path)
-        path = next((c for c in candidates if c.is_file()), None)
-        if path is None:
-            missing.append(ref.id)
-        else:
-            found[ref.id] = path
-    return found, missing
-
-
-class FrameEvaluator:
-    """The composited frame at any timeline frame of a project."""
-
-    def __init__(self, project: Project, folder: Path) -> None:
-        from kinema.media.reader import open_video
-
-        self.project = project
-        self.folder = folder
-        tl = project.timeline
-        self.canvas = (tl.width, tl.height)
-        paths, missing = media_paths(project, folder)
-        needed = {item.media_id for layer in tl.video_layers if layer.visible
-                  for item in layer.items if isinstance(item, (ClipItem, AssetItem))}
-        blocked = sorted(needed & set(missing))
-        if blocked:
-            names = ", ".join(project.media[m].path for m in blocked)
-            raise MediaOpenError(f"media needed for the render is missing: {names}", path=folder,
-                                 hint="relink it or put the files back")
-        self._readers = {m: open_video(paths[m], prefetch=False, alpha=True) for m in needed}
-        self._masks = {
-            t.id: MaskTrackStore(folder / "masks" / t.id, t.frames, t.width, t.height)
-            for t in project.mask_tracks.values()
-        }
-
-    def frame(self, t: int, *, alpha: bool = False) -> np.ndarray:
-        """Timeline frame ``t`` composited, RGB (or straight RGBA with ``alpha``)."""
-        layers = []
-        for layer in self.project.timeline.video_layers:
-            if not layer.visible:
-                continue
-            for item in layer.items:
-                built = self._layer(layer, item, t)
-                if built is not None:
-                    layers.append(built)
-        background = (0, 0, 0, 0) if alpha else (0, 0, 0, 255)
-        return composite(self.canvas, layers, background=background, alpha=alpha)
-
-    def _layer(self, layer: VideoLayer, item: object, t: int) -> Layer | None:
-        rate = self.project.timeline.rate
-        if isinstance(item, ClipItem):
-            offset = t - item.start
-            rng = item.source_range
-            if not 0 <= offset < rng.duration.seconds * rate:
-                return None
-            reader = self._readers[item.media_id]
-            seconds = rng.start_time.seconds + Fraction(offset) / rate
-            source_index = reader.index_at(seconds)
-            pixels, mask_frame = reader[source_index], source_index
-        elif isinstance(item, AssetItem):
-            if not item.start <= t < item.start + item.duration:
-                return None
-            reader = self._readers[item.media_id]
-            source_index = 0 if item.still else min(t - item.start, len(reader) - 1)
-            pixels, mask_frame = reader[source_index], source_index
-        elif isinstance(item, SolidItem):
-            if not item.start <= t < item.start + item.duration:
-                return None
-            pixels = np.broadcast_to(np.array(item.color, np.uint8), self.canvas[::-1] + (4,))
-            mask_frame = t
-        elif isinstance(item, AdjustmentItem):
-            return None  # effects arrive with the stylize issues; an adjustment alone is a no-op
-        else:
-            return None
-        tf = layer.transform
-        dx, dy = tf.position.at(t)  # type: ignore[misc]
-        sx, sy = tf.scale.at(t)  # type: ignore[misc]
-        placement = Placement(position=(self.canvas[0] / 2 + dx, self.canvas[1] / 2 + dy),
-                              scale=(sx, sy), rotation=float(tf.rotation.at(t)))  # type: ignore[arg-type]
-        return Layer(np.ascontiguousarray(pixels), placement, opacity=float(tf.opacity.at(t)),  # type: ignore[arg-type]
-                     blend_mode=layer.blend_mode, matte=self._matte(layer, mask_frame))
-
-    def _matte(self, layer: VideoLayer, frame: int) -> np.ndarray | None:
-        if layer.mask is None:
-            return None
-        track = self._masks.get(layer.mask.track_id)
-        if track is None:
-            raise InvalidArgumentError(f"layer {layer.name!r} uses unknown mask track "
-                                       f"{layer.mask.track_id!r}", path=self.folder)
-        mask = track.read(frame) if 0 <= frame < track.frames else None
-        if mask is None:
-            mask = np.zeros((track.height, track.width), bool)
-        matte = matte_from_mask(mask, grow=layer.mask.grow, feather=layer.mask.feather,
-                                invert=layer.mask.invert)
-        if matte.shape != self.canvas[::-1]:
-            import cv2
-
-            matte = cv2.resize(matte, self.canvas, interpolation=cv2.INTER_LINEAR)
-        return matte
-
-    def close(self) -> None:
-        for reader in self._readers.values():
-            reader.close()
+def work_folder(target: Path) -> Path:
+    """Where the chunks of a render of ``target`` wait until they are joined."""
+    return target.with_name(f".{target.name}.kinema-render")
 
 
 def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
            start: int = 0, stop: int | None = None, codec: str | None = None,
-           overwrite: bool = False) -> Iterator[Progress]:
-    """Render timeline frames ``[start, stop)`` to ``out``, then write its provenance."""
+           overwrite: bool = False, resume: bool = False,
+           chunk_frames: int | None = None) -> Iterator[Progress]:
+    """Render timeline frames ``[start, stop)`` to ``out`` and write its provenance, yielding
+    ``(frames done, total)``. With ``resume``, chunks left by an interrupted render of the same
+    project and settings are kept."""
     from kinema.media.codecs import codec_for
+    from kinema.media.concat import join_movies, join_sequences, part_suffix
     from kinema.media.writer import VideoWriter
 
     folder = store.project_path(project_path)
@@ -157,58 +52,69 @@ def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
     if begin >= end:
         raise InvalidArgumentError(f"empty range {start}:{stop} (the timeline has {tl.duration} frames)")
     target = Path(out)
+    atomic.check_can_write(target, overwrite)
     spec = codec_for(target, codec, alpha=False)
     alpha = spec.alpha_pix_fmt is not None  # transparent where no layer covers the frame
-    evaluator = FrameEvaluator(project, folder)
+    chunk = chunk_frames or max(1, round(tl.rate * CHUNK_SECONDS))
+    evaluator = FrameEvaluator(project, folder)  # refuses missing media before any work
+    work = work_folder(target)
+    _prepare(work, _fingerprint(project, folder, begin, end, spec.name, chunk), resume)
+    suffix = part_suffix(target, spec.name)
+    parts = [(work / f"part_{k:05d}{suffix}", a, min(a + chunk, end))
+             for k, a in enumerate(range(begin, end, chunk))]
+    done = sum(b - a for path, a, b in parts if path.exists())
+    total = end - begin
+    if done:
+        yield done, total
     try:
-        with VideoWriter(target, tl.rate, (tl.width, tl.height), codec=spec.name, alpha=alpha,
-                         overwrite=overwrite,
-                         metadata={} if spec.image_sequence else {"comment": _summary(project)},
-                         ) as writer:
-            for k, t in enumerate(range(begin, end)):
-                writer.write(evaluator.frame(t, alpha=alpha))
-                yield k + 1, end - begin
+        for path, a, b in parts:
+            if path.exists():
+                continue
+            with VideoWriter(path, tl.rate, (tl.width, tl.height), codec=spec.name,
+                             alpha=alpha) as writer:
+                for t in range(a, b):
+                    writer.write(evaluator.frame(t, alpha=alpha))
+                    done += 1
+                    yield done, total
     finally:
         evaluator.close()
+    paths = [path for path, _, _ in parts]
+    if spec.image_sequence:
+        join_sequences(paths, target, overwrite=overwrite)
+    else:
+        join_movies(paths, target, tl.rate, audio_samples=mix_audio(project, folder, begin, end),
+                    audio_rate=MIX_RATE, audio_encoder=spec.audio_encoder,
+                    metadata={"comment": summary(project)}, overwrite=overwrite)
+    shutil.rmtree(work, ignore_errors=True)
     write_provenance(target, project, folder, begin, end)
 
 
-def _summary(project: Project) -> str:
-    ops = sorted({r.operation for r in project.recipes.values()}) or ["composite"]
-    return f"kinema render of {project.name}: {', '.join(ops)}; see .provenance.json"
-
-
-def provenance_path(output: Path) -> Path:
-    return output.with_name(output.name + ".provenance.json")
-
-
-def write_provenance(output: Path, project: Project, folder: Path, begin: int, end: int) -> Path:
-    """``OUT.provenance.json``: what went into ``output`` and how to make it again."""
+def _fingerprint(project: Project, folder: Path, begin: int, end: int, codec: str,
+                 chunk: int) -> str:
+    """Changes when anything that decides the rendered pixels does."""
     from kinema import __version__
-    from kinema.core.atomic import atomic_write_bytes
 
     paths, _ = media_paths(project, folder)
-    record = {
-        "kinema_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(),
-        "output": str(output),
-        "project": str(folder.resolve()),
-        "frames": {"start": begin, "stop": end, "rate": str(project.timeline.rate)},
-        "sources": [{"id": ref.id, "path": str(paths.get(ref.id, ref.path)), "sha256": ref.sha256,
-                     "size_bytes": ref.size_bytes} for ref in project.media.values()],
-        "operations": [json.loads(r.model_dump_json()) for r in project.recipes.values()],
-        "models": sorted({r.model_id for r in project.recipes.values() if r.model_id}),
-    }
-    target = provenance_path(output)
-    atomic_write_bytes(target, (json.dumps(record, indent=2) + "\n").encode())
-    return target
+    sources = {m: [os.stat(p).st_size, os.stat(p).st_mtime_ns] for m, p in sorted(paths.items())}
+    masks = folder / "masks"
+    mask_files = sorted(
+        [str(p.relative_to(masks)), p.stat().st_size, p.stat().st_mtime_ns]
+        for p in masks.rglob("*") if p.is_file()) if masks.is_dir() else []
+    state = {"project": json.loads(project.model_dump_json()), "range": [begin, end],
+             "codec": codec, "chunk": chunk, "sources": sources, "masks": mask_files,
+             "kinema": __version__}
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-def read_provenance(path: str | os.PathLike[str]) -> dict[str, object]:
-    """The provenance record of a rendered file."""
-    p = Path(path)
-    record = provenance_path(p) if not p.name.endswith(".provenance.json") else p
-    if not record.is_file():
-        raise MediaOpenError("has no provenance record", path=p,
-                             hint=f"expected {record.name} beside it (kinema writes one per render)")
-    return json.loads(record.read_text())
+def _prepare(work: Path, fingerprint: str, resume: bool) -> None:
+    """Keep ``work`` for a resume of the same render, else start it afresh."""
+    manifest = work / MANIFEST
+    if resume and manifest.is_file():
+        if json.loads(manifest.read_text()).get("fingerprint") == fingerprint:
+            return
+        raise InvalidArgumentError(
+            "the project, its media or the render settings changed since this render began",
+            path=work.parent, hint="render again without --resume to start over")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    atomic.atomic_write_bytes(manifest, json.dumps({"fingerprint": fingerprint}).encode())

@@ -54,10 +54,11 @@ def show_progress(jobs: Iterator[tuple[int, int]], label: str, unit: str = "fram
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(label, total=None, rate="")
-        start = time.monotonic()
+        start, first = time.monotonic(), None
         for done, total in jobs:
+            first = done if first is None else first  # a resumed job starts part done
             elapsed = time.monotonic() - start
-            rate = f"{done / elapsed:6.1f} {unit}/s" if elapsed > 0.2 else ""
+            rate = f"{(done - first) / elapsed:6.1f} {unit}/s" if elapsed > 0.2 else ""
             progress.update(task, completed=done, total=total, rate=rate)
 
 

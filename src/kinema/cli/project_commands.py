@@ -32,15 +32,22 @@ def render(
         "--codec", "-c", help="h264, h265, prores4444, prores, vp9, png or exr.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y",
                                             help="Replace the output if it exists.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Keep the chunks an interrupted render of the same project left.")] = False,
 ) -> None:
-    """Render the project's timeline, with a provenance record beside the output."""
+    """Render the project's timeline (video and mixed audio), with a provenance record beside
+    the output. Rendering goes in two-second chunks; after a crash or Ctrl-C, run the same
+    command with --resume to continue where it stopped."""
     from kinema.app.render_job import render as run_render
-    from kinema.cli.console import exit_on_error, out, show_progress
+    from kinema.cli.console import exit_on_error, fail, out, show_progress
 
     with exit_on_error():
         start, stop = _frame_range(frames)
-        show_progress(run_render(project, output, start=start, stop=stop, codec=codec,
-                                 overwrite=overwrite), f"render {project.name}")
+        try:
+            show_progress(run_render(project, output, start=start, stop=stop, codec=codec,
+                                     overwrite=overwrite, resume=resume), f"render {project.name}")
+        except KeyboardInterrupt:
+            fail("interrupted; run the same command with --resume to continue", code=130)
     out.print(f"wrote {output}")
 
 
@@ -48,7 +55,7 @@ def provenance(
     file: Annotated[Path, typer.Argument(help="A rendered file.", show_default=False)],
 ) -> None:
     """Print what went into a rendered file: sources with hashes, recipes, models, version."""
-    from kinema.app.render_job import read_provenance
+    from kinema.app.provenance import read_provenance
     from kinema.cli.console import exit_on_error, out
 
     with exit_on_error():

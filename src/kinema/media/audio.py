@@ -24,7 +24,66 @@ def _audio_stream(container: av.container.InputContainer, path: Path) -> av.audi
     return container.streams.audio[0]
 
 
-class AudioMux:
+class _PacketFeed:
+    """Muxes ``(time, packet)`` pairs into an output container as the video catches up."""
+
+    def __init__(self, output: av.container.OutputContainer,
+                 items: Iterator[tuple[Fraction, object]]) -> None:
+        self._output = output
+        self._items = items
+        self._pending: tuple[Fraction, object] | None = None
+
+    def mux_until(self, t: Fraction) -> None:
+        """Mux every audio packet that starts before ``t`` (the muxer interleaves)."""
+        while True:
+            if self._pending is None:
+                self._pending = next(self._items, None)
+                if self._pending is None:
+                    return
+            when, packet = self._pending
+            if when >= t:
+                return
+            self._output.mux(packet)
+            self._pending = None
+
+    def finish(self, end: Fraction) -> None:
+        """Mux the rest of the sound up to ``end`` (the video's length)."""
+        self.mux_until(end)
+        self.close()
+
+    def close(self) -> None:
+        """Release what the feed reads from."""
+
+
+def _encode_frames(stream: av.audio.stream.AudioStream,
+                   frames: Iterator[av.AudioFrame]) -> Iterator[tuple[Fraction, object]]:
+    """Encode ``frames`` (already in the stream's format) in encoder-sized blocks, timed from 0."""
+    import av
+
+    ctx = stream.codec_context
+    fifo = av.AudioFifo()
+    written = 0
+    frame_size = ctx.frame_size or 1024
+
+    def drain(final: bool) -> Iterator[tuple[Fraction, object]]:
+        nonlocal written
+        while fifo.samples >= frame_size or (final and fifo.samples):
+            frame = fifo.read(min(frame_size, fifo.samples) if final else frame_size)
+            frame.pts, frame.time_base = written, Fraction(1, ctx.rate)
+            t = Fraction(written, ctx.rate)
+            written += frame.samples
+            for packet in stream.encode(frame):
+                yield t, packet
+
+    for frame in frames:
+        fifo.write(frame)
+        yield from drain(False)
+    yield from drain(True)
+    for packet in stream.encode(None):
+        yield Fraction(written, ctx.rate), packet
+
+
+class AudioMux(_PacketFeed):
     """Feeds the first audio stream of ``source`` into an output container alongside video.
 
     ``start`` is the time on the source's timeline (seconds, as its timestamps count them)
@@ -43,17 +102,16 @@ class AudioMux:
         codec = self._in.codec_context.name
         tb = self._in.time_base
         begins = self._in.start_time * tb if self._in.start_time is not None and tb else 0
-        self._copy = start <= begins and codec in output.supported_codecs and codec != "pcm_s16le"
-        self._output = output
-        if self._copy:
+        copy = start <= begins and codec in output.supported_codecs and codec != "pcm_s16le"
+        if copy:
             self._out = output.add_stream_from_template(self._in)
-            self._items: Iterator = self._packets()
+            items: Iterator = self._packets()
         else:
             rate = 48000 if encoder == "libopus" else self._in.codec_context.sample_rate
             layout = "stereo" if self._in.codec_context.channels >= 2 else "mono"
             self._out = output.add_stream(encoder, rate=rate, layout=layout)
-            self._items = self._encoded()
-        self._pending = None
+            items = _encode_frames(self._out, self._trimmed())
+        super().__init__(output, items)
 
     def _packets(self) -> Iterator[tuple[Fraction, object]]:
         tb = self._in.time_base
@@ -68,26 +126,13 @@ class AudioMux:
             packet.stream = self._out
             yield t, packet
 
-    def _encoded(self) -> Iterator[tuple[Fraction, object]]:
+    def _trimmed(self) -> Iterator[av.AudioFrame]:
+        """The source's sound in the output's format, from ``start`` on, sample-exact."""
         import av
 
         ctx = self._out.codec_context
         resampler = av.AudioResampler(format=ctx.format.name, layout=ctx.layout.name, rate=ctx.rate)
-        fifo = av.AudioFifo()
         skip = int(round(self.start * ctx.rate))
-        written = 0
-        frame_size = ctx.frame_size or 1024
-
-        def drain(final: bool) -> Iterator[tuple[Fraction, object]]:
-            nonlocal written
-            while fifo.samples >= frame_size or (final and fifo.samples):
-                frame = fifo.read(min(frame_size, fifo.samples) if final else frame_size)
-                frame.pts, frame.time_base = written, Fraction(1, ctx.rate)
-                t = Fraction(written, ctx.rate)
-                written += frame.samples
-                for packet in self._out.encode(frame):
-                    yield t, packet
-
         if self.start > 0:
             self._input.seek(int(self.start / self._in.time_base), stream=self._in)
         origin = None
@@ -99,44 +144,79 @@ class AudioMux:
                     origin = int(round((frame.time or 0) * ctx.rate))
                     skip -= origin
                     if skip < 0:
-                        fifo.write(_silence_like(out, -skip))
+                        yield _silence_like(out, -skip)
                         skip = 0
                 if skip > 0:
                     if out.samples <= skip:
                         skip -= out.samples
                         continue
                     out, skip = _tail(out, out.samples - skip), 0
-                fifo.write(out)
-                yield from drain(False)
-        for out in resampler.resample(None):
-            fifo.write(out)
-        yield from drain(True)
-        for packet in self._out.encode(None):
-            yield Fraction(written, ctx.rate), packet
-
-    def mux_until(self, t: Fraction) -> None:
-        """Mux every audio packet that starts before ``t`` (the muxer interleaves)."""
-        self._mux(t)
-
-    def finish(self, end: Fraction) -> None:
-        """Mux the rest of the sound up to ``end`` (the video's length)."""
-        self._mux(end)
-        self.close()
-
-    def _mux(self, limit: Fraction) -> None:
-        while True:
-            if self._pending is None:
-                self._pending = next(self._items, None)
-                if self._pending is None:
-                    return
-            t, packet = self._pending
-            if t >= limit:
-                return
-            self._output.mux(packet)
-            self._pending = None
+                yield out
+        yield from resampler.resample(None)
 
     def close(self) -> None:
         self._input.close()
+
+
+class SamplesMux(_PacketFeed):
+    """Encodes float samples ``(channels, n)`` in [-1, 1] at ``rate`` into an output container."""
+
+    def __init__(self, output: av.container.OutputContainer, samples: np.ndarray, rate: int,
+                 encoder: str) -> None:
+        import av
+
+        layout = "stereo" if samples.shape[0] == 2 else "mono"
+        out_rate = 48000 if encoder == "libopus" else rate
+        self._out = output.add_stream(encoder, rate=out_rate, layout=layout)
+        ctx = self._out.codec_context
+        resampler = av.AudioResampler(format=ctx.format.name, layout=layout, rate=out_rate)
+        block = 4096
+
+        def frames() -> Iterator[av.AudioFrame]:
+            for a in range(0, samples.shape[1], block):
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(samples[:, a:a + block], np.float32), format="fltp",
+                    layout=layout)
+                frame.sample_rate = rate
+                frame.pts, frame.time_base = a, Fraction(1, rate)
+                yield from resampler.resample(frame)
+            yield from resampler.resample(None)
+
+        super().__init__(output, _encode_frames(self._out, frames()))
+
+
+def read_audio(path: str | os.PathLike[str], start: Fraction, duration: Fraction, *,
+               rate: int = 48000, channels: int = 2) -> np.ndarray:
+    """``duration`` seconds of ``path``'s first audio stream from ``start`` (on its timestamps),
+    as float32 ``(channels, n)``, sample-exact; silence where the file has no sound."""
+    import av
+
+    p = Path(path)
+    count = int(round(duration * rate))
+    out = np.zeros((channels, count), np.float32)
+    container = open_input(p)
+    try:
+        stream = _audio_stream(container, p)
+        layout = "stereo" if channels == 2 else "mono"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        first = int(round(start * rate))
+        if start > 0:
+            container.seek(int(start / stream.time_base), stream=stream)
+        at: int | None = None  # sample index, on the file's timeline, of the next resampled sample
+        for frame in container.decode(stream):
+            if at is None:
+                at = int(round((frame.time or 0) * rate))
+            for chunk in resampler.resample(frame):
+                data = chunk.to_ndarray()
+                a, b = max(at, first), min(at + data.shape[1], first + count)
+                if a < b:
+                    out[:, a - first:b - first] = data[:, a - at:b - at]
+                at += data.shape[1]
+            if at >= first + count:
+                break
+    finally:
+        container.close()
+    return out
 
 
 def _tail(frame: av.AudioFrame, count: int) -> av.AudioFrame:

@@ -14,6 +14,7 @@ from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError, MediaWriteError
 from kinema.core.frames import check_frame
 from kinema.core.timebase import to_fraction
+from kinema.media.audio import AudioMux, SamplesMux
 from kinema.media.codecs import CodecSpec, codec_for
 
 if TYPE_CHECKING:
@@ -29,13 +30,15 @@ class VideoWriter:
     ``.webm`` VP9, a folder a PNG sequence). ``audio_from`` copies (or re-encodes, when the
     container cannot hold it) the first audio stream of another file, trimmed to the video's
     length; ``audio_start`` is the time on that file's timeline that lines up with frame 0.
+    ``audio_samples`` (float ``(channels, n)`` at ``audio_rate``) is encoded instead, e.g. a mix.
     Used as a context manager, an exception discards the partial output.
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: Fraction | int | float | str,
                  size: tuple[int, int], codec: str | None = None, alpha: bool = False,
                  audio_from: str | os.PathLike[str] | None = None,
-                 audio_start: Fraction | float = 0, overwrite: bool = False,
+                 audio_start: Fraction | float = 0, audio_samples: np.ndarray | None = None,
+                 audio_rate: int = 48000, overwrite: bool = False,
                  options: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
                  ) -> None:
         self.path = Path(path)
@@ -51,7 +54,9 @@ class VideoWriter:
             raise InvalidArgumentError(
                 f"{self.spec.name} needs even width and height, got {self.size[0]}x{self.size[1]}",
                 path=self.path, hint="crop or pad by one pixel, or use prores4444/vp9/png")
-        if audio_from is not None and self.spec.image_sequence:
+        if audio_from is not None and audio_samples is not None:
+            raise InvalidArgumentError("give audio_from or audio_samples, not both", path=self.path)
+        if (audio_from is not None or audio_samples is not None) and self.spec.image_sequence:
             raise InvalidArgumentError("image sequences carry no audio", path=self.path,
                                        hint="write a movie file to keep the sound")
         self.overwrite = overwrite
@@ -63,18 +68,18 @@ class VideoWriter:
         self._closed = False
         self._temp = atomic.temp_path_for(self.path)
         self._container: av.container.OutputContainer | None = None
-        self._audio = None
+        self._audio: AudioMux | SamplesMux | None = None
         if self.spec.image_sequence:
             self._temp.mkdir()
         else:
-            self._open_container(options or {}, metadata or {}, audio_from, audio_start)
+            self._open_container(options or {}, metadata or {}, audio_from, audio_start,
+                                 audio_samples, audio_rate)
 
     def _open_container(self, options: dict[str, str], metadata: dict[str, str],
                         audio_from: str | os.PathLike[str] | None,
-                        audio_start: Fraction | float) -> None:
+                        audio_start: Fraction | float, audio_samples: np.ndarray | None,
+                        audio_rate: int) -> None:
         import av
-
-        from kinema.media.audio import AudioMux
 
         fmt = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}[
             self.path.suffix.lower()]
@@ -103,6 +108,9 @@ class VideoWriter:
             if audio_from is not None:
                 self._audio = AudioMux(self._container, Path(audio_from), Fraction(audio_start),
                                        self.spec.audio_encoder)
+            elif audio_samples is not None:
+                self._audio = SamplesMux(self._container, audio_samples, audio_rate,
+                                         self.spec.audio_encoder)
         except Exception:
             self._abort_quietly()
             raise

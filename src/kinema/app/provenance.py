@@ -1,0 +1,53 @@
+"""Provenance: what went into a rendered file and how to make it again."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kinema.app.evaluate import media_paths
+from kinema.core.errors import MediaOpenError
+from kinema.document.model import Project
+
+
+def summary(project: Project) -> str:
+    ops = sorted({r.operation for r in project.recipes.values()}) or ["composite"]
+    return f"kinema render of {project.name}: {', '.join(ops)}; see .provenance.json"
+
+
+def provenance_path(output: Path) -> Path:
+    return output.with_name(output.name + ".provenance.json")
+
+
+def write_provenance(output: Path, project: Project, folder: Path, begin: int, end: int) -> Path:
+    """``OUT.provenance.json``: what went into ``output`` and how to make it again."""
+    from kinema import __version__
+    from kinema.core.atomic import atomic_write_bytes
+
+    paths, _ = media_paths(project, folder)
+    record = {
+        "kinema_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(),
+        "output": str(output),
+        "project": str(folder.resolve()),
+        "frames": {"start": begin, "stop": end, "rate": str(project.timeline.rate)},
+        "sources": [{"id": ref.id, "path": str(paths.get(ref.id, ref.path)), "sha256": ref.sha256,
+                     "size_bytes": ref.size_bytes} for ref in project.media.values()],
+        "operations": [json.loads(r.model_dump_json()) for r in project.recipes.values()],
+        "models": sorted({r.model_id for r in project.recipes.values() if r.model_id}),
+    }
+    target = provenance_path(output)
+    atomic_write_bytes(target, (json.dumps(record, indent=2) + "\n").encode())
+    return target
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The provenance record of a rendered file."""
+    p = Path(path)
+    record = provenance_path(p) if not p.name.endswith(".provenance.json") else p
+    if not record.is_file():
+        raise MediaOpenError("has no provenance record", path=p,
+                             hint=f"expected {record.name} beside it (kinema writes one per render)")
+    return json.loads(record.read_text())
