@@ -65,22 +65,23 @@ def _encode_frames(stream: av.audio.stream.AudioStream,
     written = 0
     frame_size = ctx.frame_size or 1024
 
+    def timed(packets: list[av.Packet]) -> Iterator[tuple[Fraction, object]]:
+        for packet in packets:  # an encoder's packets carry the time of the samples they hold
+            yield packet.pts * packet.time_base, packet
+
     def drain(final: bool) -> Iterator[tuple[Fraction, object]]:
         nonlocal written
         while fifo.samples >= frame_size or (final and fifo.samples):
             frame = fifo.read(min(frame_size, fifo.samples) if final else frame_size)
             frame.pts, frame.time_base = written, Fraction(1, ctx.rate)
-            t = Fraction(written, ctx.rate)
             written += frame.samples
-            for packet in stream.encode(frame):
-                yield t, packet
+            yield from timed(stream.encode(frame))
 
     for frame in frames:
         fifo.write(frame)
         yield from drain(False)
     yield from drain(True)
-    for packet in stream.encode(None):
-        yield Fraction(written, ctx.rate), packet
+    yield from timed(stream.encode(None))
 
 
 class AudioMux(_PacketFeed):
@@ -197,7 +198,10 @@ def read_audio(path: str | os.PathLike[str], start: Fraction, duration: Fraction
     container = open_input(p)
     try:
         stream = _audio_stream(container, p)
-        layout = "stereo" if channels == 2 else "mono"
+        # Mono goes to every channel at full level (as editors place it); FFmpeg's own upmix
+        # would lower it by 3 dB. More channels than asked for are downmixed by FFmpeg.
+        mono = stream.codec_context.channels == 1
+        layout = "mono" if mono or channels == 1 else "stereo"
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         first = int(round(start * rate))
         if start > 0:
@@ -210,7 +214,7 @@ def read_audio(path: str | os.PathLike[str], start: Fraction, duration: Fraction
                 data = chunk.to_ndarray()
                 a, b = max(at, first), min(at + data.shape[1], first + count)
                 if a < b:
-                    out[:, a - first:b - first] = data[:, a - at:b - at]
+                    out[:, a - first:b - first] = data[:, a - at:b - at]  # broadcasts mono
                 at += data.shape[1]
             if at >= first + count:
                 break
