@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from tests.conftest import decoded_audio
 
 from kinema.app.project_jobs import new_project
 from kinema.app.render_job import render
@@ -14,7 +15,6 @@ from kinema.document import store
 from kinema.document.model import AudioTrack, ClipItem
 from kinema.document.timing import TimeRange
 from kinema.media.synth import tone, write_clip
-from tests.conftest import decoded_audio
 
 RATE = 48000
 
