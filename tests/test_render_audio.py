@@ -7,8 +7,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from tests.conftest import decoded_audio
 
+from conftest import decoded_audio
 from kinema.app.project_jobs import new_project
 from kinema.app.render_job import render
 from kinema.document import store

@@ -1,11 +1,13 @@
-"""Project use cases: create a project from a video."""
+"""Project use cases: create a project from a video, check and relink its media."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from kinema.core.errors import InvalidArgumentError
 from kinema.core.timebase import to_fraction
 from kinema.document import store
 from kinema.document.model import (
@@ -28,28 +30,98 @@ def file_sha256(path: Path, chunk: int = 4 * 2**20) -> str:
     return h.hexdigest()
 
 
-def new_project(path: str | os.PathLike[str], video: str | os.PathLike[str]) -> Path:
-    """Create ``PATH.kinema/`` whose timeline is ``video``, whole, on one layer (and its sound)."""
+def media_facts(path: Path) -> dict[str, object]:
+    """What the media pool records about a file: hash, size, rate, frames, size, sound."""
     from kinema.media.probe import probe
 
-    folder = store.project_path(path)
-    src = Path(video)
-    info = probe(src)
+    info = probe(path)
     assert info.video is not None  # probe raises for files without video
     v = info.video
-    rate = to_fraction(v.fps)
+    return {"sha256": file_sha256(path), "size_bytes": info.size_bytes, "rate": to_fraction(v.fps),
+            "frames": v.frames, "width": v.width, "height": v.height,
+            "has_audio": bool(info.audio)}
+
+
+def new_project(path: str | os.PathLike[str], video: str | os.PathLike[str]) -> Path:
+    """Create ``PATH.kinema/`` whose timeline is ``video``, whole, on one layer (and its sound)."""
+    folder = store.project_path(path)
+    src = Path(video)
+    facts = media_facts(src)
     media = MediaRef(id="m1", path=str(src.resolve()),
-                     relative_path=os.path.relpath(src.resolve(), folder.resolve()),
-                     sha256=file_sha256(src), size_bytes=info.size_bytes, rate=rate,
-                     frames=v.frames, width=v.width, height=v.height, has_audio=bool(info.audio))
-    clip = ClipItem(id="c1", media_id=media.id, source_range=TimeRange.from_frames(0, v.frames, rate))
+                     relative_path=os.path.relpath(src.resolve(), folder.resolve()), **facts)
+    rate = media.rate
+    clip = ClipItem(id="c1", media_id=media.id,
+                    source_range=TimeRange.from_frames(0, media.frames, rate))
     audio = [AudioTrack(id="a1", name="A1", items=[clip.model_copy(update={"id": "c2"})])] \
-        if info.audio else []
+        if media.has_audio else []
     project = Project(
         name=folder.stem,
         media={media.id: media},
-        timeline=Timeline(rate=rate, width=v.width, height=v.height, duration=v.frames,
+        timeline=Timeline(rate=rate, width=media.width, height=media.height,
+                          duration=media.frames,
                           video_layers=[VideoLayer(id="l1", name=src.stem, items=[clip])],
                           audio_tracks=audio),
     )
     return store.create(folder, project)
+
+
+@dataclass(frozen=True)
+class MediaStatus:
+    """Where one media reference stands: ``ok``, ``missing``, or ``changed`` (the file at its
+    path is not the one the project was made with)."""
+
+    id: str
+    path: str
+    state: str
+    found_at: Path | None
+
+
+def media_status(project_path: str | os.PathLike[str], *, verify: bool = False) -> list[MediaStatus]:
+    """Each media reference and whether its file is there; ``verify`` re-hashes the files
+    (slow for long footage) instead of comparing sizes."""
+    from kinema.app.evaluate import media_paths
+
+    folder = store.project_path(project_path)
+    project = store.load(folder)
+    found, _ = media_paths(project, folder)
+    out = []
+    for ref in project.media.values():
+        path = found.get(ref.id)
+        if path is None:
+            state = "missing"
+        elif path.stat().st_size != ref.size_bytes or (verify and file_sha256(path) != ref.sha256):
+            state = "changed"
+        else:
+            state = "ok"
+        out.append(MediaStatus(ref.id, ref.path, state, path))
+    return out
+
+
+def relink(project_path: str | os.PathLike[str], media_id: str, new_path: str | os.PathLike[str],
+           *, force: bool = False) -> None:
+    """Point a media reference at ``new_path``, refusing a file with other content unless
+    ``force`` (then the project's record of the file is updated to the new one)."""
+    from kinema.document import edits
+
+    folder = store.project_path(project_path)
+    src = Path(new_path)
+    if not src.is_file():
+        raise InvalidArgumentError("no such file", path=src)
+    with store.ProjectFile(folder) as pf:
+        ref = pf.project.media.get(media_id)
+        if ref is None:
+            known = ", ".join(pf.project.media)
+            raise InvalidArgumentError(f"no media {media_id!r} in the project", path=folder,
+                                       hint=f"media ids: {known}")
+        digest = file_sha256(src)
+        facts: dict[str, object] = {}
+        if digest != ref.sha256:
+            if not force:
+                raise InvalidArgumentError(
+                    f"is not the file {Path(ref.path).name} the project was made with "
+                    f"(content differs)", path=src,
+                    hint="pass --force to use it anyway (frame-accurate work may shift)")
+            facts = media_facts(src)
+        pf.history.do(edits.relink_media(media_id, str(src.resolve()),
+                                         os.path.relpath(src.resolve(), folder.resolve()), **facts))
+        pf.save()

@@ -1,4 +1,4 @@
-"""Project commands: new, render, provenance."""
+"""Project commands: new, render, provenance, media, relink."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 
 def new(
@@ -35,9 +36,10 @@ def render(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Keep the chunks an interrupted render of the same project left.")] = False,
 ) -> None:
-    """Render the project's timeline (video and mixed audio), with a provenance record beside
-    the output. Rendering goes in two-second chunks; after a crash or Ctrl-C, run the same
-    command with --resume to continue where it stopped."""
+    """Render the timeline (picture and mixed sound), with a provenance record beside it.
+
+    Rendering goes in two-second chunks: after a crash or Ctrl-C, run the same command with
+    --resume to continue where it stopped."""
     from kinema.app.render_job import render as run_render
     from kinema.cli.console import exit_on_error, fail, out, show_progress
 
@@ -63,6 +65,38 @@ def provenance(
     out.print_json(json.dumps(record))
 
 
+def media(
+    project: Annotated[Path, typer.Argument(help="Project folder.", show_default=False)],
+    verify: Annotated[bool, typer.Option("--verify", help="Re-hash every file (slow).")] = False,
+) -> None:
+    """List the project's media and whether each file is there; exits 1 if any is missing."""
+    from kinema.app.project_jobs import media_status
+    from kinema.cli.console import exit_on_error, out
+
+    with exit_on_error():
+        rows = media_status(project, verify=verify)
+    for row in rows:
+        colour = {"ok": "green", "missing": "red", "changed": "yellow"}[row.state]
+        out.print(f"{row.id}  [{colour}]{row.state:8}[/]  {escape(row.path)}")
+    if any(row.state == "missing" for row in rows):
+        raise typer.Exit(1)
+
+
+def relink(
+    project: Annotated[Path, typer.Argument(help="Project folder.", show_default=False)],
+    media_id: Annotated[str, typer.Argument(help="Media id (see kinema media).", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="Where the file is now.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Accept a file with other content.")] = False,
+) -> None:
+    """Point a media reference at the file's new location (checked by content hash)."""
+    from kinema.app.project_jobs import relink as run_relink
+    from kinema.cli.console import exit_on_error, out
+
+    with exit_on_error():
+        run_relink(project, media_id, file, force=force)
+    out.print(f"relinked {media_id} to {file}")
+
+
 def _frame_range(text: str | None) -> tuple[int, int | None]:
     from kinema.core.errors import InvalidArgumentError
 
@@ -79,5 +113,5 @@ def _frame_range(text: str | None) -> tuple[int, int | None]:
 
 def register(app: typer.Typer) -> None:
     """Add the project commands to ``app``."""
-    for command in (new, render, provenance):
+    for command in (new, render, provenance, media, relink):
         app.command()(command)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -171,3 +172,16 @@ def add_recipe(recipe: Recipe) -> Edit:
         p.recipes[recipe.id] = recipe
 
     return Edit(f"Add {recipe.operation}", apply)
+
+
+def relink_media(media_id: str, path: str, relative_path: str | None,
+                 **facts: Any) -> Edit:
+    """Point media ``media_id`` at another file (``facts``: its hash, size, ... when they changed)."""
+    def apply(p: Project) -> None:
+        ref = p.media.get(media_id)
+        if ref is None:
+            raise InvalidArgumentError(f"no media {media_id!r} in the project")
+        p.media[media_id] = MediaRef.model_validate(
+            {**ref.model_dump(), **facts, "path": path, "relative_path": relative_path})
+
+    return Edit(f"Relink {Path(path).name}", apply)

@@ -24,8 +24,6 @@ def encode_png(image: np.ndarray) -> bytes:
     if fmt is None:
         raise InvalidArgumentError(
             f"cannot write {arr.dtype} {arr.shape} as PNG (use uint8/uint16 gray, RGB or RGBA)")
-    if fmt.endswith("be"):
-        arr = arr.astype(">u2")
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr if image.ndim == 3 else arr[..., 0]),
                                        format=fmt)
     return _encode_one("png", frame, fmt)

@@ -1,0 +1,123 @@
+"""Exports for compositing elsewhere: a mask track as a matte, or the subject cut out over
+transparency, frame for frame with the track's footage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from kinema.app.evaluate import media_paths
+from kinema.core import atomic
+from kinema.core.errors import InvalidArgumentError, MediaOpenError
+from kinema.document import store
+from kinema.document.masktrack import MaskTrackStore
+from kinema.document.model import MaskTrackRef, Project
+from kinema.render.mattes import matte_from_mask
+
+Progress = tuple[int, int]
+
+
+def _track(project: Project, folder: Path, track_id: str) -> tuple[MaskTrackRef, MaskTrackStore]:
+    ref = project.mask_tracks.get(track_id)
+    if ref is None:
+        known = ", ".join(project.mask_tracks) or "none yet"
+        raise InvalidArgumentError(f"no mask track {track_id!r}", path=folder,
+                                   hint=f"tracks in this project: {known}")
+    return ref, MaskTrackStore(folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
+
+
+def _mattes(track: MaskTrackStore, grow: float, feather: float,
+            invert: bool) -> Iterator[np.ndarray]:
+    """Float mattes in [0, 1], one per frame of the track (empty frames are all zero)."""
+    empty = np.zeros((track.height, track.width), bool)
+    for i in range(track.frames):
+        mask = track.read(i)
+        yield matte_from_mask(empty if mask is None else mask, grow=grow, feather=feather,
+                              invert=invert)
+
+
+def export_matte(project_path: str | os.PathLike[str], track_id: str,
+                 out: str | os.PathLike[str], *, depth: int = 8, grow: float = 0.0,
+                 feather: float = 0.0, invert: bool = False,
+                 overwrite: bool = False) -> Iterator[Progress]:
+    """Write a mask track as a matte: a folder gets a grayscale PNG sequence (8 or 16 bits), a
+    ``.mov`` ProRes 4444 whose picture and alpha both carry the matte (luma or alpha matte)."""
+    from kinema.media.writer import VideoWriter
+
+    folder = store.project_path(project_path)
+    project = store.load(folder)
+    ref, track = _track(project, folder, track_id)
+    target = Path(out)
+    if depth not in (8, 16):
+        raise InvalidArgumentError(f"matte depth must be 8 or 16, got {depth}")
+    if target.suffix:
+        if target.suffix.lower() != ".mov":
+            raise InvalidArgumentError("mattes are written as a PNG folder or a .mov", path=target,
+                                       hint="give a folder path, or a name ending in .mov")
+        with VideoWriter(target, project.media[ref.media_id].rate, (ref.width, ref.height),
+                         codec="prores4444", alpha=True, overwrite=overwrite) as writer:
+            for i, matte in enumerate(_mattes(track, grow, feather, invert)):
+                level = np.round(matte * 255).astype(np.uint8)
+                writer.write(np.repeat(level[..., None], 4, axis=2))
+                yield i + 1, ref.frames
+        return
+    yield from _png_sequence(target, _mattes(track, grow, feather, invert), ref.frames, depth,
+                             overwrite)
+
+
+def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth: int,
+                  overwrite: bool) -> Iterator[Progress]:
+    from kinema.media.image import encode_png
+    from kinema.media.writer import SEQUENCE_NAME
+
+    atomic.check_can_write(target, overwrite)
+    if not target.parent.is_dir():
+        raise InvalidArgumentError("output folder's parent does not exist", path=target.parent)
+    temp = atomic.temp_path_for(target)
+    temp.mkdir()
+    scale, dtype = (255, np.uint8) if depth == 8 else (65535, np.uint16)
+    try:
+        for i, matte in enumerate(mattes):
+            image = np.round(matte * scale).astype(dtype)
+            (temp / f"{SEQUENCE_NAME.format(i)}.png").write_bytes(encode_png(image))
+            yield i + 1, total
+        atomic.commit(temp, target, overwrite)
+    except BaseException:
+        atomic.discard(temp)
+        raise
+
+
+def export_cutout(project_path: str | os.PathLike[str], track_id: str,
+                  out: str | os.PathLike[str], *, codec: str | None = None, grow: float = 0.0,
+                  feather: float = 0.0, overwrite: bool = False) -> Iterator[Progress]:
+    """Write the track's footage with the matte as alpha (straight), transparent elsewhere:
+    ProRes 4444 ``.mov``, VP9 ``.webm``, or a PNG/EXR sequence folder."""
+    from kinema.media.reader import open_video
+    from kinema.media.writer import VideoWriter
+
+    folder = store.project_path(project_path)
+    project = store.load(folder)
+    ref, track = _track(project, folder, track_id)
+    paths, missing = media_paths(project, folder)
+    if ref.media_id in missing:
+        raise MediaOpenError(f"footage of track {ref.name!r} is missing: "
+                             f"{project.media[ref.media_id].path}", path=folder,
+                             hint="relink it (kinema relink) or put the file back")
+    with open_video(paths[ref.media_id]) as reader:
+        if reader.size != (ref.width, ref.height):
+            raise InvalidArgumentError(
+                f"track {ref.name!r} is {ref.width}x{ref.height} but its footage is "
+                f"{reader.size[0]}x{reader.size[1]}", path=paths[ref.media_id],
+                hint="relink the footage the track was made on")
+        count = min(ref.frames, len(reader))
+        with VideoWriter(out, reader.fps, reader.size, codec=codec, alpha=True,
+                         overwrite=overwrite) as writer:
+            for i, (matte, rgb) in enumerate(zip(_mattes(track, grow, feather, False),
+                                                 reader.frames(0, count), strict=False)):
+                alpha = np.round(matte * 255).astype(np.uint8)
+                rgba = np.dstack([np.where(alpha[..., None] > 0, rgb, 0), alpha])
+                writer.write(rgba)
+                yield i + 1, count
