@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import os
-import platform
 import random
 import statistics
 import sys
@@ -44,6 +43,7 @@ import av
 import cv2
 import numpy as np
 
+from _common import machine_line
 from kinema.media.proxy import ensure_proxy
 from kinema.media.reader import VideoReader, open_video
 from kinema.media.synth import decode_index, write_clip
@@ -137,22 +137,6 @@ class TextbookSeeker:
 
     def close(self) -> None:
         self.container.close()
-
-
-def machine_line() -> str:
-    """Platform, CPU, cores, Python, PyAV, FFmpeg, OpenCV and the load average at the start."""
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{platform.platform()} | {cpu} | nproc {len(os.sched_getaffinity(0))} | "
-            f"Python {platform.python_version()} | PyAV {av.__version__} | "
-            f"FFmpeg {av.ffmpeg_version_info} | OpenCV {cv2.__version__} | load {load}")
 
 
 def ensure_clip(out: Path, frames: int) -> Path:

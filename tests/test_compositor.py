@@ -132,3 +132,27 @@ def test_placement_matrix_rotates_clockwise_about_the_centre():
     # The layer's right-middle pixel (10, 5) ends up below the centre after a clockwise turn.
     x, y = m @ np.array([10, 5, 1.0])
     assert math.isclose(x, 49.5, abs_tol=1e-9) and math.isclose(y, 54.5, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(("grow", "feather"), [(0, 0), (3, 0), (-2, 4), (5.5, 9.5)])
+def test_matte_from_a_crop_equals_the_whole_frame(grow, feather):
+    """Mattes are computed on the mask's neighbourhood only; the result must not change."""
+    import cv2
+
+    from kinema.render.mattes import matte_from_mask
+
+    mask = np.zeros((120, 160), bool)
+    mask[3:40, 100:158] = True  # near the top and right edges
+    mask[80:90, 20:30] = True
+    m = mask.astype(np.uint8)
+    if grow:
+        r = int(round(abs(grow)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        m = cv2.dilate(m, kernel) if grow > 0 else cv2.erode(m, kernel)
+    want = m.astype(np.float32)
+    if feather:
+        want = cv2.GaussianBlur(want, (0, 0), sigmaX=feather / 2, borderType=cv2.BORDER_REPLICATE)
+    got = matte_from_mask(mask, grow=grow, feather=feather)
+    assert np.abs(got - want).max() < 1e-6
+    assert np.abs(matte_from_mask(mask, grow=grow, feather=feather, invert=True) - (1 - want)).max() < 1e-6
+    assert not matte_from_mask(np.zeros((8, 8), bool), feather=3).any()

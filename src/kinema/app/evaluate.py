@@ -57,6 +57,8 @@ class FrameEvaluator:
             raise MediaOpenError(f"media needed for the render is missing: {names}", path=folder,
                                  hint="relink it or put the files back")
         self._readers = {m: open_video(paths[m], prefetch=False, alpha=True) for m in needed}
+        for reader in self._readers.values():
+            reader.alpha = reader.has_alpha  # opaque footage stays RGB: a third less to convert
         self._masks = {
             t.id: MaskTrackStore(folder / "masks" / t.id, t.frames, t.width, t.height)
             for t in project.mask_tracks.values()
@@ -106,7 +108,7 @@ class FrameEvaluator:
         sx, sy = tf.scale.at(t)  # type: ignore[misc]
         placement = Placement(position=(self.canvas[0] / 2 + dx, self.canvas[1] / 2 + dy),
                               scale=(sx, sy), rotation=float(tf.rotation.at(t)))  # type: ignore[arg-type]
-        return Layer(np.ascontiguousarray(pixels), placement, opacity=float(tf.opacity.at(t)),  # type: ignore[arg-type]
+        return Layer(pixels, placement, opacity=float(tf.opacity.at(t)),  # type: ignore[arg-type]
                      blend_mode=layer.blend_mode, matte=self._matte(layer, mask_frame))
 
     def _matte(self, layer: VideoLayer, frame: int) -> np.ndarray | None:

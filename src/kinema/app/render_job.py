@@ -10,11 +10,16 @@ copying packets, so a resumed render is the same file as one that never stopped.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from kinema.app.audio_mix import MIX_RATE, mix_audio
 from kinema.app.evaluate import FrameEvaluator, media_paths
@@ -72,8 +77,8 @@ def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 continue
             with VideoWriter(path, tl.rate, (tl.width, tl.height), codec=spec.name,
                              alpha=alpha) as writer:
-                for t in range(a, b):
-                    writer.write(evaluator.frame(t, alpha=alpha))
+                for frame in _ahead(evaluator, range(a, b), alpha):
+                    writer.write(frame)
                     done += 1
                     yield done, total
     finally:
@@ -87,6 +92,26 @@ def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
                     metadata={"comment": summary(project)}, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)
     write_provenance(target, project, folder, begin, end)
+
+
+def _ahead(evaluator: FrameEvaluator, frames: range, alpha: bool,
+           depth: int = 2) -> Iterator[np.ndarray]:
+    """Frames composited on a worker thread, ``depth`` ahead of the encoder that takes them:
+    numpy, OpenCV and FFmpeg release the GIL, so compositing overlaps encoding."""
+    with ThreadPoolExecutor(1, thread_name_prefix="kinema-composite") as pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        todo = iter(frames)
+        try:
+            for t in itertools.islice(todo, depth):
+                pending.append(pool.submit(evaluator.frame, t, alpha=alpha))
+            while pending:
+                frame = pending.popleft().result()
+                for t in itertools.islice(todo, 1):
+                    pending.append(pool.submit(evaluator.frame, t, alpha=alpha))
+                yield frame
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _fingerprint(project: Project, folder: Path, begin: int, end: int, codec: str,
