@@ -139,3 +139,11 @@ def test_new_project_from_a_video(tmp_path: Path):
     assert project.timeline.audio_tracks[0].items[0].media_id == "m1"
     again = kinema("new", str(tmp_path / "shot.kinema"), "--video", str(video))
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_wrong_arguments_get_one_error_line():
+    for args in (["render", "p.kinema"], ["nosuch"], ["export", "matte", "p", "-o", "x"]):
+        run = subprocess.run([sys.executable, "-m", "kinema", *args], capture_output=True, text=True)
+        assert run.returncode == 2, args
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and "--help" in lines[0], run.stderr

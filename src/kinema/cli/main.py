@@ -42,6 +42,29 @@ def main(
 
 
 def run() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: wrong arguments get one ``error:`` line and exit code 2."""
+    import sys
 
+    usage_error = typer.BadParameter.__mro__[1]  # click's UsageError, which typer vendors
+    try:
+        code = app(standalone_mode=False)
+    except usage_error as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path} --help" if ctx else "kinema --help"
+        _usage_error(f"{exc.format_message()} (see {where})")  # type: ignore[attr-defined]
+    except typer.Abort:
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(message: str) -> None:
+    import sys
+
+    from rich.markup import escape
+
+    from kinema.cli.console import err
+
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    sys.exit(2)
