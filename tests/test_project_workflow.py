@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import media
 
+from conftest import media
 from kinema.app.render_job import work_folder
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
