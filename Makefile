@@ -39,14 +39,20 @@ test: venv sysdeps lint
 
 demo: venv
 	@mkdir -p $(DEMO)
-	@test -f $(MEDIA)/dog.mp4 || { echo "demo needs $(MEDIA)/dog.mp4"; exit 1; }
-	$(VENV)/bin/kinema probe $(MEDIA)/dog.mp4
-	KINEMA_CACHE_DIR=$(DEMO)/cache $(VENV)/bin/kinema proxy $(MEDIA)/dog.mp4
-	$(VENV)/bin/kinema frame $(MEDIA)/dog.mp4 --time 4.0 -o $(DEMO)/dog_4s.png --overwrite
+	@test -f $(MEDIA)/juggle.mp4 || { echo "demo needs $(MEDIA)/juggle.mp4"; exit 1; }
+	$(VENV)/bin/kinema probe $(MEDIA)/juggle.mp4
+	KINEMA_CACHE_DIR=$(DEMO)/cache $(VENV)/bin/kinema proxy $(MEDIA)/juggle.mp4
+	$(VENV)/bin/kinema frame $(MEDIA)/juggle.mp4 --time 4.0 -o $(DEMO)/juggle_4s.png --overwrite
+	rm -rf $(DEMO)/juggle.kinema
+	$(VENV)/bin/kinema new $(DEMO)/juggle --video $(MEDIA)/juggle.mp4
+	$(VENV)/bin/kinema render $(DEMO)/juggle.kinema -o $(DEMO)/juggle.mp4 --range 0:96 --overwrite
+	$(VENV)/bin/kinema provenance $(DEMO)/juggle.mp4
+	$(VENV)/bin/kinema export otio $(DEMO)/juggle.kinema $(DEMO)/juggle.otio --overwrite
 	@echo "demo outputs are in $(DEMO)/"
 
 bench: venv
 	$(PY) benchmarks/bench_reader.py
+	$(PY) benchmarks/bench_render.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
