@@ -69,6 +69,16 @@ def test_interrupted_render_resumes_to_identical_bytes(project: Path, tmp_path: 
     assert not work_folder(resumed).exists()
 
 
+def test_image_sequence_render_resumes(project: Path, tmp_path: Path):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    finish(render(project, whole, chunk_frames=8))
+    interrupt(render(project, resumed, chunk_frames=8), 20)
+    finish(render(project, resumed, chunk_frames=8, resume=True))
+    names = sorted(p.name for p in whole.iterdir())
+    assert names == sorted(p.name for p in resumed.iterdir()) and len(names) == 40
+    assert all((whole / n).read_bytes() == (resumed / n).read_bytes() for n in names)
+
+
 def video_packets(path: Path) -> list[bytes]:
     import av
 

@@ -9,6 +9,7 @@ output is encoded while joining.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -114,7 +115,11 @@ def join_sequences(parts: Sequence[Path], target: str | os.PathLike[str], *,
         n = 0
         for part in parts:
             for frame in sorted(part.iterdir()):
-                os.link(frame, temp / (SEQUENCE_NAME.format(n) + frame.suffix))
+                name = temp / (SEQUENCE_NAME.format(n) + frame.suffix)
+                try:
+                    os.link(frame, name)  # the parts stay whole until the join has finished
+                except OSError:  # file systems without hard links (exFAT, some network shares)
+                    shutil.copy2(frame, name)
                 n += 1
         atomic.commit(temp, out_path, overwrite)
     except BaseException:
