@@ -63,6 +63,10 @@ class MissingExtraError(KinemaError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class ModelNotFoundError(KinemaError, FileNotFoundError):
+    """A model's weights are not on this machine; the message names the pull command."""
+
+
 class ProjectError(KinemaError):
     """Base for problems with a project folder."""
 

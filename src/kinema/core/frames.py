@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,15 @@ Mask: TypeAlias = npt.NDArray[np.bool_]
 
 Matte: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.uint8]
 """``(H, W)`` soft alpha, ``float32`` in [0, 1] or ``uint8``."""
+
+
+class FrameSource(Protocol):
+    """Random access to a video's RGB frames by index (``kinema.media.VideoReader`` is one;
+    so is a list of arrays). Capabilities take this, never a file, so they do no I/O."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Frame: ...
 
 
 def check_frame(frame: np.ndarray, size: tuple[int, int] | None = None, *,

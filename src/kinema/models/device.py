@@ -1,0 +1,60 @@
+"""Which device and dtype run a model: CUDA, Apple MPS or CPU; half precision on GPUs."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from kinema.core.errors import InvalidArgumentError, MissingExtraError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICES = ("cuda", "mps", "cpu")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def import_torch():
+    """torch, or a one-line error naming the extra to install."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingExtraError("this needs PyTorch", hint="pip install 'kinema[ml]'") from exc
+    return torch
+
+
+def choose_device(force: str | None = None) -> torch.device:
+    """``force`` or ``$KINEMA_DEVICE`` if set, else CUDA, then MPS, then CPU."""
+    torch = import_torch()
+    wanted = force or os.environ.get("KINEMA_DEVICE")
+    if wanted:
+        kind = wanted.split(":")[0]
+        if kind not in DEVICES:
+            raise InvalidArgumentError(f"unknown device {wanted!r}", hint=f"use one of {DEVICES}")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise InvalidArgumentError("CUDA was asked for but no CUDA device is available",
+                                       hint="leave the device out to use what this machine has")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise InvalidArgumentError("MPS was asked for but is not available here")
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def choose_dtype(device: torch.device, force: str | None = None) -> torch.dtype:
+    """``force`` or ``$KINEMA_DTYPE`` if set; else bfloat16 on GPUs that have it, float16 on
+    other GPUs and MPS, float32 on CPU."""
+    torch = import_torch()
+    wanted = force or os.environ.get("KINEMA_DTYPE")
+    if wanted:
+        if wanted not in DTYPES:
+            raise InvalidArgumentError(f"unknown dtype {wanted!r}", hint=f"use one of {DTYPES}")
+        return getattr(torch, wanted)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32

@@ -1,0 +1,117 @@
+"""Named models, resolved to local folders; nothing downloads unless ``pull`` is asked.
+
+A model resolves, in order, from a folder given directly (``--model DIR``: any folder with a
+``config.json``, e.g. one ``kinema models tiny`` wrote), ``$KINEMA_MODELS/<name>``, or the
+Hugging Face cache (offline lookup). A missing model is one error naming the pull command.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kinema.core.errors import InvalidArgumentError, MissingExtraError, ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model kinema knows: its hub repository (pinned revision), family and job."""
+
+    name: str
+    repo: str
+    family: str
+    task: str
+    description: str
+    revision: str = "main"
+    size_mb: int = 0
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("sam2-tiny", "facebook/sam2.1-hiera-tiny", "sam2", "segment-video",
+                  "SAM 2.1 Hiera tiny: clicks, boxes, masks; tracks through video", size_mb=156),
+        ModelSpec("sam2-small", "facebook/sam2.1-hiera-small", "sam2", "segment-video",
+                  "SAM 2.1 Hiera small", size_mb=184),
+        ModelSpec("sam2-base-plus", "facebook/sam2.1-hiera-base-plus", "sam2", "segment-video",
+                  "SAM 2.1 Hiera base+", size_mb=324),
+        ModelSpec("sam2-large", "facebook/sam2.1-hiera-large", "sam2", "segment-video",
+                  "SAM 2.1 Hiera large: best masks, slowest", size_mb=898),
+        ModelSpec("grounding-dino-tiny", "IDEA-Research/grounding-dino-tiny", "grounding-dino",
+                  "detect-text", "Grounding DINO tiny: boxes for words (\"person\", \"the red car\")",
+                  size_mb=690),
+    ]
+}
+DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny"}
+
+
+def spec(name: str) -> ModelSpec:
+    """The registry entry called ``name``."""
+    found = MODELS.get(name)
+    if found is None:
+        raise InvalidArgumentError(f"no model called {name!r}",
+                                   hint=f"known models: {', '.join(MODELS)} (kinema models list)")
+    return found
+
+
+def models_root() -> Path | None:
+    """``$KINEMA_MODELS``, where pulled models go when it is set."""
+    root = os.environ.get("KINEMA_MODELS")
+    return Path(root) if root else None
+
+
+def local_path(name: str) -> Path | None:
+    """Where model ``name`` is on this machine, or ``None``; never downloads."""
+    entry = spec(name)
+    root = models_root()
+    if root is not None and (root / name / "config.json").is_file():
+        return root / name
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:
+        return None
+    try:
+        path = Path(snapshot_download(entry.repo, revision=entry.revision, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve(model: str | os.PathLike[str] | None, *, task: str) -> Path:
+    """A folder holding the model to use for ``task``: ``model`` as a folder, as a registry
+    name, or (``None``) the task's default model."""
+    if model is not None and (Path(model) / "config.json").is_file():
+        return Path(model)
+    name = str(model) if model is not None else DEFAULTS[task]
+    if name not in MODELS and (os.sep in name or Path(name).exists()):
+        raise ModelNotFoundError("is not a model folder (no config.json)", path=name,
+                                 hint="give a folder from kinema models pull/tiny, or a model name")
+    entry = spec(name)
+    if entry.task != task:
+        raise InvalidArgumentError(f"{name} is a {entry.task} model, this needs {task}",
+                                   hint=f"use {DEFAULTS[task]}")
+    path = local_path(name)
+    if path is None:
+        raise ModelNotFoundError(f"model {name} is not on this machine",
+                                 hint=f"run: kinema models pull {name} ({entry.size_mb} MB)")
+    return path
+
+
+def pull(name: str) -> Path:
+    """Download model ``name`` (into ``$KINEMA_MODELS/<name>`` if set, else the HF cache)."""
+    entry = spec(name)
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise MissingExtraError("pulling models needs huggingface_hub",
+                                hint="pip install 'kinema[ml]'") from exc
+    root = models_root()
+    target = root / name if root is not None else None
+    try:
+        path = snapshot_download(entry.repo, revision=entry.revision, local_dir=target)
+    except Exception as exc:  # network, auth, disk: one line for the user either way
+        raise ModelNotFoundError(f"could not download {entry.repo}: {exc}",
+                                 hint="check the network connection and free disk space") from exc
+    return Path(path)
