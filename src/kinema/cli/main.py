@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kinema.cli import export_commands, media_commands, project_commands
+from kinema.cli import export_commands, media_commands, project_commands, vision_commands
 
 app = typer.Typer(
     name="kinema",
@@ -19,6 +19,7 @@ app = typer.Typer(
 media_commands.register(app)
 project_commands.register(app)
 export_commands.register(app)
+vision_commands.register(app)
 
 
 def _version(value: bool) -> None:

@@ -29,6 +29,37 @@ def encode_png(image: np.ndarray) -> bytes:
     return _encode_one("png", frame, fmt)
 
 
+def encode_palette_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
+    """An 8-bit palette PNG whose pixel values are ``labels`` (``uint8 (H, W)``) and whose
+    colours are ``palette`` (``(256, 3) uint8`` RGB): the DAVIS annotation format."""
+    import av
+
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise InvalidArgumentError(f"labels must be uint8 (H, W), got {labels.dtype} {labels.shape}")
+    argb = np.zeros((256, 4), np.uint8)
+    argb[:, 0] = 255
+    argb[:, 1:] = palette[:, :3]
+    frame = av.VideoFrame.from_ndarray((np.ascontiguousarray(labels), argb), format="pal8")
+    return _encode_one("png", frame, "pal8")
+
+
+def read_labels(path: str | os.PathLike[str]) -> np.ndarray:
+    """A mask image as ``uint8 (H, W)`` labels: a palette PNG's indices (DAVIS), else 1 where
+    a grayscale or colour image is brighter than mid-grey (or opaque, when it has alpha)."""
+    container = open_input(path)
+    try:
+        frame = next(container.decode(video_stream(container, path)))
+        if frame.format.name == "pal8":
+            indices = frame.to_ndarray()
+            return np.ascontiguousarray(indices[0] if isinstance(indices, tuple) else indices, np.uint8)
+        rgba = frame.to_ndarray(format="rgba")
+    finally:
+        container.close()
+    if frame.format.name in ("rgba", "ya8", "rgba64be", "ya16be") and (rgba[..., 3] < 255).any():
+        return (rgba[..., 3] > 127).astype(np.uint8)
+    return (rgba[..., :3].mean(axis=2) > 127).astype(np.uint8)
+
+
 def encode_exr(image: np.ndarray) -> bytes:
     """EXR bytes (32-bit float, zip) of a float32 linear image, or a uint8 sRGB one linearised."""
     import av

@@ -1,0 +1,282 @@
+"""Segment and track: prompts on frames of a video in, masks for every frame out.
+
+Backends: ``classic`` (optical flow, colour, GrabCut; no weights; the default) and ``sam2``
+(Segment Anything 2 through transformers). Text prompts go through a detector first and
+become boxes. Results go to a file (label-map ``.npz``, palette PNGs, ProRes matte) and/or
+into a project's mask tracks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.frames import FrameSource, Mask
+from kinema.vision.base import Prompt, VideoTracker
+
+BACKENDS = ("classic", "sam2")
+Progress = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which weights a model backend uses, and where it runs."""
+
+    model: str | None = None  # a folder, a registry name, or None for the default
+    detector: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+
+def make_tracker(backend: str, frames: FrameSource, choice: ModelChoice = ModelChoice()) -> VideoTracker:
+    """A video tracker of ``backend`` over ``frames``."""
+    if backend == "classic":
+        if choice.model is not None:
+            raise InvalidArgumentError("the classic backend has no model",
+                                       hint="leave --model out, or use --backend sam2")
+        from kinema.vision.classic import ClassicTracker
+
+        return ClassicTracker(frames)
+    if backend == "sam2":
+        from kinema.models.registry import resolve
+        from kinema.vision.sam2 import Sam2VideoTracker
+
+        return Sam2VideoTracker(frames, resolve(choice.model, task="segment-video"),
+                                device=choice.device, dtype=choice.dtype)
+    raise InvalidArgumentError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+
+
+def ground_text(frames: FrameSource, prompts: Sequence[Prompt],
+                choice: ModelChoice = ModelChoice()) -> list[Prompt]:
+    """``prompts`` with each text prompt replaced by box prompts from the text detector (the
+    best box keeps the prompt's object id; further boxes become new objects)."""
+    if not any(p.text for p in prompts):
+        return list(prompts)
+    from kinema.models.registry import resolve
+    from kinema.vision.grounding import TextDetector
+
+    detector = TextDetector(resolve(choice.detector, task="detect-text"), device=choice.device,
+                            dtype=choice.dtype)
+    taken = {p.object_id for p in prompts}
+    out: list[Prompt] = []
+    for prompt in prompts:
+        if not prompt.text:
+            out.append(prompt)
+            continue
+        found = detector.detect(frames[prompt.frame], prompt.text)
+        if not found:
+            raise InvalidArgumentError(f"nothing matching {prompt.text!r} was found on frame "
+                                       f"{prompt.frame}", hint="try other words, a box or a click")
+        for k, detection in enumerate(found):
+            object_id = prompt.object_id if k == 0 else max(taken) + 1
+            taken.add(object_id)
+            out.append(replace(prompt, text=None, box=detection.box, object_id=object_id))
+    return out
+
+
+def label_map(masks: dict[int, Mask], shape: tuple[int, int]) -> np.ndarray:
+    """One ``uint8`` label map from masks by object id (later ids win where they overlap)."""
+    labels = np.zeros(shape, np.uint8)
+    for object_id in sorted(masks):
+        labels[masks[object_id]] = object_id
+    return labels
+
+
+def segment_frame(frames: FrameSource, prompts: Sequence[Prompt], backend: str = "classic",
+                  choice: ModelChoice = ModelChoice()) -> np.ndarray:
+    """The label map of one frame (all ``prompts`` must be on it)."""
+    frame_ids = {p.frame for p in prompts}
+    if len(frame_ids) != 1:
+        raise InvalidArgumentError("segment works on one frame; give every prompt the same frame",
+                                   hint="use kinema track for several frames")
+    prompts = ground_text(frames, prompts, choice)
+    (index,) = frame_ids
+    frame = frames[index]
+    if backend == "classic":
+        from kinema.vision.classic import GrabCutSegmenter
+
+        segmenter = GrabCutSegmenter()
+    elif backend == "sam2":
+        from kinema.models.registry import resolve
+        from kinema.vision.sam2 import Sam2ImageSegmenter
+
+        segmenter = Sam2ImageSegmenter(resolve(choice.model, task="segment-video"),
+                                       device=choice.device, dtype=choice.dtype)
+    else:
+        raise InvalidArgumentError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+    masks = {}
+    for object_id in sorted({p.object_id for p in prompts}):
+        merged = _merge([p for p in prompts if p.object_id == object_id])
+        masks[object_id] = segmenter.segment(frame, merged)[0].mask
+    return label_map(masks, frame.shape[:2])
+
+
+def _merge(prompts: list[Prompt]) -> Prompt:
+    """One object's prompts on one frame as a single prompt (all clicks, the last box/mask)."""
+    first = prompts[0]
+    points = tuple(pt for p in prompts for pt in p.points)
+    labels = tuple(label for p in prompts for label in p.labels)
+    box = next((p.box for p in reversed(prompts) if p.box is not None), None)
+    mask = next((p.mask for p in reversed(prompts) if p.mask is not None), None)
+    return Prompt(frame=first.frame, object_id=first.object_id, points=points, labels=labels,
+                  box=box, mask=mask)
+
+
+def track(frames: FrameSource, prompts: Sequence[Prompt], *, backend: str = "classic",
+          start: int | None = None, end: int | None = None, reverse: bool = False,
+          choice: ModelChoice = ModelChoice()) -> Iterator[tuple[int, np.ndarray]]:
+    """Label maps ``(frame, labels)`` for frames ``[start, end)``, in the order tracked: from
+    ``start`` (default: the first prompted frame) up, or with ``reverse`` from ``end - 1``
+    (default: the last prompted frame) down to ``start``."""
+    if not prompts:
+        raise InvalidArgumentError(
+            "nothing to track: give at least one prompt",
+            hint="--point X,Y@FRAME, --box X0,Y0,X1,Y1@FRAME, --text T@FRAME or --mask PNG@FRAME")
+    n = len(frames)
+    prompted = sorted({p.frame for p in prompts})
+    if prompted[0] < 0 or prompted[-1] >= n:
+        raise InvalidArgumentError(f"a prompt is on a frame outside the video (0..{n - 1})")
+    lo = prompted[0] if start is None and not reverse else (start or 0)
+    hi = prompted[-1] + 1 if end is None and reverse else (n if end is None else end)
+    if not 0 <= lo < hi <= n:
+        raise InvalidArgumentError(f"empty or invalid frame range {lo}:{hi} (the video has {n} frames)")
+    first = hi - 1 if reverse else lo
+    if first not in prompted:
+        raise InvalidArgumentError(
+            f"tracking {'back' if reverse else 'on'} from frame {first}, which has no prompt",
+            hint=f"prompts are on frames {', '.join(map(str, prompted))}; set --start/--end to one")
+    prompts = ground_text(frames, prompts, choice)
+    tracker = make_tracker(backend, frames, choice)
+    for object_id in sorted({p.object_id for p in prompts}):
+        for frame in sorted({p.frame for p in prompts if p.object_id == object_id}):
+            tracker.add_prompt(_merge([p for p in prompts
+                                       if p.object_id == object_id and p.frame == frame]))
+    shape = frames[first].shape[:2]
+    stop = lo - 1 if reverse else hi
+    for index, masks in tracker.propagate(first, stop, reverse=reverse):
+        yield index, label_map(masks, shape)
+
+
+def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str | os.PathLike[str] | None,
+             *, project: str | os.PathLike[str] | None = None, backend: str = "classic",
+             start: int | None = None, end: int | None = None, reverse: bool = False,
+             choice: ModelChoice = ModelChoice(), overwrite: bool = False) -> Iterator[Progress]:
+    """Track ``prompts`` through ``video`` and write the masks to ``out`` (see
+    :func:`kinema.app.mask_outputs.open_labels`) and/or into ``project``'s mask tracks."""
+    from kinema.app.mask_outputs import open_labels
+    from kinema.media.reader import open_video
+
+    if out is None and project is None:
+        raise InvalidArgumentError("nowhere to put the masks", hint="give -o OUT and/or --project P")
+    with open_video(video) as reader:
+        n, (w, h) = len(reader), reader.size
+        writer = open_labels(out, n, (w, h), reader.fps, overwrite) if out is not None else None
+        results: dict[int, np.ndarray] = {}
+        try:
+            tracked = track(reader, prompts, backend=backend, start=start, end=end, reverse=reverse,
+                            choice=choice)
+            for done, (index, labels) in enumerate(tracked, 1):
+                results[index] = _packed(labels)
+                yield done, n
+            if writer is not None:
+                blank = np.zeros((h, w), np.uint8)
+                for index in range(n):
+                    writer.write(_unpacked(results[index], (h, w)) if index in results else blank)
+                writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    if project is not None:
+        _store_in_project(project, video, prompts, results, (w, h), n)
+
+
+def _packed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+    """Labels kept compactly while a clip is tracked: one object as packed bits."""
+    ids = np.unique(labels)
+    if len(ids) <= 2:
+        return np.packbits(labels > 0), ids
+    return labels
+
+
+def _unpacked(packed: tuple[np.ndarray, np.ndarray] | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if isinstance(packed, np.ndarray):
+        return packed
+    bits, ids = packed
+    mask = np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+    return np.where(mask, np.uint8(ids[-1]), np.uint8(0))
+
+
+def _store_in_project(project: str | os.PathLike[str], video: str | os.PathLike[str],
+                      prompts: Sequence[Prompt], results: dict[int, tuple | np.ndarray],
+                      size: tuple[int, int], n: int) -> None:
+    """Each object becomes (or replaces) mask track ``obj<K>`` on the project's media for
+    ``video``; prompted frames are keyframes, the rest propagated."""
+    from kinema.document import edits, store
+    from kinema.document.masktrack import CHUNK, FrameState, MaskTrackStore
+    from kinema.document.model import MaskTrackRef
+
+    folder = store.project_path(project)
+    source = Path(video).resolve()
+    w, h = size
+    with store.ProjectFile(folder) as pf:
+        media = next((m for m in pf.project.media.values() if Path(m.path).resolve() == source), None)
+        if media is None:
+            raise InvalidArgumentError("the video is not in the project's media", path=source,
+                                       hint="track a video the project uses (kinema media lists them)")
+        object_ids = sorted({p.object_id for p in prompts} |
+                            {int(k) for packed in results.values() for k in _ids(packed) if k})
+        for object_id in object_ids:
+            track_id = f"obj{object_id}"
+            keyframes = {p.frame for p in prompts if p.object_id == object_id}
+            masks = MaskTrackStore(folder / "masks" / track_id, n, w, h)
+            frames = sorted(results)  # one contiguous run of frames
+            for a in range(0, len(frames), CHUNK):  # a chunk's worth at a time: bounded memory
+                run = frames[a:a + CHUNK]
+                masks.write_many(run[0], [_unpacked(results[i], (h, w)) == object_id for i in run],
+                                 FrameState.PROPAGATED)
+            for index in sorted(keyframes & set(frames)):
+                masks.write(index, _unpacked(results[index], (h, w)) == object_id, FrameState.KEYFRAME)
+            if track_id not in pf.project.mask_tracks:
+                pf.history.do(edits.add_mask_track(MaskTrackRef(
+                    id=track_id, name=f"object {object_id}", media_id=media.id, frames=n,
+                    width=w, height=h)))
+        pf.save()
+
+
+def _ids(packed: tuple[np.ndarray, np.ndarray] | np.ndarray) -> np.ndarray:
+    return packed[1] if isinstance(packed, tuple) else np.unique(packed)
+
+
+def segment_video_frame(video: str | os.PathLike[str], prompts: Sequence[Prompt],
+                        out: str | os.PathLike[str], *, backend: str = "classic",
+                        choice: ModelChoice = ModelChoice(), overwrite: bool = False) -> Path:
+    """Segment one frame of ``video`` and write its label map: ``OUT.png`` (a palette PNG,
+    DAVIS style) or ``OUT.npz`` (``masks``: ``uint8 (1, H, W)``)."""
+    from kinema.app.mask_outputs import davis_palette
+    from kinema.core.atomic import atomic_write_bytes, check_can_write
+    from kinema.media.image import encode_palette_png
+    from kinema.media.reader import open_video
+
+    target = Path(out)
+    if target.suffix.lower() not in (".png", ".npz"):
+        raise InvalidArgumentError(f"cannot write a frame's masks as '{target.suffix}'", path=target,
+                                   hint="use OUT.png or OUT.npz")
+    check_can_write(target, overwrite)
+    with open_video(video) as reader:
+        labels = segment_frame(reader, prompts, backend, choice)
+    if target.suffix.lower() == ".png":
+        data = encode_palette_png(labels, davis_palette())
+    else:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, masks=labels[None])
+        data = buffer.getvalue()
+    atomic_write_bytes(target, data, overwrite=overwrite)
+    return target

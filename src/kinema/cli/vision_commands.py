@@ -1,0 +1,176 @@
+"""Segmentation and model commands: segment, track, models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+models_app = typer.Typer(help="Model weights: list, pull, locate, or build tiny test models.",
+                         no_args_is_help=True)
+
+PROMPT_OPTIONS = ("--point", "--neg", "--box", "--text", "--mask", "--object")
+Backend = Annotated[str, typer.Option("--backend", "-b", help="classic (no weights) or sam2.")]
+Model = Annotated[str | None, typer.Option(
+    "--model", help="SAM 2 weights: a folder (from kinema models pull/tiny) or a model name.")]
+Detector = Annotated[str | None, typer.Option(
+    "--detector", help="Text detector for --text: a folder or a model name.")]
+Device = Annotated[str | None, typer.Option("--device", help="cuda, mps or cpu (default: the best here).")]
+
+
+def _ordered_prompts(argv: list[str]) -> list[tuple[str, str]]:
+    """``(option, value)`` for the prompt options in ``argv``, in the order given."""
+    pairs, it = [], iter(argv)
+    for token in it:
+        name, eq, value = token.partition("=")
+        if name in PROMPT_OPTIONS:
+            pairs.append((name, value if eq else next(it, "")))
+    return pairs
+
+
+def _prompts(pairs: list[tuple[str, str]], default_frame: int | None):
+    from kinema.cli.prompt_args import parse_prompts
+
+    return parse_prompts(pairs, default_frame)
+
+
+def segment(
+    video: Annotated[Path, typer.Argument(help="The video.", show_default=False)],
+    frame: Annotated[int, typer.Option("--frame", "-f", help="Frame index to segment.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="OUT.png (palette) or OUT.npz.")],
+    point: Annotated[list[str] | None, typer.Option("--point", help="X,Y on the object (repeat).")] = None,
+    neg: Annotated[list[str] | None, typer.Option("--neg", help="X,Y not on the object (repeat).")] = None,
+    box: Annotated[str | None, typer.Option("--box", help="X0,Y0,X1,Y1 around the object.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help='Words, e.g. "person".')] = None,
+    backend: Backend = "classic",
+    model: Model = None,
+    detector: Detector = None,
+    device: Device = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", "-y")] = False,
+) -> None:
+    """Segment one frame from clicks, a box or words; writes its label map."""
+    from kinema.app.segment_jobs import ModelChoice, segment_video_frame
+    from kinema.cli.console import exit_on_error, out
+
+    pairs = [("--point", p) for p in point or []] + [("--neg", p) for p in neg or []]
+    pairs += [("--box", box)] if box else []
+    pairs += [("--text", text)] if text else []
+    with exit_on_error():
+        prompts = _prompts(pairs, frame)
+        written = segment_video_frame(video, prompts, output, backend=backend,
+                                      choice=ModelChoice(model, detector, device), overwrite=overwrite)
+    out.print(f"wrote {written}")
+
+
+def track(
+    video: Annotated[Path, typer.Argument(help="The video.", show_default=False)],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="OUT.npz (uint8 label map, all frames), OUT.mov (ProRes matte) "
+                               "or a folder (DAVIS palette PNGs).")] = None,
+    point: Annotated[list[str] | None, typer.Option("--point", help="X,Y@FRAME on the object.")] = None,
+    neg: Annotated[list[str] | None, typer.Option("--neg", help="X,Y@FRAME not on the object.")] = None,
+    box: Annotated[list[str] | None, typer.Option("--box", help="X0,Y0,X1,Y1@FRAME.")] = None,
+    text: Annotated[list[str] | None, typer.Option("--text", help='WORDS@FRAME, e.g. "person@0".')] = None,
+    mask: Annotated[list[str] | None, typer.Option("--mask", help="PNG@FRAME: a mask image.")] = None,
+    object_id: Annotated[list[int] | None, typer.Option(
+        "--object", help="Object id for the prompts that follow it (default 1).")] = None,
+    backend: Backend = "classic",
+    model: Model = None,
+    detector: Detector = None,
+    device: Device = None,
+    start: Annotated[int | None, typer.Option("--start", help="First frame to track.")] = None,
+    end: Annotated[int | None, typer.Option("--end", help="Frame to stop before.")] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Track backwards.")] = False,
+    project: Annotated[Path | None, typer.Option(
+        "--project", "-p", help="Also store the masks as the project's mask tracks.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", "-y")] = False,
+) -> None:
+    """Track objects through a video from prompts on one or more frames.
+
+    Prompts are repeatable and grouped by --object: `--object 1 --point 300,200@0 --object 2
+    --box 10,10,90,120@0`. A prompt on a later frame is a correction from that frame on.
+    """
+    from kinema.app.segment_jobs import ModelChoice, track_to
+    from kinema.cli.console import exit_on_error, out, show_progress
+
+    pairs = _ordered_prompts(sys.argv[1:])
+    given = len(point or []) + len(neg or []) + len(box or []) + len(text or []) + len(mask or [])
+    if sum(1 for name, _ in pairs if name != "--object") != given:  # not called from a shell
+        pairs = [("--point", v) for v in point or []] + [("--neg", v) for v in neg or []]
+        pairs += [("--box", v) for v in box or []] + [("--text", v) for v in text or []]
+        pairs += [("--mask", v) for v in mask or []]
+        pairs = [("--object", str(object_id[0]))] + pairs if object_id else pairs
+    with exit_on_error():
+        prompts = _prompts(pairs, None)
+        show_progress(track_to(video, prompts, output, project=project, backend=backend, start=start,
+                               end=end, reverse=reverse, choice=ModelChoice(model, detector, device),
+                               overwrite=overwrite), f"track {video.name}")
+    out.print(f"wrote {output}" if output else f"stored the masks in {project}")
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The models kinema knows and whether each is on this machine."""
+    import json
+
+    from rich.markup import escape
+
+    from kinema.cli.console import out
+    from kinema.models.registry import MODELS, local_path
+
+    rows = [(spec, local_path(name)) for name, spec in MODELS.items()]
+    if as_json:
+        out.print_json(json.dumps([{"name": s.name, "repo": s.repo, "task": s.task,
+                                    "size_mb": s.size_mb, "path": str(p) if p else None}
+                                   for s, p in rows]))
+        return
+    for spec, path in rows:
+        where = f"[green]{escape(str(path))}[/]" if path else "[dim]not pulled[/]"
+        out.print(f"{spec.name:20} {spec.task:14} {spec.size_mb:5} MB  {escape(spec.repo):34} {where}")
+
+
+@models_app.command()
+def pull(name: Annotated[str, typer.Argument(help="Model name (kinema models list).")]) -> None:
+    """Download a model's weights (into $KINEMA_MODELS/NAME, or the Hugging Face cache)."""
+    from kinema.cli.console import exit_on_error, out
+    from kinema.models.registry import pull as run_pull
+
+    with exit_on_error():
+        path = run_pull(name)
+    out.print(f"{name}: {path}")
+
+
+@models_app.command()
+def path(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """Print where a model is on this machine (exit 1 if it is not)."""
+    from kinema.cli.console import exit_on_error, out
+    from kinema.models.registry import resolve, spec
+
+    with exit_on_error():
+        found = resolve(name, task=spec(name).task)
+    out.print(str(found))
+
+
+@models_app.command()
+def tiny(
+    name: Annotated[str, typer.Argument(help="Model name whose architecture to copy.")],
+    folder: Annotated[Path, typer.Argument(help="New folder to write it to.")],
+) -> None:
+    """Write a tiny random-weight model of NAME's architecture (for offline smoke tests)."""
+    from kinema.cli.console import exit_on_error, out
+    from kinema.models.tiny import build_tiny
+
+    with exit_on_error():
+        written = build_tiny(name, folder)
+    out.print(f"wrote a tiny {name} to {written} (random weights: use it as --model {written})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``segment``, ``track`` and ``models ...`` to ``app``."""
+    app.command()(segment)
+    app.command()(track)
+    app.add_typer(models_app, name="models")
