@@ -133,6 +133,8 @@ def track(frames: FrameSource, prompts: Sequence[Prompt], *, backend: str = "cla
     """Label maps ``(frame, labels)`` for frames ``[start, end)``, in the order tracked: from
     ``start`` (default: the first prompted frame) up, or with ``reverse`` from ``end - 1``
     (default: the last prompted frame) down to ``start``."""
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
     if not prompts:
         raise InvalidArgumentError(
             "nothing to track: give at least one prompt",
