@@ -39,16 +39,15 @@ test: venv sysdeps lint
 
 demo: venv
 	@mkdir -p $(DEMO)
-	@test -f $(MEDIA)/juggle.mp4 || { echo "demo needs $(MEDIA)/juggle.mp4"; exit 1; }
-	$(VENV)/bin/kinema probe $(MEDIA)/juggle.mp4
-	KINEMA_CACHE_DIR=$(DEMO)/cache $(VENV)/bin/kinema proxy $(MEDIA)/juggle.mp4
-	$(VENV)/bin/kinema frame $(MEDIA)/juggle.mp4 --time 4.0 -o $(DEMO)/juggle_4s.png --overwrite
-	rm -rf $(DEMO)/juggle.kinema
-	$(VENV)/bin/kinema new $(DEMO)/juggle --video $(MEDIA)/juggle.mp4
-	$(VENV)/bin/kinema render $(DEMO)/juggle.kinema -o $(DEMO)/juggle.mp4 --range 0:96 --overwrite
-	$(VENV)/bin/kinema provenance $(DEMO)/juggle.mp4
-	$(VENV)/bin/kinema export otio $(DEMO)/juggle.kinema $(DEMO)/juggle.otio --overwrite
-	@echo "demo outputs are in $(DEMO)/"
+	@test -f $(MEDIA)/dog.mp4 || { echo "demo needs $(MEDIA)/dog.mp4"; exit 1; }
+	rm -rf $(DEMO)/dog.kinema
+	$(VENV)/bin/kinema new $(DEMO)/dog --video $(MEDIA)/dog.mp4
+	# one click on the woman, tracked through the shot by the classical backend (no weights)
+	$(VENV)/bin/kinema track $(MEDIA)/dog.mp4 --point 320,300@0 --project $(DEMO)/dog.kinema \
+		-o $(DEMO)/woman_matte.mov --overwrite
+	$(VENV)/bin/kinema export cutout $(DEMO)/dog.kinema -t obj1 -o $(DEMO)/woman_cutout.mov --overwrite
+	$(VENV)/bin/kinema export preview $(DEMO)/dog.kinema -o $(DEMO)/woman_preview.mp4 --overwrite
+	@echo "demo outputs are in $(DEMO)/: woman_matte.mov, woman_cutout.mov (ProRes 4444), woman_preview.mp4"
 
 bench: venv
 	$(PY) benchmarks/bench_reader.py

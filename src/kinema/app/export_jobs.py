@@ -121,3 +121,48 @@ def export_cutout(project_path: str | os.PathLike[str], track_id: str,
                 rgba = np.dstack([np.where(alpha[..., None] > 0, rgb, 0), alpha])
                 writer.write(rgba)
                 yield i + 1, count
+
+
+def export_preview(project_path: str | os.PathLike[str], track_ids: list[str] | None,
+                   out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Progress]:
+    """The footage of the tracks' media with each track's mask tinted in its colour and
+    outlined (H.264 ``.mp4``): a quick look at how well the masks hold."""
+    import cv2
+
+    from kinema.media.reader import open_video
+    from kinema.media.writer import VideoWriter
+
+    folder = store.project_path(project_path)
+    project = store.load(folder)
+    ids = track_ids or list(project.mask_tracks)
+    if not ids:
+        raise InvalidArgumentError("the project has no mask tracks yet", path=folder,
+                                   hint="make one with kinema track VIDEO ... --project")
+    tracks = [_track(project, folder, track_id) for track_id in ids]
+    media_ids = {ref.media_id for ref, _ in tracks}
+    if len(media_ids) != 1:
+        raise InvalidArgumentError("the tracks are on different footage", path=folder,
+                                   hint="preview the tracks of one clip at a time")
+    paths, missing = media_paths(project, folder)
+    (media_id,) = media_ids
+    if media_id in missing:
+        raise MediaOpenError(f"footage is missing: {project.media[media_id].path}", path=folder,
+                             hint="relink it (kinema relink) or put the file back")
+    with open_video(paths[media_id]) as reader:
+        count = min(len(reader), min(ref.frames for ref, _ in tracks))
+        size = reader.size
+        even = (size[0] - size[0] % 2, size[1] - size[1] % 2)  # H.264 wants even sizes
+        with VideoWriter(out, reader.fps, even, codec="h264", overwrite=overwrite) as writer:
+            for i, frame in enumerate(reader.frames(0, count)):
+                shown = frame.copy()
+                for ref, masks in tracks:
+                    mask = masks.read(i)
+                    if mask is None or not mask.any():
+                        continue
+                    colour = np.array(ref.color, np.float32)
+                    shown[mask] = (shown[mask] * 0.55 + colour * 0.45).astype(np.uint8)
+                    edge = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT,
+                                            np.ones((3, 3), np.uint8)).astype(bool)
+                    shown[edge] = ref.color
+                writer.write(np.ascontiguousarray(shown[:even[1], :even[0]]))
+                yield i + 1, count

@@ -1,4 +1,4 @@
-"""Interchange commands: export mattes, cutouts and timelines; import timelines."""
+"""Interchange commands: export mattes, cutouts, previews and timelines; import timelines."""
 
 from __future__ import annotations
 
@@ -58,6 +58,23 @@ def cutout(
     with exit_on_error():
         show_progress(export_cutout(project, track, output, codec=codec, grow=grow, feather=feather,
                                     overwrite=overwrite), f"cutout {track}")
+    out.print(f"wrote {output}")
+
+
+@export_app.command()
+def preview(
+    project: Project,
+    output: Annotated[Path, typer.Option("--output", "-o", help="OUT.mp4")],
+    track: Annotated[list[str] | None, typer.Option(
+        "--track", "-t", help="Mask track id (repeat; default: all).")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Write the footage with the masks tinted and outlined over it, to check them."""
+    from kinema.app.export_jobs import export_preview
+    from kinema.cli.console import exit_on_error, out, show_progress
+
+    with exit_on_error():
+        show_progress(export_preview(project, track, output, overwrite=overwrite), "preview")
     out.print(f"wrote {output}")
 
 
