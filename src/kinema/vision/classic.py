@@ -339,14 +339,14 @@ class ClassicTracker(VideoTracker):
         area, expected = np.count_nonzero(out), np.count_nonzero(hard | hidden)
         if area > 1.6 * expected or area < 0.3 * np.count_nonzero(hard):
             out = hard  # colour disagreed wildly with motion: trust motion this frame
-        # The hidden shape only counts within the object's outline: beyond it, a drifting
-        # rigid fit would otherwise grow the shape (and its islands) without end.
-        extent = _hull(out | hard).astype(bool)
         core = cv2.erode(hard.astype(np.uint8), kernel, iterations=self.band).astype(bool)
         # Pieces motion does not vouch for must be a real part of the object to stay.
         out = drop_islands(out, max(16, int(0.1 * _largest_area(out))), keep=core)
         out = fill_holes(out, max_area=max(16, area // 100))
-        self._shapes[obj] = ((moved > 0.5) & extent) | out
+        shape = (moved > 0.5) | out
+        if np.count_nonzero(shape) > 2.5 * max(np.count_nonzero(out), 1):
+            shape = out  # more hidden than seen: the rigid fit has drifted, start again
+        self._shapes[obj] = shape
         return out
 
 
@@ -354,16 +354,6 @@ def _largest_area(mask: Mask) -> int:
     cv2 = _cv2()
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     return int(stats[1:, cv2.CC_STAT_AREA].max()) if count > 1 else 0
-
-
-def _hull(mask: Mask) -> np.ndarray:
-    """The convex hull of ``mask`` filled, ``uint8``."""
-    cv2 = _cv2()
-    out = np.zeros(mask.shape, np.uint8)
-    points = cv2.findNonZero(mask.astype(np.uint8))
-    if points is not None:
-        cv2.fillConvexPoly(out, cv2.convexHull(points), 1)
-    return out
 
 
 def _dominant_motion(mask: Mask, fwd: np.ndarray, unreliable: np.ndarray) -> np.ndarray | None:
