@@ -129,3 +129,44 @@ def test_prompt_parsing_keeps_object_groups():
     assert [(p.object_id, p.frame, p.labels) for p in prompts] == [(1, 0, (1,)), (3, 0, (0,)), (3, 4, ())]
     with pytest.raises(InvalidArgumentError):
         parse_prompts([("--object", "x")], None)
+
+
+@pytest.fixture(scope="module")
+def tiny_detector(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models") / "gdino"
+    run = kinema("models", "tiny", "grounding-dino-tiny", str(folder))
+    assert "--detector" in run.stdout and not run.stderr
+    return folder
+
+
+def test_text_prompts_become_boxes_then_masks(scene, tiny_detector: Path, tmp_path: Path):
+    from kinema.app.segment_jobs import ModelChoice, ground_text
+    from kinema.vision.base import Prompt
+
+    clip, masks, _ = scene
+    frames = [np.zeros((240, 320, 3), np.uint8)] * 3
+    boxes = ground_text(frames, [Prompt(frame=2, object_id=4, text="person"),
+                                 Prompt(frame=2, object_id=1, points=((5, 5),), labels=(1,))],
+                        ModelChoice(detector=str(tiny_detector), min_score=0.0, max_objects=3))
+    assert [(p.object_id, p.frame, p.text) for p in boxes] == [(4, 2, None), (5, 2, None), (6, 2, None),
+                                                               (1, 2, None)]
+    assert all(0 <= p.box[0] < p.box[2] <= 320 and 0 <= p.box[1] < p.box[3] <= 240 for p in boxes[:3])
+    # No score reaches 1.01: nothing is found, and the CLI says so in one line.
+    run = kinema("track", str(clip), "--text", "person@0", "--detector", str(tiny_detector),
+                 "--min-score", "1.01", "-o", str(tmp_path / "t.npz"), check=False)
+    assert run.returncode == 2 and "nothing matching 'person'" in run.stderr
+    kinema("track", str(clip), "--text", "person@0", "--detector", str(tiny_detector),
+           "--min-score", "0", "-o", str(tmp_path / "t.npz"))
+    assert np.load(tmp_path / "t.npz")["masks"].shape == (N, 240, 320)
+
+
+def test_models_commands(tmp_path: Path, monkeypatch):
+    listing = kinema("models", "list", "--json")
+    import json
+
+    names = {m["name"]: m for m in json.loads(listing.stdout)}
+    assert {"sam2-tiny", "grounding-dino-tiny"} <= set(names)
+    run = kinema("models", "path", "sam2-small", check=False)
+    assert run.returncode == 1 and "kinema models pull sam2-small" in run.stderr
+    run = kinema("models", "path", "nope", check=False)
+    assert run.returncode == 2 and "known models" in run.stderr

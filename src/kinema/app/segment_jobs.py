@@ -31,6 +31,8 @@ class ModelChoice:
     detector: str | None = None
     device: str | None = None
     dtype: str | None = None
+    min_score: float = 0.35  # text detections below this are ignored
+    max_objects: int = 1  # per text prompt: the best matches become objects
 
 
 def make_tracker(backend: str, frames: FrameSource, choice: ModelChoice = ModelChoice()) -> VideoTracker:
@@ -53,8 +55,9 @@ def make_tracker(backend: str, frames: FrameSource, choice: ModelChoice = ModelC
 
 def ground_text(frames: FrameSource, prompts: Sequence[Prompt],
                 choice: ModelChoice = ModelChoice()) -> list[Prompt]:
-    """``prompts`` with each text prompt replaced by box prompts from the text detector (the
-    best box keeps the prompt's object id; further boxes become new objects)."""
+    """``prompts`` with each text prompt replaced by box prompts from the text detector: up to
+    ``choice.max_objects`` boxes scoring at least ``choice.min_score``; the best keeps the
+    prompt's object id, the others become new objects."""
     if not any(p.text for p in prompts):
         return list(prompts)
     from kinema.models.registry import resolve
@@ -68,7 +71,8 @@ def ground_text(frames: FrameSource, prompts: Sequence[Prompt],
         if not prompt.text:
             out.append(prompt)
             continue
-        found = detector.detect(frames[prompt.frame], prompt.text)
+        found = detector.detect(frames[prompt.frame], prompt.text, box_threshold=choice.min_score,
+                                max_boxes=choice.max_objects)
         if not found:
             raise InvalidArgumentError(f"nothing matching {prompt.text!r} was found on frame "
                                        f"{prompt.frame}", hint="try other words, a box or a click")

@@ -32,14 +32,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: Annotated[bool | None, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress notes.")] = False,
 ) -> None:
     """kinema: an open-source AI video editor for artists."""
+    import os
+
     from kinema.cli.console import setup_logging
 
     setup_logging(verbose)
+    if ctx.invoked_subcommand != "models":  # downloads keep their progress bars
+        # Loading weights is quick; transformers' bars and notices would bury our output.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def run() -> None:

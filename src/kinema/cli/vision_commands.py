@@ -18,6 +18,8 @@ Model = Annotated[str | None, typer.Option(
 Detector = Annotated[str | None, typer.Option(
     "--detector", help="Text detector for --text: a folder or a model name.")]
 Device = Annotated[str | None, typer.Option("--device", help="cuda, mps or cpu (default: the best here).")]
+MinScore = Annotated[float, typer.Option("--min-score", help="Lowest detector score a --text box may have.")]
+MaxObjects = Annotated[int, typer.Option("--max-objects", help="Objects a --text prompt may become.")]
 
 
 def _ordered_prompts(argv: list[str]) -> list[tuple[str, str]]:
@@ -48,6 +50,8 @@ def segment(
     model: Model = None,
     detector: Detector = None,
     device: Device = None,
+    min_score: MinScore = 0.35,
+    max_objects: MaxObjects = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y")] = False,
 ) -> None:
     """Segment one frame from clicks, a box or words; writes its label map."""
@@ -60,7 +64,8 @@ def segment(
     with exit_on_error():
         prompts = _prompts(pairs, frame)
         written = segment_video_frame(video, prompts, output, backend=backend,
-                                      choice=ModelChoice(model, detector, device), overwrite=overwrite)
+                                      choice=ModelChoice(model, detector, device, None, min_score,
+                                                         max_objects), overwrite=overwrite)
     out.print(f"wrote {written}")
 
 
@@ -80,6 +85,8 @@ def track(
     model: Model = None,
     detector: Detector = None,
     device: Device = None,
+    min_score: MinScore = 0.35,
+    max_objects: MaxObjects = 1,
     start: Annotated[int | None, typer.Option("--start", help="First frame to track.")] = None,
     end: Annotated[int | None, typer.Option("--end", help="Frame to stop before.")] = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Track backwards.")] = False,
@@ -105,7 +112,8 @@ def track(
     with exit_on_error():
         prompts = _prompts(pairs, None)
         show_progress(track_to(video, prompts, output, project=project, backend=backend, start=start,
-                               end=end, reverse=reverse, choice=ModelChoice(model, detector, device),
+                               end=end, reverse=reverse,
+                               choice=ModelChoice(model, detector, device, None, min_score, max_objects),
                                overwrite=overwrite), f"track {video.name}")
     out.print(f"wrote {output}" if output else f"stored the masks in {project}")
 
@@ -161,12 +169,17 @@ def tiny(
     folder: Annotated[Path, typer.Argument(help="New folder to write it to.")],
 ) -> None:
     """Write a tiny random-weight model of NAME's architecture (for offline smoke tests)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from kinema.cli.console import exit_on_error, out
+    from kinema.models.registry import spec
     from kinema.models.tiny import build_tiny
 
     with exit_on_error():
         written = build_tiny(name, folder)
-    out.print(f"wrote a tiny {name} to {written} (random weights: use it as --model {written})")
+    flag = "--detector" if spec(name).task == "detect-text" else "--model"
+    out.print(f"wrote a tiny {name} to {written} (random weights, for smoke tests: {flag} {written})")
 
 
 def register(app: typer.Typer) -> None:
