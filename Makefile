@@ -52,6 +52,7 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/bench_reader.py
 	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_tracker.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
