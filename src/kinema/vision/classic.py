@@ -175,6 +175,8 @@ class _ColourModel:
     @classmethod
     def learn(cls, frame: Frame, mask: Mask, ring: int) -> _ColourModel:
         cv2 = _cv2()
+        y0, y1, x0, x1 = _bounds(mask, ring)
+        frame, mask = frame[y0:y1, x0:x1], mask[y0:y1, x0:x1]
         near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8),
                           iterations=max(1, ring)).astype(bool) & ~mask
         idx = _colour_index(frame)
@@ -185,6 +187,18 @@ class _ColourModel:
     def mix(self, other: _ColourModel, weight: float) -> _ColourModel:
         return _ColourModel(self.fg * (1 - weight) + other.fg * weight,
                             self.bg * (1 - weight) + other.bg * weight)
+
+
+def _bounds(mask: Mask, margin: int) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the mask's bounding box grown by ``margin``, inside the frame
+    (the whole frame for an empty mask)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not len(rows):
+        return 0, mask.shape[0], 0, mask.shape[1]
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    h, w = mask.shape
+    return (max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin),
+            max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin))
 
 
 def _colour_index(frame: Frame) -> np.ndarray:
@@ -292,9 +306,6 @@ class ClassicTracker(VideoTracker):
             f = m.astype(np.float32)
             return cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else f
 
-        def full(x: np.ndarray, interpolation: int) -> np.ndarray:
-            return cv2.resize(x, (w, h), interpolation=interpolation) if scale < 1 else x
-
         grid_x, grid_y = np.meshgrid(np.arange(sw, dtype=np.float32), np.arange(sh, dtype=np.float32))
         map_x, map_y = grid_x + back[..., 0], grid_y + back[..., 1]
         warped = cv2.remap(small(mask), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -307,13 +318,25 @@ class ClassicTracker(VideoTracker):
         motion = _dominant_motion(small(mask) > 0.5, fwd, unreliable)
         moved = cv2.warpAffine(small(shape), motion, (sw, sh), flags=cv2.INTER_LINEAR) \
             if motion is not None else warped
-        warped = full(warped, cv2.INTER_LINEAR)
-        moved = full(moved, cv2.INTER_LINEAR)
-        unreliable = full(unreliable.astype(np.uint8), cv2.INTER_NEAREST).astype(bool)
+        # Everything after this happens in the rectangle the object can reach.
+        margin = int(np.ceil((3 * self.band + 4) * scale))
+        sy0, sy1, sx0, sx1 = _bounds((warped > 0.5) | (moved > 0.5), margin)
+        y0, y1 = int(sy0 / scale), h if sy1 == sh else min(h, int(round(sy1 / scale)))
+        x0, x1 = int(sx0 / scale), w if sx1 == sw else min(w, int(round(sx1 / scale)))
+
+        def crop(x: np.ndarray, interpolation: int) -> np.ndarray:
+            part = x[sy0:sy1, sx0:sx1]
+            if scale < 1:
+                part = cv2.resize(part, (x1 - x0, y1 - y0), interpolation=interpolation)
+            return part
+
+        warped = crop(warped, cv2.INTER_LINEAR)
+        moved = crop(moved, cv2.INTER_LINEAR)
+        unreliable = crop(unreliable.astype(np.uint8), cv2.INTER_NEAREST).astype(bool)
         hard = warped > 0.5
         hidden = (moved > 0.5) & ~hard  # expected object the flow did not bring along
         if not hard.any() and not hidden.any():
-            return hard
+            return np.zeros((h, w), bool)
         kernel = np.ones((3, 3), np.uint8)
         edge = cv2.morphologyEx(hard.astype(np.uint8), cv2.MORPH_GRADIENT, kernel)
         band = cv2.dilate(edge, kernel, iterations=self.band).astype(bool) | hidden
@@ -329,7 +352,7 @@ class ClassicTracker(VideoTracker):
         if model is None:
             return hard
         ys, xs = np.nonzero(band)
-        idx = _colour_index(current[ys, xs])
+        idx = _colour_index(current[y0:y1, x0:x1][ys, xs])
         lf, lb = model.fg[idx] + 1e-4, model.bg[idx] + 1e-4
         p = prior[ys, xs]
         posterior = p * lf / (p * lf + (1 - p) * lb)
@@ -346,8 +369,15 @@ class ClassicTracker(VideoTracker):
         shape = (moved > 0.5) | out
         if np.count_nonzero(shape) > 2.5 * max(np.count_nonzero(out), 1):
             shape = out  # more hidden than seen: the rigid fit has drifted, start again
-        self._shapes[obj] = shape
-        return out
+        self._shapes[obj] = _placed(shape, (h, w), (y0, x0))
+        return _placed(out, (h, w), (y0, x0))
+
+
+def _placed(part: Mask, shape: tuple[int, int], at: tuple[int, int]) -> Mask:
+    """``part`` put into an all-false mask of ``shape`` with its corner at ``at``."""
+    out = np.zeros(shape, bool)
+    out[at[0]:at[0] + part.shape[0], at[1]:at[1] + part.shape[1]] = part
+    return out
 
 
 def _largest_area(mask: Mask) -> int:

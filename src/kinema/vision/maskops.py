@@ -20,15 +20,13 @@ def fill_holes(mask: Mask, max_area: int | None = None) -> Mask:
     import cv2
 
     inverse = (~mask).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(inverse, connectivity=4)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(inverse, connectivity=4)
     h, w = mask.shape
-    out = mask.copy()
-    for k in range(1, count):
-        x, y, bw, bh, area = stats[k]
-        touches_edge = x == 0 or y == 0 or x + bw == w or y + bh == h
-        if not touches_edge and (max_area is None or area <= max_area):
-            out[labels == k] = True
-    return out
+    x, y, bw, bh, area = (stats[:, k] for k in range(5))
+    inside = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    fill = inside & (area <= max_area) if max_area is not None else inside
+    fill[0] = False  # label 0 is the mask itself
+    return mask | fill[labels]
 
 
 def drop_islands(mask: Mask, min_area: int, *, keep: Mask | None = None) -> Mask:
