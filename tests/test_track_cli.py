@@ -143,7 +143,7 @@ def test_text_prompts_become_boxes_then_masks(scene, tiny_detector: Path, tmp_pa
     from kinema.app.segment_jobs import ModelChoice, ground_text
     from kinema.vision.base import Prompt
 
-    clip, masks, _ = scene
+    clip, _, _ = scene
     frames = [np.zeros((240, 320, 3), np.uint8)] * 3
     boxes = ground_text(frames, [Prompt(frame=2, object_id=4, text="person"),
                                  Prompt(frame=2, object_id=1, points=((5, 5),), labels=(1,))],
@@ -170,3 +170,30 @@ def test_models_commands(tmp_path: Path, monkeypatch):
     assert run.returncode == 1 and "kinema models pull sam2-small" in run.stderr
     run = kinema("models", "path", "nope", check=False)
     assert run.returncode == 2 and "known models" in run.stderr
+
+
+def test_sam2_backend_through_the_cli(scene, tmp_path: Path):
+    """A tiny random-weight SAM 2, found by name under $KINEMA_MODELS, end to end: masks are
+    meaningless, the plumbing (prompts, objects, formats, sizes) is not."""
+    import os
+
+    clip, _, (x, y) = scene
+    models = tmp_path / "models"
+    kinema("models", "tiny", "sam2-tiny", str(models / "sam2-tiny"))
+    env = {**os.environ, "KINEMA_MODELS": str(models), "HF_HUB_OFFLINE": "1"}
+    path = subprocess.run([sys.executable, "-m", "kinema", "models", "path", "sam2-tiny"],
+                          capture_output=True, text=True, env=env, check=True)
+    assert path.stdout.strip() == str(models / "sam2-tiny")
+    run = subprocess.run([sys.executable, "-m", "kinema", "track", str(clip), "--backend", "sam2",
+                          "--model", "sam2-tiny", "--point", f"{x},{y}@0", "--object", "2",
+                          "--box", "200,20,300,100@0", "--end", "12", "-o", str(tmp_path / "s.npz")],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    labels = np.load(tmp_path / "s.npz")["masks"]
+    assert labels.shape == (N, 240, 320) and set(np.unique(labels)) <= {0, 1, 2}
+    assert not labels[12:].any()
+    one = subprocess.run([sys.executable, "-m", "kinema", "segment", str(clip), "-f", "3", "--backend",
+                          "sam2", "--model", str(models / "sam2-tiny"), "--point", f"{x},{y}",
+                          "-o", str(tmp_path / "s.png")], capture_output=True, text=True, env=env)
+    assert one.returncode == 0, one.stderr
+    assert read_labels(tmp_path / "s.png").shape == (240, 320)
