@@ -53,6 +53,7 @@ bench: venv
 	$(PY) benchmarks/bench_reader.py
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_tracker.py
+	$(PY) benchmarks/bench_sam2.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
