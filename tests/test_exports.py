@@ -116,3 +116,16 @@ def test_moved_media_is_listed_and_relinked(project: Path, tmp_path: Path):
     assert store.load(project).media["m1"].path == str(moved.resolve())
     run(render(project, tmp_path / "r.mp4"))
     assert (tmp_path / "r.mp4").exists()
+
+
+def test_soft_mattes_follow_the_picture(project: Path, tmp_path: Path):
+    run(export_matte(project, "t1", tmp_path / "soft", depth=16, soft=True, feather=4))
+    run(export_cutout(project, "t1", tmp_path / "cut", soft=True))
+    matte = read_image(sorted((tmp_path / "soft").iterdir())[3]).reshape(H, W, -1)[..., 0] / 65535
+    alpha = read_image(sorted((tmp_path / "cut").iterdir())[3])[..., 3]
+    inside = matte_from_mask(disc(3), grow=-4) > 0.5
+    outside = matte_from_mask(disc(3), grow=6) < 0.5
+    assert matte[inside].min() > 0.9 and matte[outside].max() < 0.1
+    soft_edge = ~inside & ~outside
+    assert ((matte[soft_edge] > 0.05) & (matte[soft_edge] < 0.95)).any()
+    assert alpha[inside].min() > 230 and alpha[outside].max() < 25

@@ -3,6 +3,7 @@ transparency, frame for frame with the track's footage."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,22 +30,42 @@ def _track(project: Project, folder: Path, track_id: str) -> tuple[MaskTrackRef,
     return ref, MaskTrackStore(folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
 
 
-def _mattes(track: MaskTrackStore, grow: float, feather: float,
-            invert: bool) -> Iterator[np.ndarray]:
-    """Float mattes in [0, 1], one per frame of the track (empty frames are all zero)."""
+def _mattes(track: MaskTrackStore, grow: float, feather: float, invert: bool,
+            guides: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+    """Float mattes in [0, 1], one per frame of the track (empty frames are all zero). With
+    ``guides`` (the footage's frames) the edge is softened along the picture (guided filter:
+    hair, motion blur) instead of feathered."""
+    from kinema.vision.maskops import soft_matte
+
     empty = np.zeros((track.height, track.width), bool)
     for i in range(track.frames):
         mask = track.read(i)
-        yield matte_from_mask(empty if mask is None else mask, grow=grow, feather=feather,
-                              invert=invert)
+        mask = empty if mask is None else mask
+        if guides is None:
+            yield matte_from_mask(mask, grow=grow, feather=feather, invert=invert)
+            continue
+        grown = matte_from_mask(mask, grow=grow) > 0.5
+        matte = soft_matte(next(guides), grown, radius=max(2, int(round(feather)) or 8))
+        yield 1.0 - matte if invert else matte
+
+
+def _footage(project: Project, folder: Path, ref: MaskTrackRef) -> Path:
+    """Where the footage a track was made on is now (or a one-line error to relink it)."""
+    paths, missing = media_paths(project, folder)
+    if ref.media_id in missing:
+        raise MediaOpenError(f"footage of track {ref.name!r} is missing: "
+                             f"{project.media[ref.media_id].path}", path=folder,
+                             hint="relink it (kinema relink) or put the file back")
+    return paths[ref.media_id]
 
 
 def export_matte(project_path: str | os.PathLike[str], track_id: str,
                  out: str | os.PathLike[str], *, depth: int = 8, grow: float = 0.0,
-                 feather: float = 0.0, invert: bool = False,
+                 feather: float = 0.0, invert: bool = False, soft: bool = False,
                  overwrite: bool = False) -> Iterator[Progress]:
     """Write a mask track as a matte: a folder gets a grayscale PNG sequence (8 or 16 bits), a
-    ``.mov`` ProRes 4444 whose picture and alpha both carry the matte (luma or alpha matte)."""
+    ``.mov`` ProRes 4444 whose picture and alpha both carry the matte (luma or alpha matte).
+    ``soft`` softens the edge along the footage (``feather`` is then the filter's radius)."""
     from kinema.media.writer import VideoWriter
 
     folder = store.project_path(project_path)
@@ -53,19 +74,26 @@ def export_matte(project_path: str | os.PathLike[str], track_id: str,
     target = Path(out)
     if depth not in (8, 16):
         raise InvalidArgumentError(f"matte depth must be 8 or 16, got {depth}")
-    if target.suffix:
-        if target.suffix.lower() != ".mov":
-            raise InvalidArgumentError("mattes are written as a PNG folder or a .mov", path=target,
-                                       hint="give a folder path, or a name ending in .mov")
+    if target.suffix and target.suffix.lower() != ".mov":
+        raise InvalidArgumentError("mattes are written as a PNG folder or a .mov", path=target,
+                                   hint="give a folder path, or a name ending in .mov")
+    with contextlib.ExitStack() as stack:
+        guides = None
+        if soft:
+            from kinema.media.reader import open_video
+
+            reader = stack.enter_context(open_video(_footage(project, folder, ref)))
+            guides = iter(reader.frames(0, ref.frames))
+        mattes = _mattes(track, grow, feather, invert, guides)
+        if not target.suffix:
+            yield from _png_sequence(target, mattes, ref.frames, depth, overwrite)
+            return
         with VideoWriter(target, project.media[ref.media_id].rate, (ref.width, ref.height),
                          codec="prores4444", alpha=True, overwrite=overwrite) as writer:
-            for i, matte in enumerate(_mattes(track, grow, feather, invert)):
+            for i, matte in enumerate(mattes):
                 level = np.round(matte * 255).astype(np.uint8)
                 writer.write(np.repeat(level[..., None], 4, axis=2))
                 yield i + 1, ref.frames
-        return
-    yield from _png_sequence(target, _mattes(track, grow, feather, invert), ref.frames, depth,
-                             overwrite)
 
 
 def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth: int,
@@ -92,30 +120,29 @@ def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth:
 
 def export_cutout(project_path: str | os.PathLike[str], track_id: str,
                   out: str | os.PathLike[str], *, codec: str | None = None, grow: float = 0.0,
-                  feather: float = 0.0, overwrite: bool = False) -> Iterator[Progress]:
+                  feather: float = 0.0, soft: bool = False,
+                  overwrite: bool = False) -> Iterator[Progress]:
     """Write the track's footage with the matte as alpha (straight), transparent elsewhere:
-    ProRes 4444 ``.mov``, VP9 ``.webm``, or a PNG/EXR sequence folder."""
+    ProRes 4444 ``.mov``, VP9 ``.webm``, or a PNG/EXR sequence folder. ``soft`` softens the
+    edge along the picture (hair, motion blur)."""
     from kinema.media.reader import open_video
     from kinema.media.writer import VideoWriter
 
     folder = store.project_path(project_path)
     project = store.load(folder)
     ref, track = _track(project, folder, track_id)
-    paths, missing = media_paths(project, folder)
-    if ref.media_id in missing:
-        raise MediaOpenError(f"footage of track {ref.name!r} is missing: "
-                             f"{project.media[ref.media_id].path}", path=folder,
-                             hint="relink it (kinema relink) or put the file back")
-    with open_video(paths[ref.media_id]) as reader:
+    footage = _footage(project, folder, ref)
+    with open_video(footage) as reader, open_video(footage) as guide:
         if reader.size != (ref.width, ref.height):
             raise InvalidArgumentError(
                 f"track {ref.name!r} is {ref.width}x{ref.height} but its footage is "
-                f"{reader.size[0]}x{reader.size[1]}", path=paths[ref.media_id],
+                f"{reader.size[0]}x{reader.size[1]}", path=footage,
                 hint="relink the footage the track was made on")
         count = min(ref.frames, len(reader))
+        guides = iter(guide.frames(0, count)) if soft else None
         with VideoWriter(out, reader.fps, reader.size, codec=codec, alpha=True,
                          overwrite=overwrite) as writer:
-            for i, (matte, rgb) in enumerate(zip(_mattes(track, grow, feather, False),
+            for i, (matte, rgb) in enumerate(zip(_mattes(track, grow, feather, False, guides),
                                                  reader.frames(0, count), strict=False)):
                 alpha = np.round(matte * 255).astype(np.uint8)
                 rgba = np.dstack([np.where(alpha[..., None] > 0, rgb, 0), alpha])

@@ -15,6 +15,8 @@ Track = Annotated[str, typer.Option("--track", "-t", help="Mask track id.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace the output if it exists.")]
 Grow = Annotated[float, typer.Option("--grow", help="Grow (or, negative, shrink) by pixels.")]
 Feather = Annotated[float, typer.Option("--feather", help="Soften the edge over about this many pixels.")]
+Soft = Annotated[bool, typer.Option(
+    "--soft", help="Soften the edge along the picture (hair, motion blur; guided filter).")]
 
 
 @export_app.command()
@@ -27,6 +29,7 @@ def matte(
     grow: Grow = 0.0,
     feather: Feather = 0.0,
     invert: Annotated[bool, typer.Option("--invert", help="White outside the object.")] = False,
+    soft: Soft = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Write a mask track as a black-and-white matte, frame for frame with its footage."""
@@ -35,7 +38,7 @@ def matte(
 
     with exit_on_error():
         show_progress(export_matte(project, track, output, depth=depth, grow=grow, feather=feather,
-                                   invert=invert, overwrite=overwrite), f"matte {track}")
+                                   invert=invert, soft=soft, overwrite=overwrite), f"matte {track}")
     out.print(f"wrote {output}")
 
 
@@ -49,6 +52,7 @@ def cutout(
                                               help="prores4444, vp9, png or exr.")] = None,
     grow: Grow = 0.0,
     feather: Feather = 0.0,
+    soft: Soft = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Write the tracked subject over transparency (straight alpha)."""
@@ -57,7 +61,7 @@ def cutout(
 
     with exit_on_error():
         show_progress(export_cutout(project, track, output, codec=codec, grow=grow, feather=feather,
-                                    overwrite=overwrite), f"cutout {track}")
+                                    soft=soft, overwrite=overwrite), f"cutout {track}")
     out.print(f"wrote {output}")
 
 
