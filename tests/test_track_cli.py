@@ -197,3 +197,27 @@ def test_sam2_backend_through_the_cli(scene, tmp_path: Path):
                           "-o", str(tmp_path / "s.png")], capture_output=True, text=True, env=env)
     assert one.returncode == 0, one.stderr
     assert read_labels(tmp_path / "s.png").shape == (240, 320)
+
+
+def test_cleanups(scene, tmp_path: Path):
+    from kinema.app.segment_jobs import Cleanup, _packed, _smoothed, _unpacked
+
+    base = np.zeros((8, 8), np.uint8)
+    base[2:6, 2:6] = 1
+    flicker = base.copy()
+    flicker[0, 0] = 1  # one frame only
+    results = {i: _packed(m) for i, m in enumerate([base, base, flicker, base, base])}
+    smooth = _smoothed(results, (8, 8), 1)
+    assert not _unpacked(smooth[2], (8, 8))[0, 0] and np.array_equal(_unpacked(smooth[4], (8, 8)), base)
+    holed = np.zeros((20, 20), bool)
+    holed[2:15, 2:15] = True
+    holed[6, 6] = False
+    holed[18, 18] = True  # an island
+    cleaned = Cleanup(fill_holes=4, min_island=4).frame({1: holed})[1]
+    assert cleaned[6, 6] and not cleaned[18, 18]
+
+    clip, masks, (x, y) = scene
+    kinema("track", str(clip), "--point", f"{x},{y}@0", "--smooth", "1", "--fill-holes", "200",
+           "--min-island", "50", "-o", str(tmp_path / "c.npz"))
+    labels = np.load(tmp_path / "c.npz")["masks"]
+    assert np.mean([iou(labels[i] == 1, masks[i]) for i in range(N)]) >= 0.9

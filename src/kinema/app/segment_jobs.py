@@ -24,6 +24,29 @@ Progress = tuple[int, int]
 
 
 @dataclass(frozen=True)
+class Cleanup:
+    """Clean-ups applied to tracked masks: holes up to ``fill_holes`` pixels filled, pieces
+    under ``min_island`` pixels dropped, and a per-pixel majority over ``smooth`` frames each
+    side against edge chatter."""
+
+    fill_holes: int = 0
+    min_island: int = 0
+    smooth: int = 0
+
+    def frame(self, masks: dict[int, Mask]) -> dict[int, Mask]:
+        from kinema.vision.maskops import drop_islands, fill_holes
+
+        out = {}
+        for object_id, mask in masks.items():
+            if self.min_island:
+                mask = drop_islands(mask, self.min_island)
+            if self.fill_holes:
+                mask = fill_holes(mask, max_area=self.fill_holes)
+            out[object_id] = mask
+        return out
+
+
+@dataclass(frozen=True)
 class ModelChoice:
     """Which weights a model backend uses, and where it runs."""
 
@@ -133,7 +156,8 @@ def _merge(prompts: list[Prompt]) -> Prompt:
 
 def track(frames: FrameSource, prompts: Sequence[Prompt], *, backend: str = "classic",
           start: int | None = None, end: int | None = None, reverse: bool = False,
-          choice: ModelChoice = ModelChoice()) -> Iterator[tuple[int, np.ndarray]]:
+          choice: ModelChoice = ModelChoice(),
+          cleanup: Cleanup = Cleanup()) -> Iterator[tuple[int, np.ndarray]]:
     """Label maps ``(frame, labels)`` for frames ``[start, end)``, in the order tracked: from
     ``start`` (default: the first prompted frame) up, or with ``reverse`` from ``end - 1``
     (default: the last prompted frame) down to ``start``."""
@@ -165,13 +189,14 @@ def track(frames: FrameSource, prompts: Sequence[Prompt], *, backend: str = "cla
     shape = frames[first].shape[:2]
     stop = lo - 1 if reverse else hi
     for index, masks in tracker.propagate(first, stop, reverse=reverse):
-        yield index, label_map(masks, shape)
+        yield index, label_map(cleanup.frame(masks), shape)
 
 
 def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str | os.PathLike[str] | None,
              *, project: str | os.PathLike[str] | None = None, backend: str = "classic",
              start: int | None = None, end: int | None = None, reverse: bool = False,
-             choice: ModelChoice = ModelChoice(), overwrite: bool = False) -> Iterator[Progress]:
+             choice: ModelChoice = ModelChoice(), cleanup: Cleanup = Cleanup(),
+             overwrite: bool = False) -> Iterator[Progress]:
     """Track ``prompts`` through ``video`` and write the masks to ``out`` (see
     :func:`kinema.app.mask_outputs.open_labels`) and/or into ``project``'s mask tracks."""
     from kinema.app.mask_outputs import open_labels
@@ -185,10 +210,12 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
         results: dict[int, np.ndarray] = {}
         try:
             tracked = track(reader, prompts, backend=backend, start=start, end=end, reverse=reverse,
-                            choice=choice)
+                            choice=choice, cleanup=cleanup)
             for done, (index, labels) in enumerate(tracked, 1):
                 results[index] = _packed(labels)
                 yield done, n
+            if cleanup.smooth:
+                results = _smoothed(results, (h, w), cleanup.smooth)
             if writer is not None:
                 blank = np.zeros((h, w), np.uint8)
                 for index in range(n):
@@ -200,6 +227,32 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
             raise
     if project is not None:
         _store_in_project(project, video, prompts, results, (w, h), n)
+
+
+def _smoothed(results: dict[int, tuple | np.ndarray], shape: tuple[int, int],
+              radius: int) -> dict[int, tuple | np.ndarray]:
+    """Each object's masks made a per-pixel majority over ``radius`` frames each side (within
+    the tracked frames), holding only a window of frames unpacked at a time."""
+    from kinema.vision.maskops import temporal_smooth
+
+    frames = sorted(results)
+    window: dict[int, np.ndarray] = {}
+    out = {}
+    for k, index in enumerate(frames):
+        lo, hi = max(0, k - radius), min(len(frames), k + radius + 1)
+        for j in range(lo, hi):
+            if frames[j] not in window:
+                window[frames[j]] = _unpacked(results[frames[j]], shape)
+        for stale in [i for i in window if i < frames[lo]]:
+            del window[stale]
+        stack = [window[frames[j]] for j in range(lo, hi)]
+        centre = k - lo
+        labels = np.zeros(shape, np.uint8)
+        for object_id in sorted({int(v) for m in stack for v in np.unique(m) if v}):
+            voted = temporal_smooth([m == object_id for m in stack], radius=radius)[centre]
+            labels[voted] = object_id
+        out[index] = _packed(labels)
+    return out
 
 
 def _packed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | np.ndarray:

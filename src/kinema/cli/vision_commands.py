@@ -92,6 +92,10 @@ def track(
     reverse: Annotated[bool, typer.Option("--reverse", help="Track backwards.")] = False,
     project: Annotated[Path | None, typer.Option(
         "--project", "-p", help="Also store the masks as the project's mask tracks.")] = None,
+    smooth: Annotated[int, typer.Option(
+        "--smooth", help="Majority over N frames each side, against edge chatter.")] = 0,
+    fill_holes: Annotated[int, typer.Option("--fill-holes", help="Fill holes up to N pixels.")] = 0,
+    min_island: Annotated[int, typer.Option("--min-island", help="Drop pieces under N pixels.")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y")] = False,
 ) -> None:
     """Track objects through a video from prompts on one or more frames.
@@ -99,7 +103,7 @@ def track(
     Prompts are repeatable and grouped by --object: `--object 1 --point 300,200@0 --object 2
     --box 10,10,90,120@0`. A prompt on a later frame is a correction from that frame on.
     """
-    from kinema.app.segment_jobs import ModelChoice, track_to
+    from kinema.app.segment_jobs import Cleanup, ModelChoice, track_to
     from kinema.cli.console import exit_on_error, out, show_progress
 
     pairs = _ordered_prompts(sys.argv[1:])
@@ -114,7 +118,8 @@ def track(
         show_progress(track_to(video, prompts, output, project=project, backend=backend, start=start,
                                end=end, reverse=reverse,
                                choice=ModelChoice(model, detector, device, None, min_score, max_objects),
-                               overwrite=overwrite), f"track {video.name}")
+                               cleanup=Cleanup(fill_holes, min_island, smooth), overwrite=overwrite),
+                      f"track {video.name}")
     out.print(f"wrote {output}" if output else f"stored the masks in {project}")
 
 
