@@ -18,6 +18,8 @@ Model = Annotated[str | None, typer.Option(
 Detector = Annotated[str | None, typer.Option(
     "--detector", help="Text detector for --text: a folder or a model name.")]
 Device = Annotated[str | None, typer.Option("--device", help="cuda, mps or cpu (default: the best here).")]
+Dtype = Annotated[str | None, typer.Option(
+    "--dtype", help="float32, float16 or bfloat16 (default: half precision on GPUs, float32 on CPU).")]
 MinScore = Annotated[float, typer.Option("--min-score", help="Lowest detector score a --text box may have.")]
 MaxObjects = Annotated[int, typer.Option("--max-objects", help="Objects a --text prompt may become.")]
 
@@ -50,6 +52,7 @@ def segment(
     model: Model = None,
     detector: Detector = None,
     device: Device = None,
+    dtype: Dtype = None,
     min_score: MinScore = 0.35,
     max_objects: MaxObjects = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y")] = False,
@@ -64,7 +67,7 @@ def segment(
     with exit_on_error():
         prompts = _prompts(pairs, frame)
         written = segment_video_frame(video, prompts, output, backend=backend,
-                                      choice=ModelChoice(model, detector, device, None, min_score,
+                                      choice=ModelChoice(model, detector, device, dtype, min_score,
                                                          max_objects), overwrite=overwrite)
     out.print(f"wrote {written}")
 
@@ -85,6 +88,7 @@ def track(
     model: Model = None,
     detector: Detector = None,
     device: Device = None,
+    dtype: Dtype = None,
     min_score: MinScore = 0.35,
     max_objects: MaxObjects = 1,
     start: Annotated[int | None, typer.Option("--start", help="First frame to track.")] = None,
@@ -117,7 +121,7 @@ def track(
         prompts = _prompts(pairs, None)
         show_progress(track_to(video, prompts, output, project=project, backend=backend, start=start,
                                end=end, reverse=reverse,
-                               choice=ModelChoice(model, detector, device, None, min_score, max_objects),
+                               choice=ModelChoice(model, detector, device, dtype, min_score, max_objects),
                                cleanup=Cleanup(fill_holes, min_island, smooth), overwrite=overwrite),
                       f"track {video.name}")
     out.print(f"wrote {output}" if output else f"stored the masks in {project}")
