@@ -185,3 +185,30 @@ def relink_media(media_id: str, path: str, relative_path: str | None,
             {**ref.model_dump(), **facts, "path": path, "relative_path": relative_path})
 
     return Edit(f"Relink {Path(path).name}", apply)
+
+
+def set_mask_track(track_id: str, **changes: Any) -> Edit:
+    """Rename or recolour a mask track (``name``, ``color``)."""
+    def apply(p: Project) -> None:
+        ref = p.mask_tracks.get(track_id)
+        if ref is None:
+            raise InvalidArgumentError(f"no mask track {track_id!r}")
+        unknown = set(changes) - {"name", "color"}
+        if unknown:
+            raise InvalidArgumentError(f"a mask track has no settable field {sorted(unknown)[0]!r}")
+        p.mask_tracks[track_id] = MaskTrackRef.model_validate({**ref.model_dump(), **changes})
+
+    return Edit(f"Change {', '.join(changes)}", apply)
+
+
+def remove_mask_track(track_id: str) -> Edit:
+    """Delete a mask track from the document (its files stay until the project is cleaned)."""
+    def apply(p: Project) -> None:
+        if track_id not in p.mask_tracks:
+            raise InvalidArgumentError(f"no mask track {track_id!r}")
+        for layer in p.timeline.video_layers:
+            if layer.mask is not None and layer.mask.track_id == track_id:
+                layer.mask = None
+        del p.mask_tracks[track_id]
+
+    return Edit("Delete mask", apply)

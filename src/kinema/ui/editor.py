@@ -1,0 +1,501 @@
+"""The editor's view-model: everything the window shows and does, testable without a window.
+
+The window (``kinema.ui.window``) only draws this state and forwards events to its methods.
+Edits go through the document's commands and the mask stores; long work (propagation,
+exports, renders) runs as :class:`~kinema.ui.jobs.Job` on worker threads, so the UI thread
+never waits on decode or inference.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from kinema.app.segment_jobs import ModelChoice
+from kinema.core.errors import InvalidArgumentError, KinemaError
+from kinema.core.frames import Frame, Mask
+from kinema.document import edits, store
+from kinema.document.masktrack import FrameState, MaskTrackStore
+from kinema.document.model import ClipItem, MaskTrackRef, MediaRef
+from kinema.ui.jobs import Job
+from kinema.vision.base import Prompt
+
+PALETTE = [(255, 64, 64), (64, 160, 255), (80, 220, 100), (255, 200, 40), (200, 90, 255),
+           (255, 130, 200), (40, 220, 220), (255, 150, 60)]
+SHUTTLE = (1, 2, 4, 8)
+
+
+@dataclass
+class ObjectView:
+    """A mask track as the editor shows it."""
+
+    track_id: str
+    name: str
+    colour: tuple[int, int, int]
+    store: MaskTrackStore
+    visible: bool = True
+
+
+@dataclass
+class Note:
+    """A message for the user (errors never block the window)."""
+
+    text: str
+    error: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _MaskChange:
+    """Undo record for a hand or click edit of one frame of one mask."""
+
+    track_id: str
+    frame: int
+    before: tuple[Mask | None, FrameState]
+    after: tuple[Mask | None, FrameState]
+
+
+class Editor:
+    """An open project: its footage, playhead, mask objects, tools, jobs and history."""
+
+    def __init__(self, folder: str | os.PathLike[str], *, backend: str = "classic",
+                 choice: ModelChoice = ModelChoice()) -> None:
+        from kinema.app.evaluate import media_paths
+        from kinema.media.reader import open_video
+
+        self.folder = store.project_path(folder)
+        self.file = store.ProjectFile(self.folder)
+        self.backend, self.choice = backend, choice
+        project = self.file.project
+        self.media = self._main_media()
+        paths, missing = media_paths(project, self.folder)
+        if self.media.id in missing:
+            self.file.close()
+            raise InvalidArgumentError(f"the footage is missing: {self.media.path}", path=self.folder,
+                                       hint="relink it with kinema relink, then open the project again")
+        self.video_path = paths[self.media.id]
+        self.reader = open_video(self.video_path)
+        self.fps: Fraction = self.reader.fps
+        self.frames = len(self.reader)
+        self.size = self.reader.size
+        self.playhead = 0
+        self.in_point, self.out_point = 0, self.frames
+        self.playing = False
+        self.speed = 1  # frames of source per frame of time; negative plays backwards
+        self._clock: tuple[float, int] | None = None
+        self.objects: list[ObjectView] = [self._view(ref) for ref in project.mask_tracks.values()
+                                          if ref.media_id == self.media.id]
+        self.active: str | None = self.objects[0].track_id if self.objects else None
+        self.tool = "point"
+        self.jobs: list[Job] = []
+        self.notes: list[Note] = []
+        self._prompts: dict[tuple[str, int], Prompt] = {}
+        self._undo: list[_MaskChange | str] = []
+        self._redo: list[_MaskChange | str] = []
+        self._segmenter = None
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **kwargs: object) -> Editor:
+        """A project folder opens as is; a video opens the project beside it (``VIDEO.kinema``),
+        made on first use."""
+        from kinema.app.project_jobs import new_project
+
+        target = Path(path)
+        if target.is_dir() or target.suffix == store.SUFFIX:
+            return cls(target, **kwargs)  # type: ignore[arg-type]
+        if not target.is_file():
+            raise InvalidArgumentError("no such video or project", path=target)
+        folder = target.with_suffix(store.SUFFIX)
+        if not (folder / store.DOCUMENT).is_file():
+            new_project(folder, target)
+        return cls(folder, **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop jobs, save, release the project and the footage."""
+        for job in self.jobs:
+            job.cancel()
+        for job in self.jobs:
+            job.wait(10)
+        self.file.close()
+        self.reader.close()
+
+    def _main_media(self) -> MediaRef:
+        project = self.file.project
+        for layer in project.timeline.video_layers:
+            for item in layer.items:
+                if isinstance(item, ClipItem):
+                    return project.media[item.media_id]
+        if not project.media:
+            raise InvalidArgumentError("the project has no footage", path=self.folder)
+        return next(iter(project.media.values()))
+
+    def _view(self, ref: MaskTrackRef) -> ObjectView:
+        masks = MaskTrackStore(self.folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
+        return ObjectView(ref.id, ref.name, tuple(ref.color), masks)  # type: ignore[arg-type]
+
+    # -- what the window draws --------------------------------------------------------------
+
+    def frame(self) -> Frame:
+        """The footage at the playhead (RGB)."""
+        return self.reader[self.playhead]
+
+    def overlays(self, index: int | None = None) -> list[tuple[Mask, tuple[int, int, int]]]:
+        """Masks of the visible objects at frame ``index`` (default: the playhead), with colours."""
+        i = self.playhead if index is None else index
+        out = []
+        for obj in self.objects:
+            if obj.visible:
+                mask = obj.store.read(i)
+                if mask is not None and mask.any():
+                    out.append((mask, obj.colour))
+        return out
+
+    def lane(self, track_id: str) -> np.ndarray:
+        """Per-frame states of an object's masks (empty, keyframe, propagated) for its lane."""
+        return self._object(track_id).store.states()
+
+    @property
+    def time_label(self) -> str:
+        from kinema.core.timebase import format_time
+
+        return f"{format_time(Fraction(self.playhead) / self.fps)}  frame {self.playhead}/{self.frames - 1}"
+
+    def note(self, text: str, *, error: bool = False) -> None:
+        self.notes.append(Note(text, error))
+        del self.notes[:-20]
+
+    def guard(self, action: Callable[[], object]) -> object:
+        """Run a UI action; kinema errors become notifications instead of exceptions."""
+        try:
+            return action()
+        except KinemaError as exc:
+            self.note(str(exc), error=True)
+            return None
+
+    # -- transport --------------------------------------------------------------------------
+
+    def seek(self, index: int) -> None:
+        self.playhead = max(0, min(self.frames - 1, int(index)))
+        if self.playing:
+            self._clock = (time.monotonic(), self.playhead)
+
+    def step(self, delta: int) -> None:
+        self.playing = False
+        self.seek(self.playhead + delta)
+
+    def home(self) -> None:
+        self.seek(self.in_point)
+
+    def end(self) -> None:
+        self.seek(self.out_point - 1)
+
+    def set_in(self) -> None:
+        self.in_point = min(self.playhead, self.out_point - 1)
+
+    def set_out(self) -> None:
+        self.out_point = max(self.playhead + 1, self.in_point + 1)
+
+    def toggle_play(self) -> None:
+        self.playing = not self.playing
+        self.speed = 1 if self.speed == 0 else self.speed
+        self._clock = (time.monotonic(), self.playhead) if self.playing else None
+
+    def shuttle(self, key: str) -> None:
+        """J/K/L: K stops; L plays forward, faster each press (1x, 2x, 4x, 8x); J backwards."""
+        if key == "k":
+            self.playing, self._clock = False, None
+            return
+        sign = 1 if key == "l" else -1
+        if self.playing and self.speed * sign > 0:
+            steps = list(SHUTTLE)
+            self.speed = sign * steps[min(steps.index(abs(self.speed)) + 1, len(steps) - 1)]
+        else:
+            self.speed = sign
+        self.playing = True
+        self._clock = (time.monotonic(), self.playhead)
+
+    def tick(self, now: float | None = None) -> None:
+        """Advance the playhead by the clock: frames the window could not draw in time are
+        dropped, so playback never drifts from the source rate."""
+        if not self.playing or self._clock is None:
+            return
+        t0, frame0 = self._clock
+        elapsed = (time.monotonic() if now is None else now) - t0
+        target = frame0 + math.floor(elapsed * float(self.fps) * self.speed)
+        if target >= self.out_point or target < self.in_point:
+            self.playing, self._clock = False, None
+            target = self.out_point - 1 if target >= self.out_point else self.in_point
+        self.playhead = target
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def _object(self, track_id: str | None) -> ObjectView:
+        for obj in self.objects:
+            if obj.track_id == track_id:
+                return obj
+        raise InvalidArgumentError("no object is selected" if track_id is None
+                                   else f"no object {track_id!r}", hint="add an object first")
+
+    def add_object(self, name: str | None = None) -> str:
+        """A new, empty mask track on the footage; it becomes the active object."""
+        taken = set(self.file.project.mask_tracks)
+        k = 1
+        while f"obj{k}" in taken:
+            k += 1
+        ref = MaskTrackRef(id=f"obj{k}", name=name or f"object {k}", color=PALETTE[(k - 1) % len(PALETTE)],
+                           media_id=self.media.id, frames=self.frames, width=self.size[0],
+                           height=self.size[1])
+        self.file.history.do(edits.add_mask_track(ref))
+        self.objects.append(self._view(ref))
+        self.active = ref.id
+        self._undo.append("document")
+        self._redo.clear()
+        return ref.id
+
+    def rename(self, track_id: str, name: str) -> None:
+        self.file.history.do(edits.set_mask_track(track_id, name=name))
+        self._object(track_id).name = name
+        self._undo.append("document")
+
+    def recolour(self, track_id: str, colour: tuple[int, int, int]) -> None:
+        self.file.history.do(edits.set_mask_track(track_id, color=colour))
+        self._object(track_id).colour = colour
+        self._undo.append("document")
+
+    def delete_object(self, track_id: str) -> None:
+        self.file.history.do(edits.remove_mask_track(track_id))
+        self.objects = [o for o in self.objects if o.track_id != track_id]
+        self.active = self.objects[-1].track_id if self.objects else None
+        self._undo.append("document")
+
+    # -- segmentation -------------------------------------------------------------------------
+
+    def click(self, x: float, y: float, *, positive: bool = True) -> Mask:
+        """A click on the object (``positive``) or off it, on the current frame: the mask
+        appears at once. Clicks on the same frame add up."""
+        return self._prompt(Prompt(frame=self.playhead, object_id=1, points=((x, y),),
+                                   labels=(1 if positive else 0,)))
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> Mask:
+        """A box around the object on the current frame."""
+        return self._prompt(Prompt(frame=self.playhead, object_id=1,
+                                   box=(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))))
+
+    def text(self, words: str) -> Mask:
+        """Words ("person"): the detector's best box on the current frame becomes the prompt."""
+        from kinema.app.segment_jobs import ground_text
+
+        (boxed,) = ground_text([self.frame()] * (self.playhead + 1),
+                               [Prompt(frame=self.playhead, text=words)],
+                               ModelChoice(**{**self.choice.__dict__, "max_objects": 1}))
+        return self.box(*boxed.box)  # type: ignore[misc]
+
+    def _prompt(self, prompt: Prompt) -> Mask:
+        if self.active is None:
+            self.add_object()
+        obj = self._object(self.active)
+        key = (obj.track_id, self.playhead)
+        before = self._prompts.get(key)
+        merged = prompt if before is None else Prompt(
+            frame=prompt.frame, object_id=1, points=before.points + prompt.points,
+            labels=before.labels + prompt.labels,
+            box=prompt.box if prompt.box is not None else before.box)
+        mask = self._segment(self.frame(), merged)
+        self._prompts[key] = merged
+        self._set_mask(obj, self.playhead, mask, FrameState.KEYFRAME)
+        return mask
+
+    def _segment(self, frame: Frame, prompt: Prompt) -> Mask:
+        if self._segmenter is None:
+            if self.backend == "sam2":
+                from kinema.models.registry import resolve
+                from kinema.vision.sam2 import Sam2ImageSegmenter
+
+                self._segmenter = Sam2ImageSegmenter(resolve(self.choice.model, task="segment-video"),
+                                                     device=self.choice.device, dtype=self.choice.dtype)
+            else:
+                from kinema.vision.classic import GrabCutSegmenter
+
+                self._segmenter = GrabCutSegmenter()
+        return self._segmenter.segment(frame, prompt)[0].mask
+
+    def brush(self, x: float, y: float, radius: float, *, erase: bool = False) -> Mask:
+        """Paint (or erase) a disc of the active object's mask on the current frame."""
+        import cv2
+
+        if self.active is None:
+            self.add_object()
+        obj = self._object(self.active)
+        current = obj.store.read(self.playhead)
+        canvas = (np.zeros((self.size[1], self.size[0]), np.uint8) if current is None
+                  else current.astype(np.uint8))
+        cv2.circle(canvas, (int(round(x)), int(round(y))), max(1, int(round(radius))), 0 if erase else 1, -1)
+        mask = canvas.astype(bool)
+        self._set_mask(obj, self.playhead, mask, FrameState.KEYFRAME)
+        return mask
+
+    def adjust(self, *, grow: float = 0.0, feather: float = 0.0) -> Mask:
+        """Grow (or shrink) the active object's mask on the current frame; ``feather`` softens
+        then re-thresholds it (rounds corners, removes specks)."""
+        from kinema.render.mattes import matte_from_mask
+
+        obj = self._object(self.active)
+        current = obj.store.read(self.playhead)
+        if current is None:
+            raise InvalidArgumentError("this frame has no mask to adjust")
+        mask = matte_from_mask(current, grow=grow, feather=feather) > 0.5
+        self._set_mask(obj, self.playhead, mask, FrameState.KEYFRAME)
+        return mask
+
+    def _set_mask(self, obj: ObjectView, index: int, mask: Mask | None, state: FrameState) -> None:
+        before = (obj.store.read(index), obj.store.state(index))
+        self._write(obj, index, mask, state)
+        self._undo.append(_MaskChange(obj.track_id, index, before, (mask, state)))
+        self._redo.clear()
+
+    @staticmethod
+    def _write(obj: ObjectView, index: int, mask: Mask | None, state: FrameState) -> None:
+        if mask is None:
+            obj.store.clear(index, index + 1)
+        else:
+            obj.store.write(index, mask, state)
+
+    # -- propagation ---------------------------------------------------------------------------
+
+    def propagate(self, direction: str = "forward", count: int | None = None) -> Job:
+        """Carry the active object's mask from the playhead forward or backward (``count``
+        frames, default to the in/out point) as a background job; keyframes on the way are
+        kept and used as corrections; the lane fills in as frames arrive."""
+        obj = self._object(self.active)
+        start = self.playhead
+        if obj.store.read(start) is None:
+            raise InvalidArgumentError(f"frame {start} has no mask for {obj.name}",
+                                       hint="click the object on this frame first")
+        reverse = direction == "backward"
+        if direction not in ("forward", "backward"):
+            raise InvalidArgumentError(f"direction is forward or backward, got {direction!r}")
+        if reverse:
+            stop = self.in_point - 1 if count is None else max(self.in_point - 1, start - count - 1)
+        else:
+            stop = self.out_point if count is None else min(self.out_point, start + count + 1)
+        keyframes = [k for k in obj.store.keyframes()
+                     if (stop < k <= start if reverse else start <= k < stop)]
+
+        def steps() -> Iterator[tuple[int, int]]:
+            from kinema.app.segment_jobs import make_tracker
+            from kinema.media.reader import open_video
+
+            with open_video(self.video_path) as frames:  # the job's own reader: no shared decoder
+                tracker = make_tracker(self.backend, frames, self.choice)
+                for k in keyframes:
+                    tracker.add_prompt(Prompt(frame=k, mask=obj.store.read(k)))
+                total = abs(stop - start)
+                for done, (index, masks) in enumerate(tracker.propagate(start, stop, reverse=reverse), 1):
+                    if index not in keyframes:
+                        mask = masks.get(1)
+                        if mask is not None:
+                            obj.store.write(index, mask, FrameState.PROPAGATED)
+                    yield done, total
+
+        job = Job(f"propagate {obj.name} {direction}", steps,
+                  on_done=lambda: self.note(f"{obj.name}: propagated {direction}")).start()
+        self.jobs.append(job)
+        return job
+
+    # -- history ----------------------------------------------------------------------------
+
+    def undo(self) -> None:
+        if not self._undo:
+            return
+        step = self._undo.pop()
+        if step == "document":
+            self.file.history.undo()
+            self._sync_objects()
+        else:
+            assert isinstance(step, _MaskChange)
+            self._write(self._object(step.track_id), step.frame, *step.before)
+            self._prompts.pop((step.track_id, step.frame), None)
+        self._redo.append(step)
+
+    def redo(self) -> None:
+        if not self._redo:
+            return
+        step = self._redo.pop()
+        if step == "document":
+            self.file.history.redo()
+            self._sync_objects()
+        else:
+            assert isinstance(step, _MaskChange)
+            self._write(self._object(step.track_id), step.frame, *step.after)
+        self._undo.append(step)
+
+    def _sync_objects(self) -> None:
+        """Objects after a document undo/redo (added, removed, renamed, recoloured)."""
+        visible = {o.track_id: o.visible for o in self.objects}
+        self.objects = [self._view(ref) for ref in self.file.project.mask_tracks.values()
+                        if ref.media_id == self.media.id]
+        for obj in self.objects:
+            obj.visible = visible.get(obj.track_id, True)
+        if self.active not in {o.track_id for o in self.objects}:
+            self.active = self.objects[-1].track_id if self.objects else None
+
+    def save(self) -> None:
+        self.file.save()
+        self.note(f"saved {self.folder.name}")
+
+    # -- layers -------------------------------------------------------------------------------
+
+    def set_layer(self, layer_id: str, **changes: object) -> None:
+        self.file.history.do(edits.set_layer(layer_id, **changes))
+        self._undo.append("document")
+
+    def move_layer(self, layer_id: str, index: int) -> None:
+        self.file.history.do(edits.move_layer(layer_id, index))
+        self._undo.append("document")
+
+    def composite(self) -> Frame:
+        """The timeline frame at the playhead with every layer composited (the render's view)."""
+        from kinema.app.evaluate import FrameEvaluator
+
+        return FrameEvaluator(self.file.project, self.folder).frame(self.playhead)
+
+    # -- exports ----------------------------------------------------------------------------
+
+    def export(self, kind: str, out: str | os.PathLike[str], **options: object) -> Job:
+        """A background export: ``matte`` or ``cutout`` of the active object, or ``render`` of
+        the timeline (saved first, so the render sees what the window shows)."""
+        from kinema.app import export_jobs, render_job
+
+        self.file.save()
+        if kind == "render":
+            steps = lambda: render_job.render(self.folder, out, **options)  # noqa: E731
+        elif kind in ("matte", "cutout"):
+            obj = self._object(self.active)
+            run = export_jobs.export_matte if kind == "matte" else export_jobs.export_cutout
+            steps = lambda: run(self.folder, obj.track_id, out, **options)  # noqa: E731
+        else:
+            raise InvalidArgumentError(f"unknown export {kind!r}", hint="matte, cutout or render")
+        job = Job(f"{kind} -> {Path(out).name}", steps, on_done=lambda: self.note(f"wrote {out}")).start()
+        self.jobs.append(job)
+        return job
+
+    def busy(self) -> bool:
+        return any(not job.finished for job in self.jobs)
+
+    def poll_jobs(self) -> None:
+        """Turn failed jobs into notifications and forget finished ones after a while."""
+        now = time.monotonic()
+        for job in self.jobs:
+            if job.finished and job.error and not getattr(job, "reported", False):
+                self.note(f"{job.label}: {job.error}", error=True)
+                job.reported = True  # type: ignore[attr-defined]
+        self.jobs = [j for j in self.jobs if not j.finished or now - j.started < 30]
