@@ -66,13 +66,13 @@ class Editor:
     """An open project: its footage, playhead, mask objects, tools, jobs and history."""
 
     def __init__(self, folder: str | os.PathLike[str], *, backend: str = "classic",
-                 choice: ModelChoice = ModelChoice()) -> None:
+                 choice: ModelChoice | None = None) -> None:
         from kinema.app.evaluate import media_paths
         from kinema.media.reader import open_video
 
         self.folder = store.project_path(folder)
         self.file = store.ProjectFile(self.folder)
-        self.backend, self.choice = backend, choice
+        self.backend, self.choice = backend, choice or ModelChoice()
         project = self.file.project
         self.media = self._main_media()
         paths, missing = media_paths(project, self.folder)
