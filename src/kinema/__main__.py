@@ -1,3 +1,3 @@
-from kinema.cli.main import run
+from kinema.entry import run
 
 run()

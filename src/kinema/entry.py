@@ -1,0 +1,86 @@
+"""The ``kinema`` program: the command line, with the editor's command added.
+
+The CLI and the editor are separate surfaces that never import each other; this module is
+where both are put together (it belongs to neither layer), and so it holds ``kinema edit``,
+the command that starts the editor with the CLI's error handling.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def edit(
+    path: Annotated[Path | None, typer.Argument(
+        help="A video (its project is made beside it) or a project folder; default: the last one.",
+        show_default=False)] = None,
+    screenshot: Annotated[Path | None, typer.Option(
+        "--screenshot", help="Draw, run --do, save the whole window as PNG and exit.")] = None,
+    do: Annotated[str | None, typer.Option(
+        "--do", help='Editor commands separated by ";", e.g. "seek 10; click 320 240; propagate '
+                     'forward 10; export matte m.mov".')] = None,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="classic or sam2.")] = "classic",
+    model: Annotated[str | None, typer.Option("--model", help="SAM 2 folder or model name.")] = None,
+    size: Annotated[str, typer.Option("--size", help="Window size WxH.")] = "1400x900",
+) -> None:
+    """Open the editor: scrub, click objects, propagate masks, export."""
+    from kinema.app.segment_jobs import BACKENDS, ModelChoice
+    from kinema.cli.console import exit_on_error, fail, out
+    from kinema.core.errors import InvalidArgumentError, MissingExtraError
+
+    with exit_on_error():
+        if backend not in BACKENDS:
+            raise InvalidArgumentError(f"unknown backend {backend!r}", hint="use classic or sam2")
+        try:
+            width, height = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise InvalidArgumentError(f"--size {size!r} is not WxH, e.g. 1400x900") from None
+        try:
+            import imgui_bundle  # noqa: F401
+            import moderngl  # noqa: F401
+        except ImportError as exc:
+            raise MissingExtraError("the editor needs imgui-bundle and moderngl",
+                                    hint="pip install 'kinema[gui]'") from exc
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
+                                                      os.environ.get("WAYLAND_DISPLAY")):
+            raise InvalidArgumentError("no display to open a window on",
+                                       hint="run it on a desktop, or under xvfb-run for screenshots")
+        from kinema.ui.editor import Editor
+        from kinema.ui.window import Window, recent_files
+
+        if path is None:
+            recent = recent_files()
+            if not recent:
+                raise InvalidArgumentError("nothing to open", hint="kinema edit VIDEO (or a project folder)")
+            path = Path(recent[0])
+        editor = Editor.open(path, backend=backend, choice=ModelChoice(model=model))
+        recent_files(add=str(path.resolve()))
+        try:
+            script = [c.strip() for c in (do or "").split(";") if c.strip()]
+            shot = Window(editor, screenshot=screenshot, script=script, size=(width, height)).run()
+            editor.file.save()
+        finally:
+            editor.close()
+        if screenshot is not None:
+            if shot is None or shot.size == 0:
+                fail("the window could not be captured")
+            from kinema.core.atomic import atomic_write_bytes
+            from kinema.media.image import encode_png
+
+            atomic_write_bytes(screenshot, encode_png(shot[..., :3].copy()))
+            out.print(f"wrote {screenshot}")
+
+
+
+def run() -> None:
+    """Console-script entry point."""
+    from kinema.cli.main import app
+    from kinema.cli.main import run as run_cli
+
+    app.command()(edit)
+    run_cli()

@@ -1,0 +1,119 @@
+"""The viewer's GPU side: the frame as a texture and mask overlays drawn by a shader.
+
+The frame and a label map (0 background, k = k-th visible object) are uploaded as textures
+only when they change; a fragment shader tints each object in its colour at ``fill`` opacity
+and draws a one-pixel outline where the label changes, into a framebuffer the size of the
+frame, which the window shows with Dear ImGui at any zoom (nearest-neighbour from 100 % up, so
+pixels stay exact).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kinema.core.frames import Frame, Mask
+
+MAX_OBJECTS = 16
+
+VERTEX = """
+#version 330
+in vec2 position;
+out vec2 uv;
+void main() {
+    uv = vec2(position.x * 0.5 + 0.5, 0.5 - position.y * 0.5);
+    gl_Position = vec4(position, 0.0, 1.0);
+}
+"""
+
+FRAGMENT = """
+#version 330
+uniform sampler2D frame;
+uniform sampler2D labels;
+uniform vec3 colours[16];
+uniform float fill;
+uniform vec2 texel;
+in vec2 uv;
+out vec4 colour;
+
+int label_at(vec2 p) { return int(texture(labels, p).r * 255.0 + 0.5); }
+
+void main() {
+    vec3 c = texture(frame, uv).rgb;
+    int l = label_at(uv);
+    int edge = 0;
+    int n;
+    n = label_at(uv + vec2(texel.x, 0.0)); if (n != l) edge = max(edge, max(n, l));
+    n = label_at(uv - vec2(texel.x, 0.0)); if (n != l) edge = max(edge, max(n, l));
+    n = label_at(uv + vec2(0.0, texel.y)); if (n != l) edge = max(edge, max(n, l));
+    n = label_at(uv - vec2(0.0, texel.y)); if (n != l) edge = max(edge, max(n, l));
+    if (l > 0) c = mix(c, colours[l - 1], fill);
+    if (edge > 0) c = colours[edge - 1];
+    colour = vec4(c, 1.0);
+}
+"""
+
+
+def label_map(overlays: list[tuple[Mask, tuple[int, int, int]]], shape: tuple[int, int]) -> np.ndarray:
+    """Visible masks as one ``uint8`` label map (later objects on top), ``(H, W)``."""
+    labels = np.zeros(shape, np.uint8)
+    for k, (mask, _) in enumerate(overlays[:MAX_OBJECTS], 1):
+        labels[mask] = k
+    return labels
+
+
+class Viewer:
+    """Frame + overlays, composited on the GPU into a texture the window can show."""
+
+    def __init__(self, ctx: object, size: tuple[int, int]) -> None:
+        import moderngl
+
+        self.ctx: moderngl.Context = ctx  # type: ignore[assignment]
+        w, h = size
+        self.size = size
+        self.frame_tex = self.ctx.texture((w, h), 3)
+        self.frame_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.label_tex = self.ctx.texture((w, h), 1)
+        self.label_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        for tex in (self.frame_tex, self.label_tex):
+            tex.repeat_x = tex.repeat_y = False
+        self.output = self.ctx.texture((w, h), 3)
+        self.fbo = self.ctx.framebuffer(color_attachments=[self.output])
+        self.program = self.ctx.program(vertex_shader=VERTEX, fragment_shader=FRAGMENT)
+        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
+        self.vao = self.ctx.vertex_array(self.program, [(self.ctx.buffer(quad.tobytes()), "2f", "position")])
+        self.program["frame"] = 0
+        self.program["labels"] = 1
+        self.program["texel"] = (1.0 / w, 1.0 / h)
+        self.fill = 0.45
+        self._key: object = None
+
+    def draw(self, frame: Frame, overlays: list[tuple[Mask, tuple[int, int, int]]], key: object) -> int:
+        """Composite (only when ``key`` changed) and return the output texture's GL name."""
+        import moderngl
+
+        if key != self._key:
+            self._key = key
+            self.frame_tex.write(np.ascontiguousarray(frame[..., :3]).tobytes())
+            self.label_tex.write(label_map(overlays, frame.shape[:2]).tobytes())
+            colours = [tuple(c / 255 for c in colour) for _, colour in overlays[:MAX_OBJECTS]]
+            colours += [(0.0, 0.0, 0.0)] * (MAX_OBJECTS - len(colours))
+            self.program["colours"].write(np.array(colours, np.float32).tobytes())
+            self.program["fill"] = self.fill
+            self.fbo.use()
+            self.ctx.viewport = (0, 0, *self.size)
+            self.frame_tex.use(0)
+            self.label_tex.use(1)
+            self.vao.render(moderngl.TRIANGLE_STRIP)
+            self.ctx.screen.use()
+        return self.output.glo
+
+    def set_zoom_filter(self, zoom: float) -> None:
+        """Nearest-neighbour from 100 % up (pixel-exact), linear when shrunk."""
+        import moderngl
+
+        f = moderngl.NEAREST if zoom >= 1 else moderngl.LINEAR
+        self.output.filter = (f, f)
+
+    def release(self) -> None:
+        for thing in (self.vao, self.program, self.fbo, self.output, self.frame_tex, self.label_tex):
+            thing.release()

@@ -1,0 +1,545 @@
+"""The editor window (Dear ImGui through imgui-bundle, OpenGL through moderngl).
+
+It draws :class:`~kinema.ui.editor.Editor` and forwards events to it; nothing here decides
+anything the view-model does not. ``script`` commands (``kinema edit --do``) drive the same
+methods a user's clicks do, one per UI frame, for screenshots, tests and bug reports.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from kinema.core.errors import InvalidArgumentError
+from kinema.ui.editor import Editor
+
+SIDE_WIDTH = 300
+TIMELINE_HEIGHT = 230
+BLEND_MODES = ("normal", "multiply", "screen", "add", "overlay", "darken", "lighten")
+SHORTCUTS = [
+    ("Space", "play / pause"), ("J / K / L", "shuttle back / stop / forward (again: faster)"),
+    ("Left / Right", "step a frame"), ("Home / End", "in / out point"), ("I / O", "set in / out"),
+    ("left click", "add to the object (point tool)"), ("right click", "not the object"),
+    ("drag", "box (box tool) or paint (brush tool; right button erases)"),
+    ("F", "propagate forward"), ("B", "propagate backward"), ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
+    ("Ctrl+S", "save"), ("mouse wheel", "zoom the viewer"), ("middle drag", "pan"), ("0", "fit")]
+
+
+class Window:
+    """The running editor window."""
+
+    def __init__(self, editor: Editor, *, screenshot: Path | None = None,
+                 script: list[str] | None = None, size: tuple[int, int] = (1400, 900)) -> None:
+        self.editor = editor
+        self.screenshot = screenshot
+        self.script = list(script or [])
+        self.size = size
+        self.viewer = None
+        self.zoom: float | None = None  # None: fit
+        self.pan = np.zeros(2)
+        self.drag_from: tuple[float, float] | None = None
+        self.brush_radius = 12.0
+        self.text_prompt = ""
+        self.next_n = 10
+        self.export_path = str(editor.folder.parent / f"{editor.folder.stem}_matte.mov")
+        self.export_kind = 0
+        self.frames_drawn = 0
+        self.frame_times: list[float] = []
+        self._last = time.perf_counter()
+        self._filmstrip: np.ndarray | None = None
+        self._filmstrip_tex = None
+        self._peaks: np.ndarray | None = None
+        self._quit_after = 3  # frames to draw after the script ends, before a screenshot
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self) -> np.ndarray | None:
+        """Show the window until it is closed (or the script and screenshot are done); returns
+        the last frame as an image when a screenshot was asked for."""
+        from imgui_bundle import hello_imgui, immapp
+
+        params = hello_imgui.RunnerParams()
+        params.app_window_params.window_title = f"kinema - {self.editor.folder.name}"
+        params.app_window_params.window_geometry.size = self.size
+        params.callbacks.show_gui = self.gui
+        params.callbacks.post_init = self._post_init
+        params.callbacks.before_exit = self._before_exit
+        params.fps_idling.enable_idling = False
+        params.imgui_window_params.show_menu_bar = True
+        params.callbacks.show_menus = self.menus
+        threading.Thread(target=self._load_timeline_media, daemon=True).start()
+        immapp.run(params)
+        if self.screenshot is None:
+            return None
+        return np.asarray(hello_imgui.final_app_window_screenshot())
+
+    def _post_init(self) -> None:
+        import moderngl
+
+        from kinema.ui.viewer import Viewer
+
+        self.ctx = moderngl.create_context()
+        self.viewer = Viewer(self.ctx, self.editor.size)
+
+    def _before_exit(self) -> None:
+        if self.viewer is not None:
+            self.viewer.release()
+
+    def _load_timeline_media(self) -> None:
+        """Filmstrip and waveform, off the UI thread (their own reader)."""
+        from kinema.media.audio import audio_peaks
+        from kinema.media.reader import open_video
+
+        try:
+            with open_video(self.editor.video_path) as reader:
+                self._filmstrip = reader.thumbnails(12, height=48)
+            if self.editor.media.has_audio:
+                self._peaks = audio_peaks(self.editor.video_path, 600)
+        except Exception as exc:
+            self.editor.note(f"timeline previews unavailable: {exc}", error=True)
+
+    # -- one UI frame ---------------------------------------------------------------------------
+
+    def gui(self) -> None:
+        from imgui_bundle import hello_imgui, imgui
+
+        now = time.perf_counter()
+        self.frame_times.append(now - self._last)
+        self._last = now
+        ed = self.editor
+        ed.tick()
+        ed.poll_jobs()
+        self._keys()
+        avail = imgui.get_content_region_avail()
+        view_w, view_h = avail.x - SIDE_WIDTH - 8, avail.y - TIMELINE_HEIGHT - 8
+        imgui.begin_child("viewer", imgui.ImVec2(view_w, view_h))
+        self._viewer(view_w, view_h)
+        imgui.end_child()
+        imgui.same_line()
+        imgui.begin_child("side", imgui.ImVec2(SIDE_WIDTH, view_h))
+        self._side_panel()
+        imgui.end_child()
+        imgui.begin_child("timeline", imgui.ImVec2(avail.x, TIMELINE_HEIGHT - 4))
+        self._timeline(avail.x)
+        imgui.end_child()
+        self._notes()
+        self.frames_drawn += 1
+        if self._run_script():
+            hello_imgui.get_runner_params().app_shall_exit = True
+
+    def _run_script(self) -> bool:
+        """One script command per UI frame (after jobs finish); True when it is time to exit."""
+        ed = self.editor
+        if ed.busy() or self.frames_drawn < 2:
+            return False
+        if self.script:
+            run_command(ed, self.script.pop(0))
+            return False
+        if self.screenshot is None:
+            return False
+        self._quit_after -= 1
+        return self._quit_after <= 0
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def _keys(self) -> None:
+        from imgui_bundle import imgui
+
+        io = imgui.get_io()
+        if io.want_text_input:
+            return
+        ed = self.editor
+        ctrl, shift = io.key_ctrl, io.key_shift
+        pressed = imgui.is_key_pressed
+        k = imgui.Key
+        actions: list[tuple[bool, Callable[[], object]]] = [
+            (pressed(k.space), ed.toggle_play), (pressed(k.j), lambda: ed.shuttle("j")),
+            (pressed(k.k), lambda: ed.shuttle("k")), (pressed(k.l), lambda: ed.shuttle("l")),
+            (pressed(k.left_arrow), lambda: ed.step(-1)), (pressed(k.right_arrow), lambda: ed.step(1)),
+            (pressed(k.home), ed.home), (pressed(k.end), ed.end),
+            (pressed(k.i) and not ctrl, ed.set_in), (pressed(k.o) and not ctrl, ed.set_out),
+            (pressed(k.z) and ctrl and not shift, ed.undo), (pressed(k.z) and ctrl and shift, ed.redo),
+            (pressed(k.s) and ctrl, ed.save), (pressed(k.f) and not ctrl, lambda: ed.propagate("forward")),
+            (pressed(k.b) and not ctrl, lambda: ed.propagate("backward")),
+            (pressed(k._0), lambda: setattr(self, "zoom", None)),
+        ]
+        for hit, action in actions:
+            if hit:
+                ed.guard(action)
+
+    def _viewer(self, width: float, height: float) -> None:
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        if self.viewer is None:
+            return
+        fw, fh = ed.size
+        fit = min(width / fw, height / fh)
+        scale = fit if self.zoom is None else self.zoom
+        origin = imgui.get_cursor_screen_pos()
+        x0 = origin.x + (width - fw * scale) / 2 + self.pan[0]
+        y0 = origin.y + (height - fh * scale) / 2 + self.pan[1]
+        if self.zoom is not None and scale >= 1:
+            x0, y0 = round(x0), round(y0)  # pixel-exact at whole zooms
+        overlays = ed.overlays()
+        key = (ed.playhead, tuple(id(m) for m, _ in overlays), tuple(o.visible for o in ed.objects),
+               tuple(o.colour for o in ed.objects), self._mask_version())
+        tex = self.viewer.draw(ed.frame(), overlays, key)
+        self.viewer.set_zoom_filter(scale)
+        draw = imgui.get_window_draw_list()
+        draw.add_image(imgui.ImTextureRef(tex), imgui.ImVec2(x0, y0),
+                       imgui.ImVec2(x0 + fw * scale, y0 + fh * scale))
+        imgui.invisible_button("canvas", imgui.ImVec2(width, height),
+                               imgui.ButtonFlags_.mouse_button_left | imgui.ButtonFlags_.mouse_button_right
+                               | imgui.ButtonFlags_.mouse_button_middle)
+        if not imgui.is_item_hovered() and self.drag_from is None:
+            return
+        io = imgui.get_io()
+        mx, my = (io.mouse_pos.x - x0) / scale, (io.mouse_pos.y - y0) / scale
+        if io.mouse_wheel and imgui.is_item_hovered():
+            self.zoom = max(0.1, min(16.0, scale * (1.25 if io.mouse_wheel > 0 else 0.8)))
+        if imgui.is_mouse_dragging(imgui.MouseButton_.middle):
+            self.pan += (io.mouse_delta.x, io.mouse_delta.y)
+        inside = 0 <= mx < fw and 0 <= my < fh
+        tool = ed.tool
+        if tool == "brush" and inside and (imgui.is_mouse_down(0) or imgui.is_mouse_down(1)) \
+                and imgui.is_item_hovered():
+            ed.guard(lambda: ed.brush(mx, my, self.brush_radius, erase=imgui.is_mouse_down(1)))
+        elif tool == "box":
+            if imgui.is_mouse_clicked(0) and inside:
+                self.drag_from = (mx, my)
+            if self.drag_from is not None:
+                sx, sy = self.drag_from
+                draw.add_rect(imgui.ImVec2(x0 + sx * scale, y0 + sy * scale), io.mouse_pos,
+                              imgui.get_color_u32(imgui.ImVec4(1, 1, 0, 1)), 0, 0, 2)
+                if imgui.is_mouse_released(0):
+                    self.drag_from = None
+                    if abs(mx - sx) > 3 and abs(my - sy) > 3:
+                        ed.guard(lambda: ed.box(sx, sy, min(max(mx, 0), fw - 1), min(max(my, 0), fh - 1)))
+        elif tool == "point" and inside:
+            if imgui.is_mouse_clicked(0):
+                ed.guard(lambda: ed.click(mx, my))
+            elif imgui.is_mouse_clicked(1):
+                ed.guard(lambda: ed.click(mx, my, positive=False))
+
+    def _mask_version(self) -> tuple:
+        """Changes whenever a mask on the current frame could have changed (jobs write them)."""
+        ed = self.editor
+        return tuple(int(o.store.state(ed.playhead)) for o in ed.objects) + (
+            len(ed._undo), len(ed._redo), sum(j.done for j in ed.jobs))
+
+    def _side_panel(self) -> None:
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        imgui.separator_text("Tool")
+        for name in ("point", "box", "brush"):
+            if imgui.radio_button(name, ed.tool == name):
+                ed.tool = name
+            imgui.same_line()
+        imgui.new_line()
+        if ed.tool == "brush":
+            _, self.brush_radius = imgui.slider_float("radius", self.brush_radius, 1, 100)
+        _, self.text_prompt = imgui.input_text("##text", self.text_prompt)
+        imgui.same_line()
+        if imgui.button("Find") and self.text_prompt.strip():
+            ed.guard(lambda: ed.text(self.text_prompt.strip()))
+        imgui.separator_text("Objects")
+        for obj in list(ed.objects):
+            imgui.push_id(obj.track_id)
+            _, obj.visible = imgui.checkbox("##vis", obj.visible)
+            imgui.same_line()
+            changed, colour = imgui.color_edit3("##col", [c / 255 for c in obj.colour],
+                                                imgui.ColorEditFlags_.no_inputs)
+            if changed:
+                ed.guard(lambda obj=obj, colour=colour: ed.recolour(
+                    obj.track_id, tuple(int(c * 255) for c in colour)))
+            imgui.same_line()
+            if imgui.selectable(obj.name, ed.active == obj.track_id, 0, imgui.ImVec2(150, 0))[0]:
+                ed.active = obj.track_id
+            imgui.same_line()
+            if imgui.small_button("x"):
+                ed.guard(lambda obj=obj: ed.delete_object(obj.track_id))
+            imgui.pop_id()
+        if imgui.button("+ object"):
+            ed.guard(ed.add_object)
+        imgui.separator_text("Propagate")
+        if imgui.button("<< back"):
+            ed.guard(lambda: ed.propagate("backward"))
+        imgui.same_line()
+        if imgui.button("forward >>"):
+            ed.guard(lambda: ed.propagate("forward"))
+        imgui.same_line()
+        if imgui.button("next"):
+            ed.guard(lambda: ed.propagate("forward", self.next_n))
+        imgui.same_line()
+        imgui.set_next_item_width(60)
+        _, self.next_n = imgui.input_int("##n", self.next_n, 0)
+        if imgui.button("grow"):
+            ed.guard(lambda: ed.adjust(grow=2))
+        imgui.same_line()
+        if imgui.button("shrink"):
+            ed.guard(lambda: ed.adjust(grow=-2))
+        imgui.same_line()
+        if imgui.button("smooth edge"):
+            ed.guard(lambda: ed.adjust(feather=4))
+        imgui.separator_text("Layers")
+        layers = ed.file.project.timeline.video_layers
+        for index, layer in reversed(list(enumerate(layers))):
+            imgui.push_id(layer.id)
+            changed, visible = imgui.checkbox("##v", layer.visible)
+            if changed:
+                ed.guard(lambda layer=layer, visible=visible: ed.set_layer(layer.id, visible=visible))
+            imgui.same_line()
+            imgui.text(layer.name[:14])
+            imgui.same_line()
+            if imgui.arrow_button("##up", imgui.Dir.up) and index < len(layers) - 1:
+                ed.guard(lambda layer=layer, index=index: ed.move_layer(layer.id, index + 1))
+            imgui.same_line()
+            if imgui.arrow_button("##dn", imgui.Dir.down) and index > 0:
+                ed.guard(lambda layer=layer, index=index: ed.move_layer(layer.id, index - 1))
+            imgui.set_next_item_width(90)
+            opacity = float(layer.transform.opacity.value)  # type: ignore[arg-type]
+            changed, opacity = imgui.slider_float("##o", opacity, 0, 1)
+            if imgui.is_item_deactivated_after_edit():
+                ed.guard(lambda layer=layer, opacity=opacity: ed.set_layer(
+                    layer.id, transform=layer.transform.model_copy(update={
+                        "opacity": layer.transform.opacity.model_copy(update={"value": opacity})})))
+            imgui.same_line()
+            imgui.set_next_item_width(110)
+            current = BLEND_MODES.index(layer.blend_mode)
+            changed, current = imgui.combo("##b", current, list(BLEND_MODES))
+            if changed:
+                ed.guard(lambda layer=layer, current=current: ed.set_layer(
+                    layer.id, blend_mode=BLEND_MODES[current]))
+            imgui.pop_id()
+        imgui.separator_text("Export")
+        _, self.export_kind = imgui.combo("##kind", self.export_kind, ["matte", "cutout", "render"])
+        _, self.export_path = imgui.input_text("##path", self.export_path)
+        if imgui.button("Export"):
+            kind = ("matte", "cutout", "render")[self.export_kind]
+            ed.guard(lambda: ed.export(kind, self.export_path))
+        imgui.separator_text("Jobs")
+        for job in ed.jobs:
+            imgui.push_id(str(id(job)))
+            state = "failed" if job.error else "cancelled" if job.cancelled else \
+                "done" if job.finished else f"{job.done}/{job.total}"
+            imgui.progress_bar(job.progress if not job.finished else 1.0, imgui.ImVec2(200, 0),
+                               f"{job.label}: {state}")
+            if not job.finished:
+                imgui.same_line()
+                if imgui.small_button("cancel"):
+                    job.cancel()
+            imgui.pop_id()
+
+    def _timeline(self, width: float) -> None:
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        if imgui.button("|<"):
+            ed.home()
+        imgui.same_line()
+        if imgui.button("<"):
+            ed.step(-1)
+        imgui.same_line()
+        if imgui.button("pause" if ed.playing else "play"):
+            ed.toggle_play()
+        imgui.same_line()
+        if imgui.button(">"):
+            ed.step(1)
+        imgui.same_line()
+        if imgui.button(">|"):
+            ed.end()
+        imgui.same_line()
+        imgui.text(ed.time_label)
+        imgui.same_line()
+        recent = self.frame_times[-60:]
+        imgui.text_disabled(f"  UI {1 / max(np.mean(recent), 1e-6):.0f} fps" if recent else "")
+        draw = imgui.get_window_draw_list()
+        origin = imgui.get_cursor_screen_pos()
+        left, right = origin.x + 110, origin.x + width - 16
+        span = max(right - left, 1)
+
+        def x_of(frame: float) -> float:
+            return left + span * frame / max(ed.frames, 1)
+
+        rows = [("filmstrip", 48), ("audio", 28)] + [(o.name, 16) for o in ed.objects] + \
+            [(layer.name, 14) for layer in reversed(ed.file.project.timeline.video_layers)]
+        y = origin.y
+        white = imgui.get_color_u32(imgui.ImVec4(1, 1, 1, 1))
+        for label, height in rows:
+            draw.add_text(imgui.ImVec2(origin.x, y), white, label[:14])
+            y += height + 4
+        top = origin.y
+        self._draw_filmstrip(draw, left, top, span, 48)
+        self._draw_waveform(draw, left, top + 52, span, 28)
+        y = top + 52 + 32
+        for obj in ed.objects:
+            states = ed.lane(obj.track_id)
+            colour = imgui.get_color_u32(imgui.ImVec4(*[c / 255 for c in obj.colour], 0.55))
+            key_colour = imgui.get_color_u32(imgui.ImVec4(*[c / 255 for c in obj.colour], 1.0))
+            draw.add_rect_filled(imgui.ImVec2(left, y), imgui.ImVec2(right, y + 16),
+                                 imgui.get_color_u32(imgui.ImVec4(0.15, 0.15, 0.15, 1)))
+            for a, b, state in _runs(states):
+                if state == 2:
+                    draw.add_rect_filled(imgui.ImVec2(x_of(a), y + 3), imgui.ImVec2(x_of(b), y + 13), colour)
+                elif state == 1:
+                    for f in range(a, b):
+                        draw.add_rect_filled(imgui.ImVec2(x_of(f) - 2, y), imgui.ImVec2(x_of(f) + 2, y + 16),
+                                             key_colour)
+            y += 20
+        for _layer in ed.file.project.timeline.video_layers:
+            draw.add_rect_filled(imgui.ImVec2(left, y + 2), imgui.ImVec2(right, y + 12),
+                                 imgui.get_color_u32(imgui.ImVec4(0.3, 0.4, 0.6, 1)))
+            y += 18
+        grey = imgui.get_color_u32(imgui.ImVec4(1, 1, 1, 0.25))
+        draw.add_rect_filled(imgui.ImVec2(left, top), imgui.ImVec2(x_of(ed.in_point), y), grey)
+        draw.add_rect_filled(imgui.ImVec2(x_of(ed.out_point), top), imgui.ImVec2(right, y), grey)
+        px = x_of(ed.playhead + 0.5)
+        red = imgui.get_color_u32(imgui.ImVec4(1, 0.3, 0.2, 1))
+        draw.add_line(imgui.ImVec2(px, top), imgui.ImVec2(px, y), red, 2)
+        imgui.set_cursor_screen_pos(imgui.ImVec2(left, top))
+        imgui.invisible_button("scrub", imgui.ImVec2(span, max(y - top, 1)))
+        if imgui.is_item_active():  # click or drag on the timeline scrubs
+            frame = (imgui.get_io().mouse_pos.x - left) / span * ed.frames
+            ed.seek(int(frame))
+
+    def _draw_filmstrip(self, draw: object, left: float, top: float, span: float, height: float) -> None:
+        from imgui_bundle import imgui
+
+        strip = self._filmstrip
+        if strip is None:
+            return
+        if self._filmstrip_tex is None:
+            n, h, w, _ = strip.shape
+            atlas = np.ascontiguousarray(np.concatenate(list(strip), axis=1))
+            self._filmstrip_tex = self.ctx.texture((n * w, h), 3, atlas.tobytes())
+        draw.add_image(imgui.ImTextureRef(self._filmstrip_tex.glo), imgui.ImVec2(left, top),  # type: ignore[attr-defined]
+                       imgui.ImVec2(left + span, top + height))
+
+    def _draw_waveform(self, draw: object, left: float, top: float, span: float, height: float) -> None:
+        from imgui_bundle import imgui
+
+        peaks = self._peaks
+        if peaks is None:
+            return
+        colour = imgui.get_color_u32(imgui.ImVec4(0.4, 0.8, 0.5, 1))
+        mid = top + height / 2
+        step = span / len(peaks)
+        for k, (lo, hi) in enumerate(peaks):
+            x = left + k * step
+            draw.add_line(imgui.ImVec2(x, mid - hi * height / 2), imgui.ImVec2(x, mid - lo * height / 2),  # type: ignore[attr-defined]
+                          colour)
+
+    def _notes(self) -> None:
+        from imgui_bundle import imgui
+
+        now = time.monotonic()
+        recent = [n for n in self.editor.notes if now - n.at < 6]
+        if not recent:
+            return
+        viewport = imgui.get_main_viewport()
+        imgui.set_next_window_pos(imgui.ImVec2(viewport.pos.x + 20, viewport.pos.y + viewport.size.y - 40),
+                                  imgui.Cond_.always, imgui.ImVec2(0, 1))
+        imgui.begin("notes", None, imgui.WindowFlags_.no_decoration | imgui.WindowFlags_.always_auto_resize
+                    | imgui.WindowFlags_.no_inputs)
+        for note in recent[-4:]:
+            imgui.text_colored(imgui.ImVec4(1, 0.4, 0.4, 1) if note.error else imgui.ImVec4(0.8, 1, 0.8, 1),
+                               note.text)
+        imgui.end()
+
+    def menus(self) -> None:
+        from imgui_bundle import hello_imgui, imgui
+
+        ed = self.editor
+        if imgui.begin_menu("File"):
+            if imgui.menu_item("Save", "Ctrl+S", False)[0]:
+                ed.guard(ed.save)
+            for path in recent_files():
+                if imgui.menu_item(f"Recent: {Path(path).name}", "", False)[0]:
+                    ed.note(f"close this window and run: kinema edit {path}")
+            if imgui.menu_item("Quit", "", False)[0]:
+                hello_imgui.get_runner_params().app_shall_exit = True
+            imgui.end_menu()
+        if imgui.begin_menu("Edit"):
+            if imgui.menu_item("Undo", "Ctrl+Z", False)[0]:
+                ed.undo()
+            if imgui.menu_item("Redo", "Ctrl+Shift+Z", False)[0]:
+                ed.redo()
+            imgui.end_menu()
+        if imgui.begin_menu("Help"):
+            for keys, what in SHORTCUTS:
+                imgui.text(f"{keys:24} {what}")
+            imgui.end_menu()
+
+
+def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(start, stop, state)`` for each run of equal non-empty states."""
+    if not len(states):
+        return []
+    change = np.flatnonzero(np.diff(states.astype(np.int16))) + 1
+    starts = np.concatenate([[0], change])
+    stops = np.concatenate([change, [len(states)]])
+    return [(int(a), int(b), int(states[a])) for a, b in zip(starts, stops, strict=True) if states[a]]
+
+
+def run_command(editor: Editor, line: str) -> None:
+    """One scripted action: ``seek N``, ``click X Y``, ``neg X Y``, ``box X0 Y0 X1 Y1``,
+    ``text WORDS``, ``brush X Y R``, ``object [NAME]``, ``propagate forward|backward [N]``,
+    ``export matte|cutout|render PATH``, ``undo``, ``redo``, ``save``, ``play``."""
+    words = shlex.split(line)
+    if not words:
+        return
+    verb, args = words[0], words[1:]
+    numbers = [float(a) for a in args if _is_number(a)]
+    actions: dict[str, Callable[[], object]] = {
+        "seek": lambda: editor.seek(int(numbers[0])),
+        "click": lambda: editor.click(numbers[0], numbers[1]),
+        "neg": lambda: editor.click(numbers[0], numbers[1], positive=False),
+        "box": lambda: editor.box(*numbers[:4]),
+        "text": lambda: editor.text(" ".join(args)),
+        "brush": lambda: editor.brush(numbers[0], numbers[1], numbers[2]),
+        "object": lambda: editor.add_object(" ".join(args) or None),
+        "propagate": lambda: editor.propagate(args[0] if args else "forward",
+                                              int(numbers[0]) if numbers else None),
+        "export": lambda: editor.export(args[0], args[1], overwrite=True),
+        "undo": editor.undo, "redo": editor.redo, "save": editor.save, "play": editor.toggle_play,
+    }
+    if verb not in actions:
+        raise InvalidArgumentError(f"unknown editor command {verb!r}",
+                                   hint=f"use one of {', '.join(actions)}")
+    editor.guard(actions[verb])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def recent_files(add: str | None = None) -> list[str]:
+    """The last opened videos and projects (newest first), kept in the user's config folder."""
+    import json
+
+    from platformdirs import user_config_dir
+
+    path = Path(user_config_dir("kinema")) / "recent.json"
+    try:
+        items = json.loads(path.read_text()) if path.is_file() else []
+    except ValueError:
+        items = []
+    if add is not None:
+        items = [add] + [i for i in items if i != add]
+        items = items[:10]
+        from kinema.core.atomic import atomic_write_bytes
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(items).encode())
+    return [i for i in items if Path(i).exists()]
