@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # Debian packages the tests use: ffprobe cross-checks what our writer produces.
-DEB_PACKAGES := ffmpeg
+DEB_PACKAGES := ffmpeg xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl-mesa0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MEDIA := ../shared/media
 DEMO := .demo
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the local CPU build; anything else pulls gigabytes of CUDA.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,interchange,ml]'
+	$(PY) -m pip install -q -e '.[dev,interchange,ml,gui]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -56,6 +56,9 @@ def test_box_and_click_starts():
     click = grabcut_mask(scene.frames[0], Prompt(frame=0, points=((xs.mean(), ys.mean()),),
                                                  labels=(1,)))
     assert iou(box, scene.masks[0]) >= 0.95 and iou(click, scene.masks[0]) >= 0.9
+    again = grabcut_mask(scene.frames[0], Prompt(frame=0, points=((xs.mean(), ys.mean()),),
+                                                  labels=(1,)))
+    assert np.array_equal(again, click)  # GrabCut's k-means start is seeded: same click, same mask
     with pytest.raises(InvalidArgumentError, match="outside"):
         grabcut_mask(scene.frames[0], Prompt(frame=0, points=((400, 10),), labels=(1,)))
     with pytest.raises(InvalidArgumentError, match="text"):

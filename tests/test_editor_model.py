@@ -152,3 +152,21 @@ def test_exports_run_as_jobs(scene, editor: Editor, tmp_path: Path):
 def test_errors_become_notes(editor: Editor):
     editor.guard(lambda: editor.propagate("forward"))
     assert editor.notes[-1].error and "no object" in editor.notes[-1].text
+
+
+def test_scrubbing_uses_the_proxy_once_built(tmp_path: Path):
+    from kinema.media.synth import decode_index, write_clip
+
+    clip = write_clip(tmp_path / "hd.mp4", n=12, size=(960, 720), fps=24)
+    ed = Editor.open(clip)
+    try:
+        assert ed._proxy is None
+        job = ed.use_proxy()
+        assert job is not None and job.wait(60) and job.error is None and ed._proxy is not None
+        ed.seek(7)
+        fast, exact = ed.frame(fast=True), ed.frame()
+        assert fast.shape == exact.shape == (720, 960, 3)
+        assert decode_index(fast) == decode_index(exact) == 7
+        assert np.abs(fast.astype(int) - exact).mean() < 12  # a scaled-up 540p picture
+    finally:
+        ed.close()

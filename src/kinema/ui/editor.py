@@ -100,6 +100,7 @@ class Editor:
         self._undo: list[_MaskChange | str] = []
         self._redo: list[_MaskChange | str] = []
         self._segmenter = None
+        self._proxy = None
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -127,6 +128,8 @@ class Editor:
             job.wait(10)
         self.file.close()
         self.reader.close()
+        if self._proxy is not None:
+            self._proxy.close()
 
     def _main_media(self) -> MediaRef:
         project = self.file.project
@@ -144,9 +147,34 @@ class Editor:
 
     # -- what the window draws --------------------------------------------------------------
 
-    def frame(self) -> Frame:
-        """The footage at the playhead (RGB)."""
+    def frame(self, *, fast: bool = False) -> Frame:
+        """The footage at the playhead (RGB). ``fast`` (while scrubbing or playing) takes it
+        from the small all-intra proxy when one is ready, scaled up to the footage's size."""
+        proxy = self._proxy
+        if fast and proxy is not None:
+            import cv2
+
+            return cv2.resize(proxy[self.playhead], self.size, interpolation=cv2.INTER_LINEAR)
         return self.reader[self.playhead]
+
+    def use_proxy(self) -> Job | None:
+        """Build (or find) the proxy as a background job; fast frames use it once it is ready.
+        Footage at or under the proxy's size gains nothing and gets none."""
+        from kinema.media.proxy import PROXY_HEIGHT, build_proxy, find_proxy
+        from kinema.media.reader import open_video
+
+        if self.size[1] <= PROXY_HEIGHT:
+            return None
+
+        def ready() -> None:
+            self._proxy = open_video(self.video_path, proxy=True)
+
+        if find_proxy(self.video_path) is not None:
+            ready()
+            return None
+        job = Job("proxy", lambda: build_proxy(self.video_path), on_done=ready).start()
+        self.jobs.append(job)
+        return job
 
     def overlays(self, index: int | None = None) -> list[tuple[Mask, tuple[int, int, int]]]:
         """Masks of the visible objects at frame ``index`` (default: the playhead), with colours."""

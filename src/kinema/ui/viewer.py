@@ -20,7 +20,9 @@ VERTEX = """
 in vec2 position;
 out vec2 uv;
 void main() {
-    uv = vec2(position.x * 0.5 + 0.5, 0.5 - position.y * 0.5);
+    // Framebuffer row 0 is the bottom, and Dear ImGui shows texture row 0 at the top: keeping
+    // the picture's first row in row 0 makes it upright on screen.
+    uv = vec2(position.x * 0.5 + 0.5, position.y * 0.5 + 0.5);
     gl_Position = vec4(position, 0.0, 1.0);
 }
 """

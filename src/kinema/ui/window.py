@@ -55,6 +55,7 @@ class Window:
         self._filmstrip_tex = None
         self._peaks: np.ndarray | None = None
         self._quit_after = 3  # frames to draw after the script ends, before a screenshot
+        self.scrubbing = False
 
     # -- running ------------------------------------------------------------------------------
 
@@ -73,6 +74,7 @@ class Window:
         params.imgui_window_params.show_menu_bar = True
         params.callbacks.show_menus = self.menus
         threading.Thread(target=self._load_timeline_media, daemon=True).start()
+        self.editor.guard(self.editor.use_proxy)
         immapp.run(params)
         if self.screenshot is None:
             return None
@@ -189,7 +191,8 @@ class Window:
         overlays = ed.overlays()
         key = (ed.playhead, tuple(id(m) for m, _ in overlays), tuple(o.visible for o in ed.objects),
                tuple(o.colour for o in ed.objects), self._mask_version())
-        tex = self.viewer.draw(ed.frame(), overlays, key)
+        fast = ed.playing or self.scrubbing
+        tex = self.viewer.draw(ed.frame(fast=fast), overlays, key + (fast,))
         self.viewer.set_zoom_filter(scale)
         draw = imgui.get_window_draw_list()
         draw.add_image(imgui.ImTextureRef(tex), imgui.ImVec2(x0, y0),
@@ -405,7 +408,8 @@ class Window:
         draw.add_line(imgui.ImVec2(px, top), imgui.ImVec2(px, y), red, 2)
         imgui.set_cursor_screen_pos(imgui.ImVec2(left, top))
         imgui.invisible_button("scrub", imgui.ImVec2(span, max(y - top, 1)))
-        if imgui.is_item_active():  # click or drag on the timeline scrubs
+        self.scrubbing = imgui.is_item_active()
+        if self.scrubbing:  # click or drag on the timeline scrubs
             frame = (imgui.get_io().mouse_pos.x - left) / span * ed.frames
             ed.seek(int(frame))
 

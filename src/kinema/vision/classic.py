@@ -109,6 +109,7 @@ def _grabcut(frame: Frame, prompt: Prompt, box: tuple[int, int, int, int],
     if not ((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)).any():
         return np.zeros((h, w), bool)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut starts its colour models with k-means: same input, same mask
     with contextlib.suppress(cv2.error):  # one colour only in the box: keep the seeds as they are
         cv2.grabCut(small, init, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     fg = ((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)).astype(np.uint8)
