@@ -64,58 +64,90 @@ def label_map(overlays: list[tuple[Mask, tuple[int, int, int]]], shape: tuple[in
 
 
 class Viewer:
-    """Frame + overlays, composited on the GPU into a texture the window can show."""
+    """Frame + overlays, composited on the GPU into a texture the window can show.
 
-    def __init__(self, ctx: object, size: tuple[int, int]) -> None:
-        import moderngl
+    When the frame is shown smaller than it is, it is composited at the size it is shown
+    (shrunk on the CPU first): a third of the pixels to upload and shade for a 1080p frame in
+    a typical window, which is what keeps software OpenGL responsive. At 100 % and above the
+    full frame is used, so pixels stay exact.
+    """
 
-        self.ctx: moderngl.Context = ctx  # type: ignore[assignment]
-        w, h = size
-        self.size = size
-        self.frame_tex = self.ctx.texture((w, h), 3)
-        self.frame_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
-        self.label_tex = self.ctx.texture((w, h), 1)
-        self.label_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
-        for tex in (self.frame_tex, self.label_tex):
-            tex.repeat_x = tex.repeat_y = False
-        self.output = self.ctx.texture((w, h), 3)
-        self.fbo = self.ctx.framebuffer(color_attachments=[self.output])
-        self.program = self.ctx.program(vertex_shader=VERTEX, fragment_shader=FRAGMENT)
-        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
-        self.vao = self.ctx.vertex_array(self.program, [(self.ctx.buffer(quad.tobytes()), "2f", "position")])
-        self.program["frame"] = 0
-        self.program["labels"] = 1
-        self.program["texel"] = (1.0 / w, 1.0 / h)
+    def __init__(self, ctx: object) -> None:
+        self.ctx = ctx
+        self.size: tuple[int, int] | None = None
         self.fill = 0.45
         self._key: object = None
 
-    def draw(self, frame: Frame, overlays: list[tuple[Mask, tuple[int, int, int]]], key: object) -> int:
-        """Composite (only when ``key`` changed) and return the output texture's GL name."""
+    def _build(self, size: tuple[int, int]) -> None:
         import moderngl
 
-        if key != self._key:
-            self._key = key
-            self.frame_tex.write(np.ascontiguousarray(frame[..., :3]).tobytes())
-            self.label_tex.write(label_map(overlays, frame.shape[:2]).tobytes())
-            colours = [tuple(c / 255 for c in colour) for _, colour in overlays[:MAX_OBJECTS]]
-            colours += [(0.0, 0.0, 0.0)] * (MAX_OBJECTS - len(colours))
-            self.program["colours"].write(np.array(colours, np.float32).tobytes())
-            self.program["fill"] = self.fill
-            self.fbo.use()
-            self.ctx.viewport = (0, 0, *self.size)
-            self.frame_tex.use(0)
-            self.label_tex.use(1)
-            self.vao.render(moderngl.TRIANGLE_STRIP)
-            self.ctx.screen.use()
+        ctx: moderngl.Context = self.ctx  # type: ignore[assignment]
+        if self.size is not None:
+            self.release()
+        w, h = size
+        self.size = size
+        self.frame_tex = ctx.texture((w, h), 3)
+        self.frame_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.label_tex = ctx.texture((w, h), 1)
+        self.label_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        for tex in (self.frame_tex, self.label_tex):
+            tex.repeat_x = tex.repeat_y = False
+        self.output = ctx.texture((w, h), 3)
+        self.fbo = ctx.framebuffer(color_attachments=[self.output])
+        self.program = ctx.program(vertex_shader=VERTEX, fragment_shader=FRAGMENT)
+        quad = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
+        self.vao = ctx.vertex_array(self.program, [(ctx.buffer(quad.tobytes()), "2f", "position")])
+        self.program["frame"] = 0
+        self.program["labels"] = 1
+        self.program["texel"] = (1.0 / w, 1.0 / h)
+        self._key = None
+
+    def draw(self, frame: Frame, overlays: list[tuple[Mask, tuple[int, int, int]]], key: object,
+             shown: tuple[int, int] | None = None) -> int:
+        """Composite (only when ``key`` or the shown size changed) and return the output
+        texture's GL name. ``shown`` is the on-screen size in pixels (default: the frame's)."""
+        import cv2
+        import moderngl
+
+        fh, fw = frame.shape[:2]
+        size = (fw, fh)
+        if shown is not None and shown[0] < fw and shown[1] < fh:
+            size = (max(1, int(shown[0])), max(1, int(shown[1])))
+        if size != self.size:
+            self._build(size)
+        if (key, size) == self._key:
+            return self.output.glo
+        self._key = (key, size)
+        labels = label_map(overlays, (fh, fw))
+        picture = np.ascontiguousarray(frame[..., :3])
+        if size != (fw, fh):
+            picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+            labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+        self.frame_tex.write(picture.tobytes())
+        self.label_tex.write(np.ascontiguousarray(labels).tobytes())
+        colours = [tuple(c / 255 for c in colour) for _, colour in overlays[:MAX_OBJECTS]]
+        colours += [(0.0, 0.0, 0.0)] * (MAX_OBJECTS - len(colours))
+        self.program["colours"].write(np.array(colours, np.float32).tobytes())
+        self.program["fill"] = self.fill
+        self.fbo.use()
+        self.ctx.viewport = (0, 0, *size)  # type: ignore[attr-defined]
+        self.frame_tex.use(0)
+        self.label_tex.use(1)
+        self.vao.render(moderngl.TRIANGLE_STRIP)
+        self.ctx.screen.use()  # type: ignore[attr-defined]
         return self.output.glo
 
     def set_zoom_filter(self, zoom: float) -> None:
         """Nearest-neighbour from 100 % up (pixel-exact), linear when shrunk."""
         import moderngl
 
-        f = moderngl.NEAREST if zoom >= 1 else moderngl.LINEAR
-        self.output.filter = (f, f)
+        if self.size is not None:
+            f = moderngl.NEAREST if zoom >= 1 else moderngl.LINEAR
+            self.output.filter = (f, f)
 
     def release(self) -> None:
+        if self.size is None:
+            return
         for thing in (self.vao, self.program, self.fbo, self.output, self.frame_tex, self.label_tex):
             thing.release()
+        self.size = None

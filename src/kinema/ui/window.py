@@ -34,7 +34,8 @@ class Window:
     """The running editor window."""
 
     def __init__(self, editor: Editor, *, screenshot: Path | None = None,
-                 script: list[str] | None = None, size: tuple[int, int] = (1400, 900)) -> None:
+                 script: list[str] | None = None, size: tuple[int, int] = (1400, 900),
+                 proxy: bool = True) -> None:
         self.editor = editor
         self.screenshot = screenshot
         self.script = list(script or [])
@@ -56,6 +57,8 @@ class Window:
         self._peaks: np.ndarray | None = None
         self._quit_after = 3  # frames to draw after the script ends, before a screenshot
         self.scrubbing = False
+        self.script_scrub = False
+        self.proxy = proxy
 
     # -- running ------------------------------------------------------------------------------
 
@@ -70,11 +73,14 @@ class Window:
         params.callbacks.show_gui = self.gui
         params.callbacks.post_init = self._post_init
         params.callbacks.before_exit = self._before_exit
-        params.fps_idling.enable_idling = False
+        # Idle at a low rate when nothing happens (input wakes it at once): the CPU goes to
+        # jobs. Scripted runs (screenshots, benchmarks) draw every frame.
+        params.fps_idling.enable_idling = not self.script and self.screenshot is None
         params.imgui_window_params.show_menu_bar = True
         params.callbacks.show_menus = self.menus
         threading.Thread(target=self._load_timeline_media, daemon=True).start()
-        self.editor.guard(self.editor.use_proxy)
+        if self.proxy:
+            self.editor.guard(self.editor.use_proxy)
         immapp.run(params)
         if self.screenshot is None:
             return None
@@ -86,7 +92,7 @@ class Window:
         from kinema.ui.viewer import Viewer
 
         self.ctx = moderngl.create_context()
-        self.viewer = Viewer(self.ctx, self.editor.size)
+        self.viewer = Viewer(self.ctx)
 
     def _before_exit(self) -> None:
         if self.viewer is not None:
@@ -140,7 +146,12 @@ class Window:
         if ed.busy() or self.frames_drawn < 2:
             return False
         if self.script:
-            run_command(ed, self.script.pop(0))
+            command = self.script.pop(0)
+            self.script_scrub = command.startswith("scrub ")
+            if self.script_scrub:  # like dragging the playhead: the proxy's frames if there is one
+                ed.seek(int(command.split()[1]))
+            else:
+                run_command(ed, command)
             return False
         if self.screenshot is None:
             return False
@@ -191,8 +202,9 @@ class Window:
         overlays = ed.overlays()
         key = (ed.playhead, tuple(id(m) for m, _ in overlays), tuple(o.visible for o in ed.objects),
                tuple(o.colour for o in ed.objects), self._mask_version())
-        fast = ed.playing or self.scrubbing
-        tex = self.viewer.draw(ed.frame(fast=fast), overlays, key + (fast,))
+        fast = ed.playing or self.scrubbing or self.script_scrub
+        tex = self.viewer.draw(ed.frame(fast=fast), overlays, key + (fast,),
+                               shown=(round(fw * scale), round(fh * scale)))
         self.viewer.set_zoom_filter(scale)
         draw = imgui.get_window_draw_list()
         draw.add_image(imgui.ImTextureRef(tex), imgui.ImVec2(x0, y0),
@@ -495,7 +507,8 @@ def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
 def run_command(editor: Editor, line: str) -> None:
     """One scripted action: ``seek N``, ``click X Y``, ``neg X Y``, ``box X0 Y0 X1 Y1``,
     ``text WORDS``, ``brush X Y R``, ``object [NAME]``, ``propagate forward|backward [N]``,
-    ``export matte|cutout|render PATH``, ``undo``, ``redo``, ``save``, ``play``."""
+    ``export matte|cutout|render PATH``, ``undo``, ``redo``, ``save``, ``play``. (The window
+    adds ``scrub N``: a seek as dragging the playhead does it, from the proxy if there is one.)"""
     words = shlex.split(line)
     if not words:
         return
