@@ -165,8 +165,7 @@ def test_scrubbing_uses_the_proxy_once_built(tmp_path: Path):
         assert job is not None and job.wait(60) and job.error is None and ed._proxy is not None
         ed.seek(7)
         fast, exact = ed.frame(fast=True), ed.frame()
-        assert fast.shape == exact.shape == (720, 960, 3)
+        assert fast.shape == (540, 720, 3) and exact.shape == (720, 960, 3)  # the 540p proxy
         assert decode_index(fast) == decode_index(exact) == 7
-        assert np.abs(fast.astype(int) - exact).mean() < 12  # a scaled-up 540p picture
     finally:
         ed.close()

@@ -149,12 +149,10 @@ class Editor:
 
     def frame(self, *, fast: bool = False) -> Frame:
         """The footage at the playhead (RGB). ``fast`` (while scrubbing or playing) takes it
-        from the small all-intra proxy when one is ready, scaled up to the footage's size."""
+        from the small all-intra proxy when one is ready: smaller, same picture."""
         proxy = self._proxy
         if fast and proxy is not None:
-            import cv2
-
-            return cv2.resize(proxy[self.playhead], self.size, interpolation=cv2.INTER_LINEAR)
+            return proxy[self.playhead]
         return self.reader[self.playhead]
 
     def use_proxy(self) -> Job | None:

@@ -103,13 +103,14 @@ class Viewer:
         self._key = None
 
     def draw(self, frame: Frame, overlays: list[tuple[Mask, tuple[int, int, int]]], key: object,
-             shown: tuple[int, int] | None = None) -> int:
+             shown: tuple[int, int] | None = None, full: tuple[int, int] | None = None) -> int:
         """Composite (only when ``key`` or the shown size changed) and return the output
-        texture's GL name. ``shown`` is the on-screen size in pixels (default: the frame's)."""
+        texture's GL name. ``shown`` is the on-screen size in pixels; ``full`` the footage's
+        size when ``frame`` is a smaller stand-in for it (a proxy frame)."""
         import cv2
         import moderngl
 
-        fh, fw = frame.shape[:2]
+        fw, fh = full or (frame.shape[1], frame.shape[0])
         size = (fw, fh)
         if shown is not None and shown[0] < fw and shown[1] < fh:
             size = (max(1, int(shown[0])), max(1, int(shown[1])))
@@ -120,8 +121,10 @@ class Viewer:
         self._key = (key, size)
         labels = label_map(overlays, (fh, fw))
         picture = np.ascontiguousarray(frame[..., :3])
+        if (picture.shape[1], picture.shape[0]) != size:
+            shrink = picture.shape[1] > size[0]
+            picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         if size != (fw, fh):
-            picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
             labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
         self.frame_tex.write(picture.tobytes())
         self.label_tex.write(np.ascontiguousarray(labels).tobytes())

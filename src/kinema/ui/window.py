@@ -204,7 +204,7 @@ class Window:
                tuple(o.colour for o in ed.objects), self._mask_version())
         fast = ed.playing or self.scrubbing or self.script_scrub
         tex = self.viewer.draw(ed.frame(fast=fast), overlays, key + (fast,),
-                               shown=(round(fw * scale), round(fh * scale)))
+                               shown=(round(fw * scale), round(fh * scale)), full=(fw, fh))
         self.viewer.set_zoom_filter(scale)
         draw = imgui.get_window_draw_list()
         draw.add_image(imgui.ImTextureRef(tex), imgui.ImVec2(x0, y0),
