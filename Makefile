@@ -54,6 +54,7 @@ bench: venv
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_tracker.py
 	$(PY) benchmarks/bench_sam2.py
+	$(PY) benchmarks/bench_editor.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
