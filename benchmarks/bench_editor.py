@@ -98,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with open_video(clip) as reader:
                 n = len(reader)
             script = scrub_script(120, n)
+            idle, _ = run_window(clip, ["seek 10"] * 100, proxy=False)  # the same frame: nothing to do
             plain, _ = run_window(clip, script, proxy=False)
             proxied, _ = run_window(clip, script, proxy=True)
             _, during_job = run_window(clip, ["seek 10", "click 700 500", "propagate forward 60"],
@@ -118,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Software OpenGL (Mesa llvmpipe) on Xvfb, 1400x900 window, juggle.mp4 at 1920x1080.", "",
         "| UI frames while | frames | median ms | p95 ms | UI frames/s | speed-up vs no proxy |",
         "|---|--:|--:|--:|--:|--:|",
+        row("idle (the same frame again)", idle),
         row("scrubbing, no proxy (decode 1080p each move)", plain),
         row("scrubbing with the 540p proxy", proxied, plain),
         row("a propagation job runs (classical, 60 frames)", during_job),
