@@ -169,3 +169,30 @@ def test_scrubbing_uses_the_proxy_once_built(tmp_path: Path):
         assert decode_index(fast) == decode_index(exact) == 7
     finally:
         ed.close()
+
+
+def test_layers_are_composited_live(editor: Editor):
+    from kinema.document import edits
+    from kinema.document.model import SolidItem, VideoLayer
+
+    plain = editor.picture()
+    assert np.array_equal(plain, editor.frame())  # one plain layer: the footage itself
+    editor.file.history.do(edits.add_layer(VideoLayer(
+        id="tint", name="tint", items=[SolidItem(id="s", color=(0, 0, 255, 255), duration=N)])))
+    editor.set_layer("tint", blend_mode="multiply")
+    shown = editor.picture()
+    assert shown[..., :2].max() == 0 and np.abs(shown[..., 2].astype(int) - plain[..., 2]).max() <= 1
+    editor.set_layer("tint", visible=False)
+    assert np.array_equal(editor.picture(), plain)
+
+
+def test_a_read_only_folder_gets_its_project_elsewhere(scene, tmp_path: Path, monkeypatch):
+    import os
+
+    from kinema.ui import editor as editor_module
+
+    clip, _ = scene
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    folder = editor_module.project_for(clip)
+    assert folder.parent == tmp_path / "data" / "kinema" / "projects" and folder.suffix == ".kinema"

@@ -36,6 +36,7 @@ class History:
         self.on_change = on_change
         self._undo: list[tuple[str, Project]] = []
         self._redo: list[tuple[str, Project]] = []
+        self.revision = 0  # goes up with every change: views redraw when it moves
 
     def do(self, edit: Edit) -> None:
         """Apply ``edit``; if it raises, the project is left as it was."""
@@ -90,6 +91,7 @@ class History:
             object.__setattr__(self.project, name, getattr(state, name))
 
     def _changed(self) -> None:
+        self.revision += 1
         if self.on_change is not None:
             self.on_change(self.project)
 

@@ -62,6 +62,20 @@ class _MaskChange:
     after: tuple[Mask | None, FrameState]
 
 
+def project_for(video: Path) -> Path:
+    """Where a video's project lives: ``VIDEO.kinema`` beside it, or, when that folder cannot
+    be written (a read-only share), under the user's data folder, named after the video."""
+    import hashlib
+
+    beside = video.with_suffix(store.SUFFIX)
+    if beside.exists() or os.access(video.parent, os.W_OK):
+        return beside
+    from platformdirs import user_data_dir
+
+    digest = hashlib.sha1(str(video.resolve()).encode()).hexdigest()[:8]
+    return Path(user_data_dir("kinema")) / "projects" / f"{video.stem}-{digest}{store.SUFFIX}"
+
+
 class Editor:
     """An open project: its footage, playhead, mask objects, tools, jobs and history."""
 
@@ -101,6 +115,7 @@ class Editor:
         self._redo: list[_MaskChange | str] = []
         self._segmenter = None
         self._proxy = None
+        self._evaluator: tuple[int, object] | None = None
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -115,10 +130,13 @@ class Editor:
             return cls(target, **kwargs)  # type: ignore[arg-type]
         if not target.is_file():
             raise InvalidArgumentError("no such video or project", path=target)
-        folder = target.with_suffix(store.SUFFIX)
+        folder = project_for(target)
         if not (folder / store.DOCUMENT).is_file():
             new_project(folder, target)
-        return cls(folder, **kwargs)  # type: ignore[arg-type]
+        editor = cls(folder, **kwargs)  # type: ignore[arg-type]
+        if folder.parent != target.parent:
+            editor.note(f"{target.parent} is read-only: the project is {folder}")
+        return editor
 
     def close(self) -> None:
         """Stop jobs, save, release the project and the footage."""
@@ -130,6 +148,8 @@ class Editor:
         self.reader.close()
         if self._proxy is not None:
             self._proxy.close()
+        if self._evaluator is not None:
+            self._evaluator[1].close()  # type: ignore[attr-defined]
 
     def _main_media(self) -> MediaRef:
         project = self.file.project
@@ -146,6 +166,24 @@ class Editor:
         return ObjectView(ref.id, ref.name, tuple(ref.color), masks)  # type: ignore[arg-type]
 
     # -- what the window draws --------------------------------------------------------------
+
+    def picture(self, *, fast: bool = False) -> Frame:
+        """What the viewer shows: the footage, or, when the timeline has more than that one
+        visible layer, every layer composited as a render would (the footage at full size)."""
+        layers = [layer for layer in self.file.project.timeline.video_layers if layer.visible]
+        simple = (len(layers) == 1 and layers[0].mask is None and len(layers[0].items) == 1
+                  and layers[0].blend_mode == "normal" and layers[0].transform.opacity.value == 1
+                  and not layers[0].transform.opacity.keyframes)
+        if simple or not layers:
+            return self.frame(fast=fast)
+        from kinema.app.evaluate import FrameEvaluator
+
+        revision = self.file.history.revision
+        if self._evaluator is None or self._evaluator[0] != revision:
+            if self._evaluator is not None:
+                self._evaluator[1].close()
+            self._evaluator = (revision, FrameEvaluator(self.file.project.model_copy(deep=True), self.folder))
+        return self._evaluator[1].frame(self.playhead)
 
     def frame(self, *, fast: bool = False) -> Frame:
         """The footage at the playhead (RGB). ``fast`` (while scrubbing or playing) takes it

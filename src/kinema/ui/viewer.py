@@ -140,6 +140,10 @@ class Viewer:
         self.ctx.screen.use()  # type: ignore[attr-defined]
         return self.output.glo
 
+    def invalidate(self) -> None:
+        """Draw again on the next call (settings such as ``fill`` changed)."""
+        self._key = None
+
     def set_zoom_filter(self, zoom: float) -> None:
         """Nearest-neighbour from 100 % up (pixel-exact), linear when shrunk."""
         import moderngl

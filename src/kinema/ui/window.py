@@ -58,6 +58,7 @@ class Window:
         self._quit_after = 3  # frames to draw after the script ends, before a screenshot
         self.scrubbing = False
         self.script_scrub = False
+        self.rename_to = ""
         self.proxy = proxy
 
     # -- running ------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ class Window:
         key = (ed.playhead, tuple(id(m) for m, _ in overlays), tuple(o.visible for o in ed.objects),
                tuple(o.colour for o in ed.objects), self._mask_version())
         fast = ed.playing or self.scrubbing or self.script_scrub
-        tex = self.viewer.draw(ed.frame(fast=fast), overlays, key + (fast,),
+        tex = self.viewer.draw(ed.picture(fast=fast), overlays, key + (fast, ed.file.history.revision),
                                shown=(round(fw * scale), round(fh * scale)), full=(fw, fh))
         self.viewer.set_zoom_filter(scale)
         draw = imgui.get_window_draw_list()
@@ -283,6 +284,19 @@ class Window:
             imgui.pop_id()
         if imgui.button("+ object"):
             ed.guard(ed.add_object)
+        if ed.active is not None:
+            imgui.same_line()
+            imgui.set_next_item_width(150)
+            name = next(o.name for o in ed.objects if o.track_id == ed.active)
+            _, self.rename_to = imgui.input_text("rename", self.rename_to or name)
+            if imgui.is_item_deactivated_after_edit() and self.rename_to.strip():
+                ed.guard(lambda: ed.rename(ed.active, self.rename_to.strip()))
+                self.rename_to = ""
+        if self.viewer is not None:
+            changed, fill = imgui.slider_float("fill", self.viewer.fill, 0.0, 1.0)
+            if changed:
+                self.viewer.fill = fill
+                self.viewer.invalidate()
         imgui.separator_text("Propagate")
         if imgui.button("<< back"):
             ed.guard(lambda: ed.propagate("backward"))
@@ -295,6 +309,8 @@ class Window:
         imgui.same_line()
         imgui.set_next_item_width(60)
         _, self.next_n = imgui.input_int("##n", self.next_n, 0)
+        if imgui.button("whole clip"):
+            ed.guard(lambda: (ed.propagate("forward"), ed.propagate("backward")))
         if imgui.button("grow"):
             ed.guard(lambda: ed.adjust(grow=2))
         imgui.same_line()
