@@ -38,8 +38,10 @@ def mix_audio(project: Project, folder: Path, begin: int, end: int,
                                  f"{project.media[item.media_id].path}", path=folder,
                                  hint="relink it, or mute the track")
         path = paths[item.media_id]
-        with open_video(path, prefetch=False) as reader:
-            origin = reader.start_time  # the sound's timestamps count from the container's zero
+        origin = Fraction(0)
+        if project.media[item.media_id].width:  # a video: its sound lines up with its first frame
+            with open_video(path, prefetch=False) as reader:
+                origin = reader.start_time
         seconds = origin + item.source_range.start_time.seconds + Fraction(a - item.start) / tl.rate
         samples = read_audio(path, seconds, Fraction(b - a) / tl.rate, rate=rate)
         at = int(round(Fraction(a - begin) / tl.rate * rate))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from kinema.core.errors import InvalidArgumentError
@@ -40,6 +41,21 @@ def media_facts(path: Path) -> dict[str, object]:
     return {"sha256": file_sha256(path), "size_bytes": info.size_bytes, "rate": to_fraction(v.fps),
             "frames": v.frames, "width": v.width, "height": v.height,
             "has_audio": bool(info.audio)}
+
+
+def sound_facts(path: Path) -> dict[str, object]:
+    """What the media pool records about a sound-only file (music): no picture, its sample rate
+    as the rate and its length in samples as the frame count."""
+    from kinema.media.probe import probe
+
+    info = probe(path)
+    if not info.audio:
+        raise InvalidArgumentError("has no sound", path=path, hint="give a music or sound file")
+    audio = info.audio[0]
+    seconds = audio.duration or info.duration or 0.0
+    return {"sha256": file_sha256(path), "size_bytes": info.size_bytes,
+            "rate": Fraction(audio.sample_rate), "frames": int(round(seconds * audio.sample_rate)),
+            "width": 0, "height": 0, "has_audio": True}
 
 
 def new_project(path: str | os.PathLike[str], video: str | os.PathLike[str]) -> Path:

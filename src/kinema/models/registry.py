@@ -38,12 +38,14 @@ MODELS: dict[str, ModelSpec] = {
                   "SAM 2.1 Hiera base+", size_mb=324),
         ModelSpec("sam2-large", "facebook/sam2.1-hiera-large", "sam2", "segment-video",
                   "SAM 2.1 Hiera large: best masks, slowest", size_mb=898),
+        ModelSpec("clip-vit-b32", "openai/clip-vit-base-patch32", "clip", "embed",
+                  "CLIP ViT-B/32: images and words in one space, for search and labels", size_mb=605),
         ModelSpec("grounding-dino-tiny", "IDEA-Research/grounding-dino-tiny", "grounding-dino",
                   "detect-text", "Grounding DINO tiny: boxes for words (\"person\", \"the red car\")",
                   size_mb=690),
     ]
 }
-DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny"}
+DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny", "embed": "clip-vit-b32"}
 
 
 def spec(name: str) -> ModelSpec:

@@ -15,8 +15,10 @@ from kinema.models.registry import spec
 
 
 def build_tiny(name: str, out: str | os.PathLike[str]) -> Path:
-    """Write a tiny random-weight model of registry model ``name``'s family into ``out``."""
-    family = spec(name).family
+    """Write a tiny random-weight model of registry model ``name``'s family (or of the family
+    ``name`` itself: ``sam2``, ``grounding-dino``, ``clip``) into ``out``."""
+    families = {"sam2": "sam2-tiny", "grounding-dino": "grounding-dino-tiny", "clip": "clip-vit-b32"}
+    family = spec(families.get(name, name)).family
     target = Path(out)
     if target.exists() and any(target.iterdir()):
         raise InvalidArgumentError("folder is not empty", path=target, hint="give a new folder")
@@ -29,4 +31,8 @@ def build_tiny(name: str, out: str | os.PathLike[str]) -> Path:
         from kinema.models.tiny_grounding_dino import build_tiny_grounding_dino
 
         return build_tiny_grounding_dino(target)
+    if family == "clip":
+        from kinema.models.tiny_clip import build_tiny_clip
+
+        return build_tiny_clip(target)
     raise InvalidArgumentError(f"no tiny builder for {family} models yet")

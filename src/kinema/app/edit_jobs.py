@@ -1,0 +1,133 @@
+"""Edits made from footage: highlight reels, summaries and beat cuts, as kinema projects.
+
+Every edit is planned (``kinema.search.cutting``), then built as a project: one layer per
+source video (scaled to fit the frame), the cuts laid end to end, and the sound (the sources'
+own, or the music). The project renders with the normal renderer (so it gets audio mixing,
+chunks and provenance) and exports to OpenTimelineIO like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from kinema.core.errors import InvalidArgumentError
+from kinema.document import store
+from kinema.document.model import AudioTrack, ClipItem, MediaRef, Project, Timeline, VideoLayer
+from kinema.document.timing import RationalTime, TimeRange
+from kinema.search.cutting import Cut, Piece, beat_cuts, fit_duration, most_relevant_diverse
+
+Progress = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class EditOutput:
+    """Where an edit goes: a movie, an OTIO timeline, a project folder (all optional but one)."""
+
+    movie: Path | None = None
+    timeline: Path | None = None
+    project: Path | None = None
+    overwrite: bool = False
+
+
+def build_project(cuts: Sequence[Cut], folder: Path, *, fps: Fraction, size: tuple[int, int],
+                  name: str, music: Path | None = None, source_sound: bool = True) -> Path:
+    """A project whose timeline is ``cuts`` end to end, with the sources' sound (or ``music``
+    from its start)."""
+    from kinema.app.project_jobs import media_facts, sound_facts
+
+    media: dict[str, MediaRef] = {}
+    ids: dict[str, str] = {}
+    for cut in cuts:
+        if cut.source not in ids:
+            ids[cut.source] = f"m{len(ids) + 1}"
+            path = Path(cut.source).resolve()
+            media[ids[cut.source]] = MediaRef(id=ids[cut.source], path=str(path),
+                                              relative_path=os.path.relpath(path, folder.resolve()),
+                                              **media_facts(path))
+    layers: dict[str, VideoLayer] = {}
+    sound: list[ClipItem] = []
+    at = 0
+    for k, cut in enumerate(cuts):
+        ref = media[ids[cut.source]]
+        seconds = Fraction(cut.frames) / fps
+        rng = TimeRange(start_time=RationalTime(value=cut.start, rate=ref.rate),
+                        duration=RationalTime(value=seconds * ref.rate, rate=ref.rate))
+        item = ClipItem(id=f"c{k + 1}", media_id=ref.id, source_range=rng, start=at)
+        layer = layers.get(ref.id)
+        if layer is None:
+            scale = min(size[0] / ref.width, size[1] / ref.height)
+            layer = VideoLayer(id=f"l{len(layers) + 1}", name=Path(ref.path).stem)
+            layer.transform.scale.value = (scale, scale)
+            layers[ref.id] = layer
+        layer.items.append(item)
+        if source_sound and ref.has_audio:
+            sound.append(item.model_copy(update={"id": f"a{k + 1}"}))
+        at += cut.frames
+    tracks = [AudioTrack(id="a1", name="A1", items=sound)] if sound else []
+    if music is not None:
+        ref = MediaRef(id="music", path=str(music.resolve()),
+                       relative_path=os.path.relpath(music.resolve(), folder.resolve()), **sound_facts(music))
+        media[ref.id] = ref
+        rng = TimeRange(start_time=RationalTime(value=0, rate=ref.rate),
+                        duration=RationalTime(value=Fraction(at) / fps * ref.rate, rate=ref.rate))
+        tracks = [AudioTrack(id="music", name="music", items=[ClipItem(id="music1", media_id="music",
+                                                                        source_range=rng)])]
+    project = Project(name=name, media=media, timeline=Timeline(
+        rate=fps, width=size[0], height=size[1], duration=at, video_layers=list(layers.values()),
+        audio_tracks=tracks))
+    return store.create(folder, project)
+
+
+def deliver(cuts: Sequence[Cut], output: EditOutput, *, fps: Fraction, size: tuple[int, int], name: str,
+            music: Path | None = None) -> Iterator[Progress]:
+    """Build the edit's project (in ``output.project`` or a temporary folder), render it to
+    ``output.movie`` and export its timeline to ``output.timeline``."""
+    from kinema.app.interchange_jobs import export_timeline
+    from kinema.app.render_job import render
+
+    if output.movie is None and output.timeline is None and output.project is None:
+        raise InvalidArgumentError("nowhere to put the edit", hint="give -o OUT.mp4, --otio OUT.otio or --project")
+    with tempfile.TemporaryDirectory(prefix="kinema-edit-") as tmp:
+        folder = store.project_path(output.project) if output.project else Path(tmp) / name
+        build_project(cuts, folder, fps=fps, size=size, name=name, music=music)
+        if output.timeline is not None:
+            export_timeline(folder, output.timeline, overwrite=output.overwrite)
+        if output.movie is not None:
+            yield from render(folder, output.movie, overwrite=output.overwrite)
+
+
+def even(size: tuple[int, int]) -> tuple[int, int]:
+    """H.264 wants even sizes."""
+    return size[0] - size[0] % 2, size[1] - size[1] % 2
+
+
+def highlight_cuts(pieces: Sequence[Piece], seconds: Fraction, fps: Fraction, *,
+                   order: str = "chronological") -> list[Cut]:
+    """The best-matching pieces filling exactly ``seconds``."""
+    return fit_duration(pieces, int(seconds * fps), fps, order=order)
+
+
+def summary_cuts(pieces: Sequence[Piece], embeddings: np.ndarray, seconds: Fraction, fps: Fraction) -> list[Cut]:
+    """Relevant and diverse pieces (maximal marginal relevance: relevance is closeness to the
+    footage's overall content) filling exactly ``seconds``, in story order."""
+    centre = embeddings.mean(axis=0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-9)
+    relevance = embeddings @ centre
+    ranked = most_relevant_diverse(embeddings, relevance)
+    scored = [Piece(p.source, p.start, p.end, p.rate, score=float(len(ranked) - rank), order=p.order)
+              for rank, p in sorted(((ranked.index(i), pieces[i]) for i in range(len(pieces))),
+                                    key=lambda pair: pair[0])]
+    return fit_duration(scored, int(seconds * fps), fps, order="chronological")
+
+
+def music_beat_cuts(beats: Sequence[float], seconds: Fraction, pieces: Sequence[Piece], fps: Fraction,
+                    *, every: int = 1) -> list[Cut]:
+    """Cuts on the music's beats for ``seconds`` of it."""
+    return beat_cuts(beats, seconds, pieces, fps, every=every)
