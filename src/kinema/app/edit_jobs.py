@@ -93,7 +93,8 @@ def deliver(cuts: Sequence[Cut], output: EditOutput, *, fps: Fraction, size: tup
     from kinema.app.render_job import render
 
     if output.movie is None and output.timeline is None and output.project is None:
-        raise InvalidArgumentError("nowhere to put the edit", hint="give -o OUT.mp4, --otio OUT.otio or --project")
+        raise InvalidArgumentError("nowhere to put the edit",
+                                   hint="give -o OUT.mp4, --otio OUT.otio or --project")
     with tempfile.TemporaryDirectory(prefix="kinema-edit-") as tmp:
         folder = store.project_path(output.project) if output.project else Path(tmp) / name
         build_project(cuts, folder, fps=fps, size=size, name=name, music=music)
@@ -114,7 +115,8 @@ def highlight_cuts(pieces: Sequence[Piece], seconds: Fraction, fps: Fraction, *,
     return fit_duration(pieces, int(seconds * fps), fps, order=order)
 
 
-def summary_cuts(pieces: Sequence[Piece], embeddings: np.ndarray, seconds: Fraction, fps: Fraction) -> list[Cut]:
+def summary_cuts(pieces: Sequence[Piece], embeddings: np.ndarray, seconds: Fraction,
+                 fps: Fraction) -> list[Cut]:
     """Relevant and diverse pieces (maximal marginal relevance: relevance is closeness to the
     footage's overall content) filling exactly ``seconds``, in story order."""
     centre = embeddings.mean(axis=0)

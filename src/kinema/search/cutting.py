@@ -8,6 +8,7 @@ its beat, and errors never accumulate).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -82,7 +83,8 @@ def fit_duration(pieces: Sequence[Piece], total: int, fps: Fraction, *,
     return [Cut(p.source, p.start, take, p.rate) for p, take in chosen]
 
 
-def most_relevant_diverse(embeddings: np.ndarray, relevance: np.ndarray, *, balance: float = 0.7) -> list[int]:
+def most_relevant_diverse(embeddings: np.ndarray, relevance: np.ndarray, *,
+                          balance: float = 0.7) -> list[int]:
     """Every index, in maximal-marginal-relevance order: each next pick maximises
     ``balance * relevance - (1 - balance) * (similarity to what is already picked)``."""
     n = len(relevance)
@@ -111,7 +113,7 @@ def beat_cuts(beats: Sequence[float], total_seconds: Fraction, pieces: Sequence[
     points = [p for p in points if 0 <= p <= total]
     cuts: list[Cut] = []
     k = 0
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         length = b - a
         for tries in range(len(pieces)):
             piece = pieces[(k + tries) % len(pieces)]
