@@ -133,3 +133,58 @@ def music_beat_cuts(beats: Sequence[float], seconds: Fraction, pieces: Sequence[
                     *, every: int = 1) -> list[Cut]:
     """Cuts on the music's beats for ``seconds`` of it."""
     return beat_cuts(beats, seconds, pieces, fps, every=every)
+
+
+def song_beats(path: str | os.PathLike[str]) -> tuple[object, Fraction]:
+    """The beats of a music file (any container with sound) and its length in seconds."""
+    from kinema.media.audio import read_audio
+    from kinema.media.probe import probe
+    from kinema.search.beats import find_beats
+
+    info = probe(path)
+    if not info.audio:
+        raise InvalidArgumentError("has no sound to find beats in", path=path)
+    seconds = Fraction(info.audio[0].duration or info.duration or 0).limit_denominator(48000)
+    rate = 22050
+    samples = read_audio(path, Fraction(0), seconds, rate=rate, channels=1)[0]
+    return find_beats(samples, rate), seconds
+
+
+def shot_pieces(videos: Sequence[str | os.PathLike[str]], *, embedder: object | None = None,
+                query: str | None = None) -> tuple[list[Piece], np.ndarray | None, Fraction, tuple[int, int]]:
+    """Every shot of ``videos`` as a :class:`Piece` in footage order, and (with ``embedder``)
+    one embedding per shot (the mean of its sampled frames, normalised); with ``query`` each
+    piece is scored by its best frame's similarity to the words. Also the first video's rate
+    and size, which the edit takes."""
+    from kinema.app.index_jobs import embed_video
+    from kinema.app.shot_jobs import detect_shots
+
+    if not videos:
+        raise InvalidArgumentError("no footage given")
+    pieces: list[Piece] = []
+    vectors: list[np.ndarray] = []
+    fps, size = Fraction(0), (0, 0)
+    target = embedder.texts([query])[0] if embedder is not None and query else None  # type: ignore[attr-defined]
+    for order, video in enumerate(videos):
+        found = detect_shots(video)
+        if order == 0:
+            from kinema.media.reader import open_video
+
+            fps = found.fps
+            with open_video(video, prefetch=False) as reader:
+                size = even(reader.size)
+        by_shot: dict[tuple[int, int], list[np.ndarray]] = {}
+        if embedder is not None:
+            rows, _ = embed_video(Path(video), embedder, shots=lambda _v, f=found: f.ranges(),  # type: ignore[arg-type]
+                                  samples_per_shot=3, thumbnails=False)
+            for row in rows:
+                by_shot.setdefault((row["shot_start"], row["shot_end"]), []).append(np.asarray(row["vector"]))
+        for k, shot in enumerate(found.shots):
+            samples = by_shot.get((shot.start, shot.end), [])
+            score = max(float(v @ target) for v in samples) if samples and target is not None else 0.0
+            pieces.append(Piece(str(Path(video).resolve()), shot.start, shot.end, found.fps, score=score,
+                                order=order * 100000 + k))
+            if embedder is not None:
+                mean = np.mean(samples, axis=0) if samples else np.zeros(embedder.dim, np.float32)  # type: ignore[attr-defined]
+                vectors.append(mean / max(float(np.linalg.norm(mean)), 1e-9))
+    return pieces, (np.stack(vectors) if vectors else None), fps, size
