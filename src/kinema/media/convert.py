@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +20,21 @@ _RANGE_UNSPECIFIED = 0
 _RANGE_MPEG = 1
 
 
+_local = threading.local()
+
+
+def _reformatter() -> av.video.reformatter.VideoReformatter:
+    """This thread's swscale context: PyAV's ``VideoFrame.reformat`` builds a new one per
+    call, which costs as much as decoding a small frame; a kept one is reused while the
+    frames' size and format stay the same."""
+    found = getattr(_local, "reformatter", None)
+    if found is None:
+        from av.video.reformatter import VideoReformatter
+
+        found = _local.reformatter = VideoReformatter()
+    return found
+
+
 def to_rgb(frame: av.VideoFrame, rotation: int = 0, *, width: int | None = None,
            height: int | None = None, alpha: bool = False) -> Frame:
     """Convert a decoded frame to ``(H, W, 3)`` RGB ``uint8``, display rotation applied.
@@ -28,14 +44,15 @@ def to_rgb(frame: av.VideoFrame, rotation: int = 0, *, width: int | None = None,
     ``width``/``height`` resize (before rotation) with area averaging, for proxies and thumbnails.
     """
     out = "rgba" if alpha else "rgb24"
+    reformatter = _reformatter()
     if frame.format.name.startswith(("rgb", "bgr", "gbr")) or frame.format.name in ("gray", "pal8"):
-        rgb = frame.reformat(width=width, height=height, format=out, interpolation="AREA")
+        rgb = reformatter.reformat(frame, width, height, out, interpolation="AREA")
     else:
         spc = frame.colorspace if frame.colorspace != _SPC_UNSPECIFIED else (
             _SPC_BT709 if frame.height >= 720 else _SPC_BT470BG)
         rng = frame.color_range if frame.color_range != _RANGE_UNSPECIFIED else _RANGE_MPEG
-        rgb = frame.reformat(width=width, height=height, format=out, src_colorspace=spc,
-                             src_color_range=rng, interpolation="AREA")
+        rgb = reformatter.reformat(frame, width, height, out, src_colorspace=spc,
+                                   src_color_range=rng, interpolation="AREA")
     array = rgb.to_ndarray()
     return rotate(array, rotation)
 
