@@ -296,3 +296,17 @@ def test_real_footage_joined(tmp_path: Path) -> None:
     result = detect_shots(path)
     assert [(t.kind, t.boundary) for t in result.transitions] == [("cut", 60), ("cut", 120), ("cut", 180)]
     assert [(s.start, s.end) for s in result.shots] == [(0, 60), (60, 120), (120, 180), (180, 240)]
+
+
+def test_cli_json_is_the_shot_list(synthetic_clip: Path) -> None:
+    import subprocess
+    import sys
+
+    from kinema.app.shot_jobs import detect_shots
+
+    run = subprocess.run([sys.executable, "-m", "kinema", "shots", str(synthetic_clip), "--json"],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(run.stdout) == json.loads(json.dumps(detect_shots(synthetic_clip).to_dict()))
+    plain = subprocess.run([sys.executable, "-m", "kinema", "shots", str(synthetic_clip)],
+                           capture_output=True, text=True, check=True)
+    assert len(plain.stdout.strip().splitlines()) == 6 and "dissolve" in plain.stdout
