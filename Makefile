@@ -55,6 +55,8 @@ bench: venv
 	$(PY) benchmarks/bench_tracker.py
 	$(PY) benchmarks/bench_sam2.py
 	$(PY) benchmarks/bench_editor.py
+	$(PY) benchmarks/bench_shots.py
+	$(PY) benchmarks/bench_search.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
