@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError
+from kinema.core.errors import InvalidArgumentError, MissingExtraError
 
 HOP = 256
 SNAP = 0.07
@@ -30,7 +30,10 @@ class Beats:
 
 def find_beats(samples: np.ndarray, rate: int) -> Beats:
     """Beats of mono ``samples`` (float, any rate librosa takes)."""
-    import librosa
+    try:
+        import librosa
+    except ImportError as exc:
+        raise MissingExtraError("finding beats needs librosa", hint="pip install 'kinema[search]'") from exc
 
     if samples.ndim != 1 or len(samples) < rate // 2:
         raise InvalidArgumentError("beat tracking needs at least half a second of mono sound")
