@@ -183,11 +183,11 @@ def tiny(
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from kinema.cli.console import exit_on_error, out
     from kinema.models.registry import spec
-    from kinema.models.tiny import build_tiny
+    from kinema.models.tiny import build_tiny, model_named
 
     with exit_on_error():
         written = build_tiny(name, folder)
-    flag = "--detector" if spec(name).task == "detect-text" else "--model"
+    flag = "--detector" if spec(model_named(name)).task == "detect-text" else "--model"
     out.print(f"wrote a tiny {name} to {written} (random weights, for smoke tests: {flag} {written})")
 
 

@@ -13,12 +13,18 @@ from pathlib import Path
 from kinema.core.errors import InvalidArgumentError
 from kinema.models.registry import spec
 
+FAMILIES = {"sam2": "sam2-tiny", "grounding-dino": "grounding-dino-tiny", "clip": "clip-vit-b32"}
+
+
+def model_named(name: str) -> str:
+    """The registry model for ``name``: itself, or the default model of a family name."""
+    return FAMILIES.get(name, name)
+
 
 def build_tiny(name: str, out: str | os.PathLike[str]) -> Path:
     """Write a tiny random-weight model of registry model ``name``'s family (or of the family
     ``name`` itself: ``sam2``, ``grounding-dino``, ``clip``) into ``out``."""
-    families = {"sam2": "sam2-tiny", "grounding-dino": "grounding-dino-tiny", "clip": "clip-vit-b32"}
-    family = spec(families.get(name, name)).family
+    family = spec(model_named(name)).family
     target = Path(out)
     if target.exists() and any(target.iterdir()):
         raise InvalidArgumentError("folder is not empty", path=target, hint="give a new folder")
