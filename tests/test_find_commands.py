@@ -1,0 +1,85 @@
+"""Index, search, classify, highlight and summarize through the CLI, with a tiny CLIP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+
+from kinema.media.image import write_image
+from kinema.media.reader import open_video
+from kinema.media.writer import VideoWriter
+from kinema.vision.synthetic import moving_object
+
+FPS = 24
+
+
+def kinema(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kinema", *args], capture_output=True, text=True, check=True)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> tuple[Path, list[Path], Path]:
+    """A tiny CLIP and two clips of three 30-frame shots each (hard cuts at 30 and 60)."""
+    folder = tmp_path_factory.mktemp("library")
+    model = folder / "clip"
+    kinema("models", "tiny", "clip", str(model))
+    clips = []
+    for k in range(2):
+        path = folder / f"clip{k}.mp4"
+        with VideoWriter(path, FPS, (160, 120), options={"crf": "14"}) as w:
+            for seed in range(3):
+                for f in moving_object(n=30, size=(160, 120), seed=10 * k + seed).frames:
+                    w.write(f)
+        clips.append(path)
+    return model, clips, folder
+
+
+def test_index_search_classify(library):
+    model, clips, folder = library
+    db = folder / "db"
+    first = kinema("index", *map(str, clips), "--db", str(db), "--model", str(model))
+    assert first.stdout.count("indexed") == 2
+    again = kinema("index", *map(str, clips), "--db", str(db), "--model", str(model))
+    assert again.stdout.count("unchanged") == 2  # nothing re-embedded
+    with open_video(clips[1]) as r:
+        write_image(folder / "q.png", r[45])  # a frame from the second shot of the second clip
+        second_shot = (float(r.timestamp(30)), float(r.timestamp(60)))
+    hits = json.loads(kinema("search", "--image", str(folder / "q.png"), "--db", str(db), "--json").stdout)
+    best = hits["results"][0]
+    assert best["video"] == str(clips[1].resolve()) and (best["start"], best["end"]) == second_shot
+    assert best["score"] == pytest.approx(1.0, abs=1e-3)
+    words = json.loads(kinema("search", "a dog", "--db", str(db), "--top", "4", "--json").stdout)
+    assert 1 <= len(words["results"]) <= 4
+    assert all(-1 <= h["score"] <= 1 for h in words["results"])
+    labels = json.loads(kinema("classify", str(clips[0]), "--labels", "dog,car", "--model", str(model),
+                               "--json").stdout)
+    assert [(s["start"], s["end"]) for s in labels["shots"]] == [(0, 30), (30, 60), (60, 90)]
+    assert {s["label"] for s in labels["shots"]} <= {"dog", "car"}
+
+
+def test_highlight_and_summary_are_exact(library, tmp_path: Path):
+    model, clips, _ = library
+    reel, timeline = tmp_path / "reel.mp4", tmp_path / "reel.otio"
+    kinema("highlight", *map(str, clips), "--query", "a dog", "--duration", "2.5", "--model", str(model),
+           "-o", str(reel), "--otio", str(timeline))
+    with open_video(reel) as r:
+        assert len(r) == 60 and r.fps == FPS  # 2.5 s exactly
+        shown = [r[i] for i in (0, 59)]
+    edit = otio.adapters.read_from_file(str(timeline))
+    pieces = [c for c in edit.find_clips() if c.media_reference.target_url.endswith(".mp4")]
+    assert sum(round(c.source_range.duration.to_seconds() * FPS) for c in pieces) == 60
+    assert all(c.source_range.duration.to_seconds() * FPS <= 30 + 1e-6 for c in pieces)  # whole shots at most
+    first = pieces[0]
+    start = round(first.source_range.start_time.to_seconds() * FPS)
+    with open_video(Path(first.media_reference.target_url.removeprefix("file://"))) as source:
+        assert np.abs(source[start].astype(int) - shown[0]).mean() < 6  # the reel is its timeline
+    summary = tmp_path / "summary.mp4"
+    kinema("summarize", str(clips[0]), "--duration", "2", "--model", str(model), "-o", str(summary))
+    with open_video(summary) as r:
+        assert len(r) == 48
