@@ -83,3 +83,17 @@ def test_highlight_and_summary_are_exact(library, tmp_path: Path):
     kinema("summarize", str(clips[0]), "--duration", "2", "--model", str(model), "-o", str(summary))
     with open_video(summary) as r:
         assert len(r) == 48
+
+
+def test_ray_indexing_matches_local(library):
+    pytest.importorskip("ray")
+    model, clips, folder = library
+    local, remote = folder / "local.db", folder / "ray.db"
+    kinema("index", *map(str, clips), "--db", str(local), "--model", str(model))
+    run = kinema("index", *map(str, clips), "--db", str(remote), "--model", str(model), "--ray")
+    assert run.stdout.count("indexed") == 2
+    with open_video(clips[0]) as r:
+        write_image(folder / "q0.png", r[70])
+    hits = [json.loads(kinema("search", "--image", str(folder / "q0.png"), "--db", str(db), "--json").stdout)
+            for db in (local, remote)]
+    assert hits[0] == hits[1]  # the same rows, embedded elsewhere

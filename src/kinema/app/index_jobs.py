@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError, KinemaError
+from kinema.core.errors import InvalidArgumentError, KinemaError, MissingExtraError
 from kinema.search.embed import ClipEmbedder, Embedder, as_rgb, normalize_rows
 from kinema.search.index import Hit, Index
 
@@ -257,56 +257,112 @@ def _check_model(index: Index, embedder: Embedder) -> None:
 def index_videos(paths: Sequence[str | os.PathLike[str]], db_dir: str | os.PathLike[str], *,
                  model: ModelArg = None, shots: ShotFinder | None = None, samples_per_shot: int = 3,
                  progress: Callable[[Path, str], None] | None = None, device: str | None = None,
-                 dtype: str | None = None, batch_size: int = 32) -> Iterator[Progress]:
+                 dtype: str | None = None, batch_size: int = 32, ray: bool = False) -> Iterator[Progress]:
     """Index the videos among ``paths`` (files, or folders searched recursively) into the index
     at ``db_dir``, yielding ``(videos done, videos)``.
 
     ``model`` is a CLIP folder or registry name (or an :class:`Embedder`); ``shots(video)`` gives
     a video's shots as ``(start, end)`` frames (default: ~2 s chunks). ``progress(video, what)``
     hears ``"unchanged"``, ``"indexed N frames"`` or ``"failed: why"`` for each video; a video
-    that cannot be read is logged and skipped, the rest are still indexed.
+    that cannot be read is logged and skipped, the rest are still indexed. With ``ray`` the
+    videos are embedded by a pool of Ray actors (one model each; ``$KINEMA_RAY`` is the cluster
+    address, else a local one), the same ``embed_video`` as here; rows are written here.
     """
     if samples_per_shot < 1:
         raise InvalidArgumentError(f"samples per shot must be >= 1, got {samples_per_shot}")
     videos = find_videos(paths)
     index = Index(db_dir)
     known = index.videos()  # one scan, not one filtered count per video
-    embedder: Embedder | None = None
-    added = 0
+    added = done = 0
     yield 0, len(videos)
-    for done, video in enumerate(videos, start=1):
+    todo: list[tuple[Path, str]] = []
+    for video in videos:
         key = video_key(video)
         if known.get(str(video)) == key:
+            done += 1
             if progress is not None:
                 progress(video, "unchanged")
             yield done, len(videos)
+        else:
+            todo.append((video, key))
+    options = {"shots": shots, "samples_per_shot": samples_per_shot, "batch_size": batch_size}
+    results = (_embed_with_ray(todo, model, device, dtype, options) if ray and todo
+               else _embed_here(todo, model, device, dtype, options, index))
+    for video, key, outcome, identity in results:
+        done += 1
+        if isinstance(outcome, KinemaError):
+            log.warning("%s: not indexed: %s", video, outcome)
+            if progress is not None:
+                progress(video, f"failed: {outcome}")
+            yield done, len(videos)
             continue
+        for row in outcome:
+            row["video_key"] = key
+        index.remove(str(video))  # an older version of the file
+        index.add(outcome)
+        if index.meta.get("model_id") != identity["model_id"]:
+            index.set_meta(**identity)
+        added += len(outcome)
+        if progress is not None:
+            progress(video, f"indexed {len(outcome)} frames")
+        yield done, len(videos)
+    if added:
+        index.optimize(rebuild=False)  # compact the new rows' files, fold them into the ANN index
+
+
+Embedded = tuple[Path, str, Any, dict[str, Any]]
+"""``(video, key, rows or the error, model identity)``."""
+
+
+def _identity(embedder: Embedder) -> dict[str, Any]:
+    model_dir = getattr(embedder, "model_dir", None)
+    return {"model_id": embedder.model_id, "dim": embedder.dim,
+            "model_dir": str(Path(model_dir).resolve()) if model_dir is not None else None}
+
+
+def _embed_here(todo: Sequence[tuple[Path, str]], model: ModelArg, device: str | None, dtype: str | None,
+                options: dict[str, Any], index: Index) -> Iterator[Embedded]:
+    """``(video, key, rows or the error, model identity)`` for each video, in this process."""
+    embedder: Embedder | None = None
+    for video, key in todo:
         if embedder is None:  # loaded only when something needs embedding
             embedder = _open_embedder(model, device, dtype)
             _check_model(index, embedder)
         try:
-            rows, _ = embed_video(video, embedder, shots=shots, samples_per_shot=samples_per_shot,
-                                  batch_size=batch_size)
+            rows, _ = embed_video(video, embedder, **options)
         except KinemaError as exc:
-            log.warning("%s: not indexed: %s", video, exc)
-            if progress is not None:
-                progress(video, f"failed: {exc}")
-            yield done, len(videos)
+            yield video, key, exc, _identity(embedder)
             continue
-        for row in rows:
-            row["video_key"] = key
-        index.remove(str(video))  # an older version of the file
-        index.add(rows)
-        if index.meta.get("model_id") != embedder.model_id:
-            model_dir = getattr(embedder, "model_dir", None)
-            index.set_meta(model_id=embedder.model_id, dim=embedder.dim,
-                           model_dir=str(Path(model_dir).resolve()) if model_dir is not None else None)
-        added += len(rows)
-        if progress is not None:
-            progress(video, f"indexed {len(rows)} frames")
-        yield done, len(videos)
-    if added:
-        index.optimize(rebuild=False)  # compact the new rows' files, fold them into the ANN index
+        yield video, key, rows, _identity(embedder)
+
+
+def _embed_with_ray(todo: Sequence[tuple[Path, str]], model: ModelArg, device: str | None,
+                    dtype: str | None, options: dict[str, Any]) -> Iterator[Embedded]:
+    """The same as :func:`_embed_here`, by a pool of Ray actors, in the order they finish."""
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError as exc:
+        raise MissingExtraError("--ray needs Ray", hint="pip install 'kinema[ray]'") from exc
+    if not ray.is_initialized():
+        address = os.environ.get("KINEMA_RAY")
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+
+    @ray.remote
+    class Worker:
+        def __init__(self) -> None:
+            self.embedder = _open_embedder(model, device, dtype)
+
+        def embed(self, video: Path, key: str) -> Embedded:
+            try:
+                rows, _ = embed_video(video, self.embedder, **options)
+            except KinemaError as exc:
+                return video, key, exc, _identity(self.embedder)
+            return video, key, rows, _identity(self.embedder)
+
+    cpus = int(ray.available_resources().get("CPU", 1))
+    pool = ActorPool([Worker.remote() for _ in range(max(1, min(len(todo), cpus)))])
+    yield from pool.map_unordered(lambda actor, job: actor.embed.remote(*job), list(todo))
 
 
 def _search_model(index: Index, model: ModelArg) -> ModelArg:

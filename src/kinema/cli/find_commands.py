@@ -42,6 +42,8 @@ def index(
     db: Annotated[Path, typer.Option("--db", help="The index folder (made if missing).")],
     model: Model = None,
     samples: Annotated[int, typer.Option("--samples", help="Frames embedded per shot.")] = 3,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Embed on a Ray cluster ($KINEMA_RAY, else a local one).")] = False,
 ) -> None:
     """Index footage for search: shots, CLIP embeddings of sampled frames, thumbnails.
 
@@ -53,7 +55,7 @@ def index(
 
     notes: list[str] = []
     with exit_on_error():
-        show_progress(index_videos(paths, db, model=model, samples_per_shot=samples,
+        show_progress(index_videos(paths, db, model=model, samples_per_shot=samples, ray=ray,
                                    shots=lambda v: detect_shots(v).ranges(),
                                    progress=lambda v, what: notes.append(f"{v.name}: {what}")),
                       "index", unit="videos")
