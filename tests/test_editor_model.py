@@ -196,3 +196,19 @@ def test_a_read_only_folder_gets_its_project_elsewhere(scene, tmp_path: Path, mo
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     folder = editor_module.project_for(clip)
     assert folder.parent == tmp_path / "data" / "kinema" / "projects" and folder.suffix == ".kinema"
+
+
+def test_the_editor_runs_sam2_when_a_model_is_there(scene, tmp_path: Path):
+    from kinema.app.segment_jobs import ModelChoice
+    from kinema.models.tiny import build_tiny
+
+    model = build_tiny("sam2", tmp_path / "sam2")
+    ed = Editor.open(scene[0], backend="sam2", choice=ModelChoice(model=str(model)))
+    try:
+        mask = ed.click(100, 120)
+        assert mask.shape == (240, 320) and mask.dtype == bool  # random weights: any mask will do
+        job = ed.propagate("forward", 5)
+        assert job.wait(120) and job.error is None
+        assert list(ed.lane(ed.active)[:7]) == [1, 2, 2, 2, 2, 2, 0]
+    finally:
+        ed.close()
