@@ -68,3 +68,8 @@ def test_beats_of_a_click_track_within_a_frame():
         assert np.min(np.abs(found.times - t)) < 1 / 30  # every beat found within one frame
     assert len(found.times) <= len(truth) + 1
     assert list(snap_to_onsets(np.array([1.0, 2.0]), np.array([1.03, 2.5]))) == [1.03, 2.0]
+
+
+def test_no_sliver_at_the_end():
+    cuts = fit_duration(pieces(), 125, FPS, min_frames=12)  # 60 + 60 would leave 5
+    assert [c.frames for c in cuts] == [60, 53, 12] and sum(c.frames for c in cuts) == 125

@@ -88,3 +88,25 @@ def test_beats_json(tmp_path: Path):
     data = json.loads(kinema("beats", str(music), "--json").stdout)
     assert data["tempo"] == pytest.approx(120, rel=0.03)
     assert all(np.min(np.abs(np.array(data["beats"]) - t)) < 1 / 30 for t in truth[1:-1])
+
+
+def test_crossfades_dissolve_and_keep_the_duration(clips: list[Path], tmp_path: Path):
+    from fractions import Fraction
+
+    from kinema.app.edit_jobs import EditOutput, deliver
+    from kinema.search.cutting import Cut
+
+    fps = Fraction(30)
+    cuts = [Cut(str(clips[0]), 0, 40, fps), Cut(str(clips[1]), 10, 40, fps), Cut(str(clips[0]), 30, 40, fps)]
+    out = tmp_path / "x.mp4"
+    for _ in deliver(cuts, EditOutput(movie=out), fps=fps, size=(320, 240), name="x", crossfade=10):
+        pass
+    with open_video(out) as r, open_video(clips[0]) as a, open_video(clips[1]) as b:
+        assert len(r) == 3 * 40 - 2 * 10  # each join overlaps by the crossfade
+        first = r[30 + 5].astype(float)  # halfway through the first dissolve (frames 30..39)
+        mix = 0.5 * a[35].astype(float) + 0.5 * b[10 + 5].astype(float)
+        assert np.abs(first - mix).mean() < 6
+        assert np.abs(r[20].astype(int) - a[20]).mean() < 4  # before it: the first shot alone
+        assert np.abs(r[50].astype(int) - b[30]).mean() < 4  # after it: the second alone
+        second = r[60 + 5].astype(float)  # halfway through the second join (frames 60..69)
+        assert np.abs(second - (0.5 * b[45] + 0.5 * a[35])).mean() < 6

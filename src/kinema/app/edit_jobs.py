@@ -37,20 +37,18 @@ class EditOutput:
 
 
 def build_project(cuts: Sequence[Cut], folder: Path, *, fps: Fraction, size: tuple[int, int],
-                  name: str, music: Path | None = None, source_sound: bool = True) -> Path:
+                  name: str, music: Path | None = None, source_sound: bool = True,
+                  crossfade: int = 0) -> Path:
     """A project whose timeline is ``cuts`` end to end, with the sources' sound (or ``music``
-    from its start)."""
-    from kinema.app.project_jobs import media_facts, sound_facts
+    from its start). With ``crossfade`` each cut overlaps the one before by that many frames
+    and dissolves in (A/B roll: the cuts alternate between two layers, the upper one's opacity
+    ramps in and out), so the edit is that much shorter per join."""
+    if crossfade:
+        return _build_crossfaded(cuts, folder, fps=fps, size=size, name=name, crossfade=crossfade,
+                                 source_sound=source_sound)
+    from kinema.app.project_jobs import sound_facts
 
-    media: dict[str, MediaRef] = {}
-    ids: dict[str, str] = {}
-    for cut in cuts:
-        if cut.source not in ids:
-            ids[cut.source] = f"m{len(ids) + 1}"
-            path = Path(cut.source).resolve()
-            media[ids[cut.source]] = MediaRef(id=ids[cut.source], path=str(path),
-                                              relative_path=os.path.relpath(path, folder.resolve()),
-                                              **media_facts(path))
+    media, ids = _media_refs(cuts, folder)
     layers: dict[str, VideoLayer] = {}
     sound: list[ClipItem] = []
     at = 0
@@ -85,8 +83,68 @@ def build_project(cuts: Sequence[Cut], folder: Path, *, fps: Fraction, size: tup
     return store.create(folder, project)
 
 
+def _media_refs(cuts: Sequence[Cut], folder: Path) -> tuple[dict[str, MediaRef], dict[str, str]]:
+    from kinema.app.project_jobs import media_facts
+
+    media: dict[str, MediaRef] = {}
+    ids: dict[str, str] = {}
+    for cut in cuts:
+        if cut.source not in ids:
+            ids[cut.source] = f"m{len(ids) + 1}"
+            path = Path(cut.source).resolve()
+            media[ids[cut.source]] = MediaRef(id=ids[cut.source], path=str(path),
+                                              relative_path=os.path.relpath(path, folder.resolve()),
+                                              **media_facts(path))
+    return media, ids
+
+
+def _build_crossfaded(cuts: Sequence[Cut], folder: Path, *, fps: Fraction, size: tuple[int, int], name: str,
+                      crossfade: int, source_sound: bool) -> Path:
+    from kinema.document.model import Keyframe
+
+    media, ids = _media_refs(cuts, folder)
+    sizes = {(m.width, m.height) for m in media.values()}
+    if len(sizes) != 1:
+        raise InvalidArgumentError("crossfades need footage of one picture size",
+                                   hint="leave --crossfade out, or give clips of the same size")
+    (width, height), = sizes
+    scale = min(size[0] / width, size[1] / height)
+    lanes = [VideoLayer(id="A", name="A"), VideoLayer(id="B", name="B")]
+    sound = [AudioTrack(id="a1", name="A1"), AudioTrack(id="a2", name="A2")]
+    fades: list[Keyframe] = []
+    at = 0
+    for k, cut in enumerate(cuts):
+        if cut.frames <= 2 * crossfade:
+            raise InvalidArgumentError(f"a {cut.frames}-frame shot cannot hold two {crossfade}-frame "
+                                       "crossfades", hint="use a shorter --crossfade")
+        ref = media[ids[cut.source]]
+        seconds = Fraction(cut.frames) / fps
+        rng = TimeRange(start_time=RationalTime(value=cut.start, rate=ref.rate),
+                        duration=RationalTime(value=seconds * ref.rate, rate=ref.rate))
+        item = ClipItem(id=f"c{k + 1}", media_id=ref.id, source_range=rng, start=at)
+        lanes[k % 2].items.append(item)
+        if source_sound and ref.has_audio:
+            sound[k % 2].items.append(item.model_copy(update={"id": f"a{k + 1}"}))
+        end = at + cut.frames
+        if k % 2:  # the upper layer dissolves in over the lower one, and out again
+            fades += [Keyframe(frame=at, value=0.0), Keyframe(frame=at + crossfade, value=1.0)]
+            if k < len(cuts) - 1:
+                fades += [Keyframe(frame=end - crossfade, value=1.0), Keyframe(frame=end, value=0.0)]
+        at = end - crossfade
+    duration = at + crossfade
+    for lane in lanes:
+        lane.transform.scale.value = (scale, scale)
+    lanes[1].transform.opacity.value = 0.0
+    lanes[1].transform.opacity.keyframes = fades
+    project = Project(name=name, media=media, timeline=Timeline(
+        rate=fps, width=size[0], height=size[1], duration=duration,
+        video_layers=[lane for lane in lanes if lane.items],
+        audio_tracks=[track for track in sound if track.items]))
+    return store.create(folder, project)
+
+
 def deliver(cuts: Sequence[Cut], output: EditOutput, *, fps: Fraction, size: tuple[int, int], name: str,
-            music: Path | None = None) -> Iterator[Progress]:
+            music: Path | None = None, crossfade: int = 0) -> Iterator[Progress]:
     """Build the edit's project (in ``output.project`` or a temporary folder), render it to
     ``output.movie`` and export its timeline to ``output.timeline``."""
     from kinema.app.interchange_jobs import export_timeline
@@ -97,7 +155,7 @@ def deliver(cuts: Sequence[Cut], output: EditOutput, *, fps: Fraction, size: tup
                                    hint="give -o OUT.mp4, --otio OUT.otio or --project")
     with tempfile.TemporaryDirectory(prefix="kinema-edit-") as tmp:
         folder = store.project_path(output.project) if output.project else Path(tmp) / name
-        build_project(cuts, folder, fps=fps, size=size, name=name, music=music)
+        build_project(cuts, folder, fps=fps, size=size, name=name, music=music, crossfade=crossfade)
         if output.timeline is not None:
             export_timeline(folder, output.timeline, overwrite=output.overwrite)
         if output.movie is not None:
@@ -110,9 +168,18 @@ def even(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def highlight_cuts(pieces: Sequence[Piece], seconds: Fraction, fps: Fraction, *,
-                   order: str = "chronological") -> list[Cut]:
-    """The best-matching pieces filling exactly ``seconds``."""
-    return fit_duration(pieces, int(seconds * fps), fps, order=order)
+                   order: str = "chronological", crossfade: int = 0) -> list[Cut]:
+    """The best-matching pieces filling exactly ``seconds`` (with ``crossfade`` frames of
+    overlap at each join taken into account)."""
+    total = int(seconds * fps)
+    cuts = fit_duration(pieces, total, fps, order=order, min_frames=max(12, 2 * crossfade + 1))
+    for _ in range(8):  # every join eats `crossfade` frames: plan longer until it balances
+        wanted = total + (len(cuts) - 1) * crossfade
+        if sum(c.frames for c in cuts) == wanted:
+            return cuts
+        cuts = fit_duration(pieces, wanted, fps, order=order, min_frames=max(12, 2 * crossfade + 1))
+    raise InvalidArgumentError("could not fit the crossfaded reel to the duration",
+                               hint="try another --crossfade or --duration")
 
 
 def summary_cuts(pieces: Sequence[Piece], embeddings: np.ndarray, seconds: Fraction,

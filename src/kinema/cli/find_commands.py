@@ -112,13 +112,15 @@ def classify(
         out.print(f"{row['start_time']:9.3f}s-{row['end_time']:.3f}s  {row['label']}  ({row['score']:.3f})")
 
 
-def _deliver(cuts, output, otio, project, overwrite, fps, size, name, music=None) -> None:
+def _deliver(cuts: list, output: Path | None, otio: Path | None, project: Path | None, overwrite: bool,
+             fps: Fraction, size: tuple[int, int], name: str, music: Path | None = None,
+             crossfade: int = 0) -> None:
     from kinema.app.edit_jobs import EditOutput, deliver
     from kinema.cli.console import out, show_progress
 
     show_progress(deliver(cuts, EditOutput(output, otio, project, overwrite), fps=fps, size=size, name=name,
-                          music=music), name)
-    total = sum(c.frames for c in cuts)
+                          music=music, crossfade=crossfade), name)
+    total = sum(c.frames for c in cuts) - crossfade * (len(cuts) - 1)
     out.print(f"{len(cuts)} cuts, {total} frames ({float(Fraction(total) / fps):.3f} s): "
               + ", ".join(str(p) for p in (output, otio, project) if p))
 
@@ -131,6 +133,8 @@ def highlight(
     otio: Otio = None,
     project: ProjectOpt = None,
     order: Annotated[str, typer.Option("--order", help="chronological or ranked.")] = "chronological",
+    crossfade: Annotated[float, typer.Option(
+        "--crossfade", help="Dissolve between shots over this many seconds (same-size footage).")] = 0.0,
     model: Model = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -141,8 +145,10 @@ def highlight(
 
     with exit_on_error():
         pieces, _, fps, size = shot_pieces(videos, embedder=ClipEmbedder(model), query=query)
-        cuts = highlight_cuts(pieces, Fraction(duration).limit_denominator(1000), fps, order=order)
-        _deliver(cuts, output, otio, project, overwrite, fps, size, "highlight")
+        fade = int(round(Fraction(crossfade).limit_denominator(1000) * fps))
+        cuts = highlight_cuts(pieces, Fraction(duration).limit_denominator(1000), fps, order=order,
+                              crossfade=fade)
+        _deliver(cuts, output, otio, project, overwrite, fps, size, "highlight", crossfade=fade)
 
 
 def summarize(

@@ -63,13 +63,20 @@ def fit_duration(pieces: Sequence[Piece], total: int, fps: Fraction, *,
         raise InvalidArgumentError("the edit must last at least one frame")
     chosen: list[tuple[Piece, int]] = []
     left = total
+    shortest = min(min_frames, total)
     for piece in sorted(pieces, key=lambda p: (-p.score, p.order)):
         length = _frames_at(piece.seconds, fps)
-        if length < 1:
+        if length < shortest:
             continue
         take = min(length, left)
-        if take < min(min_frames, total):
-            continue  # a sliver would read as a glitch; a later, longer piece may fit
+        if take < shortest:
+            # A sliver would read as a glitch: lengthen it by shortening the piece before.
+            spare = chosen[-1][1] - shortest if chosen else 0
+            need = shortest - take
+            if spare < need:
+                continue
+            chosen[-1] = (chosen[-1][0], chosen[-1][1] - need)
+            take, left = shortest, left + need
         chosen.append((piece, take))
         left -= take
         if left == 0:
