@@ -71,6 +71,12 @@ class Window:
         params = hello_imgui.RunnerParams()
         params.app_window_params.window_title = f"kinema - {self.editor.folder.name}"
         params.app_window_params.window_geometry.size = self.size
+        # Window layout settings go to the user's config folder, never into the working folder;
+        # scripted runs (screenshots, tests) keep none, so they always look the same.
+        params.ini_folder_type = hello_imgui.IniFolderType.app_user_config_folder
+        params.ini_filename = "kinema/editor.ini"
+        params.ini_filename_use_app_window_title = False
+        params.ini_disable = bool(self.script) or self.screenshot is not None
         params.callbacks.show_gui = self.gui
         params.callbacks.post_init = self._post_init
         params.callbacks.before_exit = self._before_exit
