@@ -60,7 +60,7 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     """Re-encode frames ``[start, stop)`` of ``src`` into ``dst`` (codec from its extension).
 
     Audio from the same range is carried over unless ``keep_audio`` is false or the output
-    is an image sequence.
+    is an image sequence. A variable-frame-rate source keeps every frame at its own time.
     """
     from kinema.media.codecs import codec_for
     from kinema.media.reader import open_video
@@ -74,12 +74,15 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                                        path=src)
         spec = codec_for(target, codec, alpha and reader.has_alpha)
         audio = src if keep_audio and not spec.image_sequence and _has_audio(src) else None
+        # Stamped k / fps, a variable-rate source's frames would drift away from its sound.
+        vfr = reader.is_vfr
+        first = reader.timestamp(begin)
         with VideoWriter(target, reader.fps, reader.size, codec=spec.name,
                          alpha=alpha and reader.has_alpha, audio_from=audio,
-                         audio_start=reader.start_time + reader.timestamp(begin),
-                         overwrite=overwrite) as writer:
+                         audio_start=reader.start_time + first, overwrite=overwrite,
+                         time_base=reader.time_base if vfr else None) as writer:
             for k, frame in enumerate(reader.frames(begin, end)):
-                writer.write(frame)
+                writer.write(frame, reader.timestamp(begin + k) - first if vfr else None)
                 yield k + 1, end - begin
 
 

@@ -88,7 +88,9 @@ class FrameIndex:
         return int(d.max() - d.min()) <= 1
 
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+# B-frame reordering shows a frame at most this many places from where it is stored.
+REORDER_WINDOW = 16
 # Indexing takes about 15-35 us a frame; below this it is not worth a file in the cache.
 CACHE_MIN_SECONDS = 0.25
 
@@ -185,13 +187,34 @@ def build_index(container: av.container.InputContainer, stream: av.video.stream.
         raise CorruptMediaError("has no video frames", path=path,
                                 hint="the file is empty or truncated; re-export it")
     pts = np.unique(np.asarray(pts_list, dtype=np.int64))
-    keys = np.unique(np.searchsorted(pts, np.asarray(key_pts or [pts[0]], dtype=np.int64)))
+    tb = Fraction(stream.time_base or Fraction(1, 1))
+    truncated = truncated or _shorter_than_declared(container, stream, pts, tb)
+    if truncated:
+        pts = drop_ragged_tail(pts)
+    key_pts_kept = [p for p in key_pts if p <= pts[-1]] or [int(pts[0])]
+    keys = np.unique(np.searchsorted(pts, np.asarray(key_pts_kept, dtype=np.int64)))
     if keys[0] != 0:
         # Frames before the first keyframe: decoding starts at the file start for them.
         keys = np.concatenate([[0], keys])
-    tb = Fraction(stream.time_base or Fraction(1, 1))
-    truncated = truncated or _shorter_than_declared(container, stream, pts, tb)
     return FrameIndex(time_base=tb, pts=pts, keyframes=keys.astype(np.int64), truncated=truncated)
+
+
+def drop_ragged_tail(pts: np.ndarray) -> np.ndarray:
+    """``pts`` of a cut-off stream without the frames after a hole among its last ones.
+
+    Packets are stored in decode order, so a file cut mid-GOP keeps a P-frame but loses the
+    B-frames shown before it: holes in presentation order that would read as a frame-rate
+    change. Only a stream whose frames are otherwise evenly spaced is trimmed, where a long
+    gap can only be frames that are missing.
+    """
+    body = pts[:-REORDER_WINDOW]
+    if len(body) < 3:
+        return pts
+    steps = np.diff(body)
+    if int(steps.max() - steps.min()) > 1:  # variable frame rate: a long frame may be real
+        return pts
+    holes = np.flatnonzero(np.diff(pts[len(body) - 1:]) > steps.max())
+    return pts[:len(body) + int(holes[0])] if len(holes) else pts
 
 
 def _shorter_than_declared(container: av.container.InputContainer,
@@ -202,8 +225,11 @@ def _shorter_than_declared(container: av.container.InputContainer,
 
     if stream.frames and len(pts) < stream.frames:
         return True
+    tagged = _tagged_duration(stream)
     if stream.duration:
         declared = stream.duration * tb
+    elif tagged is not None:
+        declared = tagged
     elif container.duration and len(container.streams) == 1:
         declared = Fraction(container.duration, av.time_base)
     else:  # other streams may run longer than the video: no trustworthy figure
@@ -213,3 +239,17 @@ def _shorter_than_declared(container: av.container.InputContainer,
     found = (int(pts[-1]) - int(pts[0])) * tb
     step = Fraction(int(np.median(np.diff(pts)))) * tb
     return found + max(Fraction(1, 10), 3 * step) < declared
+
+
+def _tagged_duration(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The stream's length from a Matroska ``DURATION`` tag ("00:00:04.004000000"), if any."""
+    from kinema.core.errors import InvalidArgumentError
+    from kinema.core.timebase import parse_time
+
+    tag = stream.metadata.get("DURATION")
+    if not tag:
+        return None
+    try:
+        return parse_time(tag)
+    except InvalidArgumentError:  # a tag some other tool wrote its own way
+        return None

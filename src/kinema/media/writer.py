@@ -31,6 +31,8 @@ class VideoWriter:
     container cannot hold it) the first audio stream of another file, trimmed to the video's
     length; ``audio_start`` is the time on that file's timeline that lines up with frame 0.
     ``audio_samples`` (float ``(channels, n)`` at ``audio_rate``) is encoded instead, e.g. a mix.
+    Frame ``k`` is stamped ``k / fps`` unless :meth:`write` is given its time; ``time_base``
+    (default ``1 / fps``) is the unit of the stamps, finer for variable frame rate.
     Used as a context manager, an exception discards the partial output.
     """
 
@@ -40,7 +42,7 @@ class VideoWriter:
                  audio_start: Fraction | float = 0, audio_samples: np.ndarray | None = None,
                  audio_rate: int = 48000, overwrite: bool = False,
                  options: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
-                 ) -> None:
+                 time_base: Fraction | None = None) -> None:
         self.path = Path(path)
         self.fps = to_fraction(fps)
         if self.fps <= 0:
@@ -65,6 +67,9 @@ class VideoWriter:
             raise MediaWriteError("output folder does not exist", path=self.path.parent,
                                   hint="create it first")
         self.frames_written = 0
+        self.time_base = Fraction(time_base) if time_base is not None else 1 / self.fps
+        self._last_pts = -1
+        self._end = Fraction(0)  # where the video written so far ends, in seconds
         self._closed = False
         self._temp = atomic.temp_path_for(self.path)
         self._container: av.container.OutputContainer | None = None
@@ -94,8 +99,8 @@ class VideoWriter:
             stream = self._container.add_stream(self.spec.encoder, rate=self.fps)
             stream.width, stream.height = self.size
             stream.pix_fmt = self.spec.alpha_pix_fmt if self.alpha else self.spec.pix_fmt
-            stream.time_base = 1 / self.fps
-            stream.codec_context.time_base = 1 / self.fps
+            stream.time_base = self.time_base
+            stream.codec_context.time_base = self.time_base
             stream.options = opts
             # Tagged BT.709, limited range: the matrix write() converts with.
             ctx = stream.codec_context
@@ -115,8 +120,12 @@ class VideoWriter:
             self._abort_quietly()
             raise
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one ``uint8`` RGB (or RGBA when ``alpha``) frame of the writer's size."""
+    def write(self, frame: np.ndarray, time: Fraction | None = None) -> None:
+        """Append one ``uint8`` RGB (or RGBA when ``alpha``) frame of the writer's size.
+
+        ``time`` (seconds from the first frame, increasing) keeps a variable-rate source's
+        timing; it is rounded to ``time_base`` and ignored by image sequences.
+        """
         if self._closed:
             raise InvalidArgumentError("writer is closed", path=self.path)
         if self.spec.name == "exr" and frame.dtype == np.float32:
@@ -136,7 +145,7 @@ class VideoWriter:
             if self.spec.image_sequence:
                 self._write_image(frame_arr)
             else:
-                self._encode(frame_arr)
+                self._encode(frame_arr, time)
         except Exception:
             self._abort_quietly()
             raise
@@ -149,18 +158,26 @@ class VideoWriter:
         name = SEQUENCE_NAME.format(self.frames_written) + f".{self.spec.name}"
         (self._temp / name).write_bytes(data)
 
-    def _encode(self, frame: np.ndarray) -> None:
+    def _encode(self, frame: np.ndarray, time: Fraction | None) -> None:
         import av
+
+        start = Fraction(self.frames_written) / self.fps if time is None else Fraction(time)
+        pts = round(start / self.time_base)
+        if pts <= self._last_pts:
+            raise InvalidArgumentError(f"frame time {float(start):.6f}s does not come after the last one",
+                                       path=self.path)
 
         fmt = "rgba" if frame.shape[2] == 4 else "rgb24"
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=fmt)
         vf = vf.reformat(format=self._stream.pix_fmt, dst_colorspace=1, dst_color_range=1)
-        vf.pts = self.frames_written
+        vf.pts = pts
         vf.time_base = self._stream.codec_context.time_base
         assert self._container is not None
         self._container.mux(self._stream.encode(vf))
+        self._last_pts = pts
+        self._end = start + 1 / self.fps  # the last frame lasts one nominal frame
         if self._audio is not None:
-            self._audio.mux_until(Fraction(self.frames_written + 1) / self.fps)
+            self._audio.mux_until(self._end)
 
     def close(self) -> Path:
         """Finish the file and move it to its final name; returns that path."""
@@ -170,7 +187,7 @@ class VideoWriter:
             if self._container is not None:
                 self._container.mux(self._stream.encode(None))
                 if self._audio is not None:
-                    self._audio.finish(Fraction(self.frames_written) / self.fps)
+                    self._audio.finish(self._end)
                 self._container.close()
                 self._container = None
             if self.frames_written == 0:
