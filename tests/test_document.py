@@ -155,7 +155,7 @@ def test_autosave_brings_back_unsaved_edits(tmp_path: Path):
     assert store.has_unsaved_edits(folder)
     (folder / "LOCK").unlink()
     assert store.load(folder).name == "demo"
-    with store.ProjectFile(folder, recover=True) as pf:
+    with store.ProjectFile(folder, unsaved="recover") as pf:
         assert pf.project.name == "unsaved edit"
         pf.save()
     assert not store.has_unsaved_edits(folder)

@@ -149,6 +149,24 @@ def test_exports_run_as_jobs(scene, editor: Editor, tmp_path: Path):
     assert editor.notes[-1].error and "already exists" in editor.notes[-1].text
 
 
+def test_undo_and_redo_with_nothing_to_do_are_no_ops(editor: Editor):
+    editor.undo()
+    editor.redo()
+    editor.add_object()
+    editor.undo()
+    editor.set_layer(editor.file.project.timeline.video_layers[0].id, visible=False)
+    editor.redo()  # the edit after the undo left nothing to redo
+    assert editor.objects == [] and not editor.file.project.timeline.video_layers[0].visible
+
+
+def test_a_new_object_never_shows_a_deleted_ones_masks(editor: Editor):
+    first = editor.add_object()
+    editor.brush(100, 100, 10)
+    editor.delete_object(first)
+    second = editor.add_object()
+    assert second != first and editor.objects[-1].store.read(0) is None
+
+
 def test_errors_become_notes(editor: Editor):
     editor.guard(lambda: editor.propagate("forward"))
     assert editor.notes[-1].error and "no object" in editor.notes[-1].text

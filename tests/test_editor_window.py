@@ -84,3 +84,34 @@ def test_open_scrub_click_propagate_export_screenshot(display: str, tmp_path: Pa
     assert error < 4 and error < 0.5 * np.abs(small(shown) - small(other)).mean()
     red = (shown[inside][:, 0] - frame[inside][:, 0]).mean()
     assert red > 25  # the object's colour (255, 64, 64) tints the mask, and only the mask
+
+
+def test_do_fails_loudly_and_saves_only_when_told(display: str, tmp_path: Path):
+    from kinema.document import store
+    from kinema.media.synth import write_clip
+
+    clip = write_clip(tmp_path / "small.mp4", n=12, size=(160, 120), fps=24)
+    folder = clip.with_suffix(".kinema")
+    env = {**os.environ, "DISPLAY": display, "LIBGL_ALWAYS_SOFTWARE": "1"}
+
+    def edit(script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kinema", "edit", str(clip), "--do", script,
+                               "--screenshot", str(tmp_path / "shot.png"), "--size", "800x600"],
+                              capture_output=True, text=True, env=env, timeout=300)
+
+    def error_line(run: subprocess.CompletedProcess[str]) -> str:
+        lines = [line for line in run.stderr.splitlines() if line.strip()]
+        assert run.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), run.stderr
+        return lines[0]
+
+    assert "no object" in error_line(edit("seek 3; propagate forward 5"))
+    assert "unknown editor command" in error_line(edit("seek 3; wobble"))
+    run = edit("brush 80 60 20")
+    assert run.returncode == 0, run.stderr
+    assert not store.load(folder).mask_tracks  # no `save`: only the autosave has the edit
+    assert "obj1" in store.load(folder, recover=True).mask_tracks
+    # The next session is asked about those edits before anything else; a script answers.
+    assert "unsaved edits" in error_line(edit("brush 10 10 5"))
+    run = edit("recover; save")
+    assert run.returncode == 0, run.stderr
+    assert "obj1" in store.load(folder).mask_tracks and not (folder / "autosave.json").exists()

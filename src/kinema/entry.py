@@ -23,7 +23,8 @@ def edit(
         "--screenshot", help="Draw, run --do, save the whole window as PNG and exit.")] = None,
     do: Annotated[str | None, typer.Option(
         "--do", help='Editor commands separated by ";", e.g. "seek 10; click 320 240; propagate '
-                     'forward 10; export matte m.mov".')] = None,
+                     'forward 10; export matte m.mov". Only "save" saves; "recover" or "discard" '
+                     'answer for unsaved edits a killed session left.')] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="classic or sam2.")] = "classic",
     model: Annotated[str | None, typer.Option("--model", help="SAM 2 folder or model name.")] = None,
     size: Annotated[str, typer.Option("--size", help="Window size WxH.")] = "1400x900",
@@ -60,12 +61,18 @@ def edit(
             path = Path(recent[0])
         editor = Editor.open(path, backend=backend, choice=ModelChoice(model=model))
         recent_files(add=str(path.resolve()))
+        script = [c.strip() for c in (do or "").split(";") if c.strip()]
+        window = Window(editor, screenshot=screenshot, script=script, size=(width, height))
         try:
-            script = [c.strip() for c in (do or "").split(";") if c.strip()]
-            shot = Window(editor, screenshot=screenshot, script=script, size=(width, height)).run()
-            editor.file.save()
+            shot = window.run()
+            # Closing the window saves an interactive session; a scripted one saves only when
+            # its script says `save`, and undecided unsaved edits of an earlier one stay put.
+            if not script and screenshot is None and not editor.pending_autosave:
+                editor.file.save()
         finally:
             editor.close()
+        if window.failure is not None:
+            fail(window.failure)
         if screenshot is not None:
             if shot is None or shot.size == 0:
                 fail("the window could not be captured")

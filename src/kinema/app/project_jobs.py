@@ -141,3 +141,15 @@ def relink(project_path: str | os.PathLike[str], media_id: str, new_path: str | 
         pf.history.do(edits.relink_media(media_id, str(src.resolve()),
                                          os.path.relpath(src.resolve(), folder.resolve()), **facts))
         pf.save()
+
+
+def recover_unsaved(project_path: str | os.PathLike[str], *, discard: bool = False) -> list[str]:
+    """Settle the unsaved edits an earlier session left in the autosave: make them the saved
+    project (the one they replace becomes the backup) or, with ``discard``, drop them and the
+    mask tracks only they had (returned)."""
+    with store.ProjectFile(project_path, unsaved="defer") as pf:
+        if discard:
+            return pf.discard()
+        pf.recover()
+        pf.save()
+    return []

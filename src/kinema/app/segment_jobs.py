@@ -199,6 +199,10 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
              overwrite: bool = False) -> Iterator[Progress]:
     """Track ``prompts`` through ``video`` and write the masks to ``out`` (see
     :func:`kinema.app.mask_outputs.open_labels`) and/or into ``project``'s mask tracks."""
+    if project is not None:  # fail now, not after all the tracking, if it cannot be written
+        from kinema.document.store import check_writable
+
+        check_writable(project)
     from kinema.app.mask_outputs import open_labels
     from kinema.media.reader import open_video
 

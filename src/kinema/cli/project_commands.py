@@ -1,4 +1,4 @@
-"""Project commands: new, render, provenance, media, relink."""
+"""Project commands: new, render, provenance, media, relink, recover."""
 
 from __future__ import annotations
 
@@ -97,6 +97,26 @@ def relink(
     out.print(f"relinked {media_id} to {file}")
 
 
+def recover(
+    project: Annotated[Path, typer.Argument(help="Project folder.", show_default=False)],
+    discard: Annotated[bool, typer.Option(
+        "--discard", help="Drop the unsaved edits instead (and the mask tracks only they had).")] = False,
+) -> None:
+    """Apply the unsaved edits a session that ended without saving left in the autosave; the
+    project they replace is kept as project.json.bak."""
+    from kinema.app.project_jobs import recover_unsaved
+    from kinema.cli.console import exit_on_error, out
+
+    with exit_on_error():
+        dropped = recover_unsaved(project, discard=discard)
+    if discard:
+        tracks = f" and mask tracks {', '.join(dropped)}" if dropped else ""
+        out.print(f"discarded the unsaved edits{tracks} in {escape(str(project))}")
+    else:
+        out.print(f"recovered the unsaved edits into {escape(str(project))} "
+                  "(the previous save is project.json.bak)")
+
+
 def _frame_range(text: str | None) -> tuple[int, int | None]:
     from kinema.core.errors import InvalidArgumentError
 
@@ -113,5 +133,5 @@ def _frame_range(text: str | None) -> tuple[int, int | None]:
 
 def register(app: typer.Typer) -> None:
     """Add the project commands to ``app``."""
-    for command in (new, render, provenance, media, relink):
+    for command in (new, render, provenance, media, relink, recover):
         app.command()(command)

@@ -8,6 +8,7 @@ never waits on decode or inference.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -30,6 +32,8 @@ from kinema.vision.base import Prompt
 PALETTE = [(255, 64, 64), (64, 160, 255), (80, 220, 100), (255, 200, 40), (200, 90, 255),
            (255, 130, 200), (40, 220, 220), (255, 150, 60)]
 SHUTTLE = (1, 2, 4, 8)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -62,6 +66,21 @@ class _MaskChange:
     after: tuple[Mask | None, FrameState]
 
 
+def _edit(method: Callable[Concatenate[Editor, _P], _R]) -> Callable[Concatenate[Editor, _P], _R]:
+    """Mark a method that writes the project or its masks: refused while an earlier session's
+    unsaved edits wait for :meth:`Editor.recover` or :meth:`Editor.discard_autosave`."""
+
+    @functools.wraps(method)
+    def checked(self: Editor, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self.pending_autosave:
+            raise store.UnsavedEditsError(
+                "an earlier session left unsaved edits", path=self.folder,
+                hint="recover or discard them first")
+        return method(self, *args, **kwargs)
+
+    return checked
+
+
 def project_for(video: Path) -> Path:
     """Where a video's project lives: ``VIDEO.kinema`` beside it, or, when that folder cannot
     be written (a read-only share), under the user's data folder, named after the video."""
@@ -85,7 +104,7 @@ class Editor:
         from kinema.media.reader import open_video
 
         self.folder = store.project_path(folder)
-        self.file = store.ProjectFile(self.folder)
+        self.file = store.ProjectFile(self.folder, unsaved="defer")
         self.backend, self.choice = backend, choice or ModelChoice()
         project = self.file.project
         self.media = self._main_media()
@@ -138,8 +157,33 @@ class Editor:
             editor.note(f"{target.parent} is read-only: the project is {folder}")
         return editor
 
+    @property
+    def pending_autosave(self) -> bool:
+        """Whether an earlier session's unsaved edits wait for a decision (nothing can be
+        edited until then)."""
+        return self.file.pending
+
+    def recover(self) -> None:
+        """Bring back the edits an earlier session left unsaved; they stay unsaved (and
+        autosaved) until a save."""
+        self.file.recover()
+        self._undo.clear()
+        self._redo.clear()
+        self._prompts.clear()
+        if self._evaluator is not None:
+            self._evaluator[1].close()  # type: ignore[attr-defined]
+            self._evaluator = None  # the new history counts revisions from 0 again
+        self._sync_objects()
+        self.note("recovered the unsaved edits; save to keep them")
+
+    def discard_autosave(self) -> None:
+        """Drop the edits an earlier session left unsaved, and the objects only they had."""
+        dropped = self.file.discard()
+        self.note("discarded the unsaved edits" + (f" and {', '.join(dropped)}" if dropped else ""))
+
     def close(self) -> None:
-        """Stop jobs, save, release the project and the footage."""
+        """Stop jobs and release the project and the footage (saving is the caller's choice;
+        unsaved edits stay in the autosave)."""
         for job in self.jobs:
             job.cancel()
         for job in self.jobs:
@@ -309,51 +353,59 @@ class Editor:
         raise InvalidArgumentError("no object is selected" if track_id is None
                                    else f"no object {track_id!r}", hint="add an object first")
 
+    @_edit
     def add_object(self, name: str | None = None) -> str:
         """A new, empty mask track on the footage; it becomes the active object."""
         taken = set(self.file.project.mask_tracks)
         k = 1
-        while f"obj{k}" in taken:
-            k += 1
+        while f"obj{k}" in taken or (self.folder / "masks" / f"obj{k}").exists():
+            k += 1  # a deleted object's masks stay on disk (for undo): never reuse its id
         ref = MaskTrackRef(id=f"obj{k}", name=name or f"object {k}", color=PALETTE[(k - 1) % len(PALETTE)],
                            media_id=self.media.id, frames=self.frames, width=self.size[0],
                            height=self.size[1])
-        self.file.history.do(edits.add_mask_track(ref))
+        self._do(edits.add_mask_track(ref))
         self.objects.append(self._view(ref))
         self.active = ref.id
-        self._undo.append("document")
-        self._redo.clear()
         return ref.id
 
+    @_edit
     def rename(self, track_id: str, name: str) -> None:
-        self.file.history.do(edits.set_mask_track(track_id, name=name))
+        self._do(edits.set_mask_track(track_id, name=name))
         self._object(track_id).name = name
-        self._undo.append("document")
 
+    @_edit
     def recolour(self, track_id: str, colour: tuple[int, int, int]) -> None:
-        self.file.history.do(edits.set_mask_track(track_id, color=colour))
+        self._do(edits.set_mask_track(track_id, color=colour))
         self._object(track_id).colour = colour
-        self._undo.append("document")
 
+    @_edit
     def delete_object(self, track_id: str) -> None:
-        self.file.history.do(edits.remove_mask_track(track_id))
+        self._do(edits.remove_mask_track(track_id))
         self.objects = [o for o in self.objects if o.track_id != track_id]
         self.active = self.objects[-1].track_id if self.objects else None
+
+    def _do(self, edit: edits.Edit) -> None:
+        """A document edit, undone and redone in turn with mask edits."""
+        self.file.history.do(edit)
         self._undo.append("document")
+        self._redo.clear()
 
     # -- segmentation -------------------------------------------------------------------------
 
+    @_edit
     def click(self, x: float, y: float, *, positive: bool = True) -> Mask:
         """A click on the object (``positive``) or off it, on the current frame: the mask
         appears at once. Clicks on the same frame add up."""
         return self._prompt(Prompt(frame=self.playhead, object_id=1, points=((x, y),),
                                    labels=(1 if positive else 0,)))
 
+    @_edit
     def box(self, x0: float, y0: float, x1: float, y1: float) -> Mask:
         """A box around the object on the current frame."""
         return self._prompt(Prompt(frame=self.playhead, object_id=1,
                                    box=(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))))
 
+    @_edit
     def text(self, words: str) -> Mask:
         """Words ("person"): the detector's best box on the current frame becomes the prompt."""
         from kinema.app.segment_jobs import ground_text
@@ -392,6 +444,7 @@ class Editor:
                 self._segmenter = GrabCutSegmenter()
         return self._segmenter.segment(frame, prompt)[0].mask
 
+    @_edit
     def brush(self, x: float, y: float, radius: float, *, erase: bool = False) -> Mask:
         """Paint (or erase) a disc of the active object's mask on the current frame."""
         import cv2
@@ -407,6 +460,7 @@ class Editor:
         self._set_mask(obj, self.playhead, mask, FrameState.KEYFRAME)
         return mask
 
+    @_edit
     def adjust(self, *, grow: float = 0.0, feather: float = 0.0) -> Mask:
         """Grow (or shrink) the active object's mask on the current frame; ``feather`` softens
         then re-thresholds it (rounds corners, removes specks)."""
@@ -435,6 +489,7 @@ class Editor:
 
     # -- propagation ---------------------------------------------------------------------------
 
+    @_edit
     def propagate(self, direction: str = "forward", count: int | None = None) -> Job:
         """Carry the active object's mask from the playhead forward or backward (``count``
         frames, default to the in/out point) as a background job; keyframes on the way are
@@ -477,6 +532,7 @@ class Editor:
 
     # -- history ----------------------------------------------------------------------------
 
+    @_edit
     def undo(self) -> None:
         if not self._undo:
             return
@@ -490,6 +546,7 @@ class Editor:
             self._prompts.pop((step.track_id, step.frame), None)
         self._redo.append(step)
 
+    @_edit
     def redo(self) -> None:
         if not self._redo:
             return
@@ -512,19 +569,20 @@ class Editor:
         if self.active not in {o.track_id for o in self.objects}:
             self.active = self.objects[-1].track_id if self.objects else None
 
+    @_edit
     def save(self) -> None:
         self.file.save()
         self.note(f"saved {self.folder.name}")
 
     # -- layers -------------------------------------------------------------------------------
 
+    @_edit
     def set_layer(self, layer_id: str, **changes: object) -> None:
-        self.file.history.do(edits.set_layer(layer_id, **changes))
-        self._undo.append("document")
+        self._do(edits.set_layer(layer_id, **changes))
 
+    @_edit
     def move_layer(self, layer_id: str, index: int) -> None:
-        self.file.history.do(edits.move_layer(layer_id, index))
-        self._undo.append("document")
+        self._do(edits.move_layer(layer_id, index))
 
     def composite(self) -> Frame:
         """The timeline frame at the playhead with every layer composited (the render's view)."""
@@ -534,6 +592,7 @@ class Editor:
 
     # -- exports ----------------------------------------------------------------------------
 
+    @_edit
     def export(self, kind: str, out: str | os.PathLike[str], **options: object) -> Job:
         """A background export: ``matte`` or ``cutout`` of the active object, or ``render`` of
         the timeline (saved first, so the render sees what the window shows)."""
@@ -555,11 +614,15 @@ class Editor:
     def busy(self) -> bool:
         return any(not job.finished for job in self.jobs)
 
-    def poll_jobs(self) -> None:
-        """Turn failed jobs into notifications and forget finished ones after a while."""
+    def poll_jobs(self) -> list[str]:
+        """Turn failed jobs into notifications (and return them) and forget finished ones
+        after a while."""
         now = time.monotonic()
+        failed = []
         for job in self.jobs:
             if job.finished and job.error and not getattr(job, "reported", False):
-                self.note(f"{job.label}: {job.error}", error=True)
+                failed.append(f"{job.label}: {job.error}")
+                self.note(failed[-1], error=True)
                 job.reported = True  # type: ignore[attr-defined]
         self.jobs = [j for j in self.jobs if not j.finished or now - j.started < 30]
+        return failed

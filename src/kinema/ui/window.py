@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError
+from kinema.core.errors import InvalidArgumentError, KinemaError
 from kinema.ui.editor import Editor
 
 SIDE_WIDTH = 300
@@ -60,6 +60,9 @@ class Window:
         self.script_scrub = False
         self.rename_to = ""
         self.proxy = proxy
+        self.failure: str | None = None
+        """Why the script stopped: a command or a job it started failed."""
+        self._scripting = bool(self.script)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -128,7 +131,9 @@ class Window:
         self._last = now
         ed = self.editor
         ed.tick()
-        ed.poll_jobs()
+        failed = ed.poll_jobs()
+        if failed and self._scripting:
+            self.failure = failed[0]
         self._keys()
         avail = imgui.get_content_region_avail()
         view_w, view_h = avail.x - SIDE_WIDTH - 8, avail.y - TIMELINE_HEIGHT - 8
@@ -143,23 +148,29 @@ class Window:
         self._timeline(avail.x)
         imgui.end_child()
         self._notes()
+        self._recovery_prompt()
         self.frames_drawn += 1
         if self._run_script():
             hello_imgui.get_runner_params().app_shall_exit = True
 
     def _run_script(self) -> bool:
-        """One script command per UI frame (after jobs finish); True when it is time to exit."""
+        """One script command per UI frame (after jobs finish); True when it is time to exit: the
+        script and screenshot are done, or a command or a job it started failed."""
         ed = self.editor
+        if self.failure is not None:
+            return True
         if ed.busy() or self.frames_drawn < 2:
             return False
         if self.script:
             command = self.script.pop(0)
             self.script_scrub = command.startswith("scrub ")
-            if self.script_scrub:  # like dragging the playhead: the proxy's frames if there is one
-                ed.seek(int(command.split()[1]))
-            else:
-                run_command(ed, command)
+            try:
+                run_command(ed, "seek " + command[6:] if self.script_scrub else command)
+            except KinemaError as exc:
+                self.failure = f"{command}: {exc}"
+                return True
             return False
+        self._scripting = False
         if self.screenshot is None:
             return False
         self._quit_after -= 1
@@ -491,6 +502,29 @@ class Window:
                                note.text)
         imgui.end()
 
+    def _recovery_prompt(self) -> None:
+        """Ask what to do with the edits an earlier session left unsaved; the modal blocks the
+        rest of the window until answered (a script answers with ``recover`` or ``discard``)."""
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        title = "Unsaved edits"
+        if not ed.pending_autosave:
+            return
+        if not imgui.is_popup_open(title):
+            imgui.open_popup(title)
+        if imgui.begin_popup_modal(title, None, imgui.WindowFlags_.always_auto_resize)[0]:
+            imgui.text("The last session of this project ended without saving its edits.")
+            imgui.text("Recover brings them back (save to keep them); Discard drops them.")
+            if imgui.button("Recover"):
+                ed.guard(ed.recover)
+            imgui.same_line()
+            if imgui.button("Discard"):
+                ed.guard(ed.discard_autosave)
+            if not ed.pending_autosave:
+                imgui.close_current_popup()
+            imgui.end_popup()
+
     def menus(self) -> None:
         from imgui_bundle import hello_imgui, imgui
 
@@ -506,9 +540,9 @@ class Window:
             imgui.end_menu()
         if imgui.begin_menu("Edit"):
             if imgui.menu_item("Undo", "Ctrl+Z", False)[0]:
-                ed.undo()
+                ed.guard(ed.undo)
             if imgui.menu_item("Redo", "Ctrl+Shift+Z", False)[0]:
-                ed.redo()
+                ed.guard(ed.redo)
             imgui.end_menu()
         if imgui.begin_menu("Help"):
             for keys, what in SHORTCUTS:
@@ -529,8 +563,9 @@ def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
 def run_command(editor: Editor, line: str) -> None:
     """One scripted action: ``seek N``, ``click X Y``, ``neg X Y``, ``box X0 Y0 X1 Y1``,
     ``text WORDS``, ``brush X Y R``, ``object [NAME]``, ``propagate forward|backward [N]``,
-    ``export matte|cutout|render PATH``, ``undo``, ``redo``, ``save``, ``play``. (The window
-    adds ``scrub N``: a seek as dragging the playhead does it, from the proxy if there is one.)"""
+    ``export matte|cutout|render PATH``, ``undo``, ``redo``, ``save``, ``play``, and ``recover``
+    or ``discard`` for unsaved edits an earlier session left. (The window adds ``scrub N``: a
+    seek as dragging the playhead does it, from the proxy if there is one.) Errors raise."""
     words = shlex.split(line)
     if not words:
         return
@@ -548,11 +583,16 @@ def run_command(editor: Editor, line: str) -> None:
                                               int(numbers[0]) if numbers else None),
         "export": lambda: editor.export(args[0], args[1], overwrite=True),
         "undo": editor.undo, "redo": editor.redo, "save": editor.save, "play": editor.toggle_play,
+        "recover": editor.recover, "discard": editor.discard_autosave,
     }
     if verb not in actions:
         raise InvalidArgumentError(f"unknown editor command {verb!r}",
                                    hint=f"use one of {', '.join(actions)}")
-    editor.guard(actions[verb])
+    try:
+        actions[verb]()
+    except IndexError:
+        raise InvalidArgumentError(f"{line!r} is missing arguments",
+                                   hint="see kinema edit --help") from None
 
 
 def _is_number(text: str) -> bool:
