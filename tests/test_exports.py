@@ -34,7 +34,7 @@ def disc(i: int) -> np.ndarray:
 def project(tmp_path: Path) -> Path:
     video = write_clip(tmp_path / "shot.mp4", n=N, size=(W, H), fps=24)
     folder = new_project(tmp_path / "shot", video)
-    MaskTrackStore(folder / "masks" / "t1", N, W, H).write_many(
+    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
         0, [disc(i) for i in range(N)], FrameState.PROPAGATED)
     with store.ProjectFile(folder) as pf:
         pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="ball", media_id="m1",
@@ -91,6 +91,7 @@ def test_export_errors(project: Path, tmp_path: Path):
     with pytest.raises(InvalidArgumentError, match="8 or 16"):
         run(export_matte(project, "t1", tmp_path / "x", depth=12))
     (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("the user's")
     with pytest.raises(FileExistsError):
         run(export_matte(project, "t1", tmp_path / "taken"))
     cli = subprocess.run([sys.executable, "-m", "kinema", "export", "matte", str(project), "-t",
@@ -112,7 +113,7 @@ def test_moved_media_is_listed_and_relinked(project: Path, tmp_path: Path):
     with pytest.raises(InvalidArgumentError, match="content differs"):
         relink(project, "m1", other)
     relink(project, "m1", moved)
-    assert [s.state for s in media_status(project, verify=True)] == ["ok"]
+    assert [(s.id, s.state) for s in media_status(project, verify=True)] == [("m1", "ok"), ("t1", "ok")]
     assert store.load(project).media["m1"].path == str(moved.resolve())
     run(render(project, tmp_path / "r.mp4"))
     assert (tmp_path / "r.mp4").exists()

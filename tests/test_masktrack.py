@@ -18,7 +18,7 @@ def disc(i: int, w: int = 96, h: int = 64) -> np.ndarray:
 
 
 def test_masks_round_trip_exactly_in_any_order(tmp_path: Path):
-    track = MaskTrackStore(tmp_path / "t1", frames=100, width=96, height=64)
+    track = MaskTrackStore(tmp_path / "t1", frames=100, width=96, height=64, create=True)
     track.write_many(0, [disc(i) for i in range(100)])
     reopened = MaskTrackStore(tmp_path / "t1", frames=100, width=96, height=64)
     for i in np.random.default_rng(0).permutation(100):
@@ -29,7 +29,7 @@ def test_masks_round_trip_exactly_in_any_order(tmp_path: Path):
 
 
 def test_one_frame_edit_rewrites_one_chunk(tmp_path: Path):
-    track = MaskTrackStore(tmp_path / "t", frames=3 * CHUNK, width=96, height=64)
+    track = MaskTrackStore(tmp_path / "t", frames=3 * CHUNK, width=96, height=64, create=True)
     track.write_many(0, [disc(i) for i in range(3 * CHUNK)])
     before = {p.name: p.read_bytes() for p in (tmp_path / "t").glob("chunk_*.npz")}
     edited = ~disc(CHUNK + 5)
@@ -42,7 +42,7 @@ def test_one_frame_edit_rewrites_one_chunk(tmp_path: Path):
 
 
 def test_states_and_keyframes(tmp_path: Path):
-    track = MaskTrackStore(tmp_path / "t", frames=50, width=96, height=64)
+    track = MaskTrackStore(tmp_path / "t", frames=50, width=96, height=64, create=True)
     assert track.read(3) is None and track.keyframes() == []
     track.write(10, disc(10), FrameState.KEYFRAME)
     track.write_many(11, [disc(i) for i in range(11, 20)])
@@ -56,7 +56,7 @@ def test_states_and_keyframes(tmp_path: Path):
 
 
 def test_bad_writes_are_refused(tmp_path: Path):
-    track = MaskTrackStore(tmp_path / "t", frames=10, width=96, height=64)
+    track = MaskTrackStore(tmp_path / "t", frames=10, width=96, height=64, create=True)
     with pytest.raises(InvalidArgumentError, match="96x64"):
         track.write(0, np.zeros((64, 95), bool))
     with pytest.raises(IndexError, match="10 frames"):

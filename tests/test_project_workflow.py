@@ -49,7 +49,7 @@ def test_juggle_project_from_start_to_handoff(tmp_path: Path):
     assert project.timeline.rate == 24 and project.timeline.duration == 247
 
     n = 50  # two render chunks: 48 frames, then 2
-    MaskTrackStore(folder / "masks" / "t1", 247, 1280, 720).write_many(
+    MaskTrackStore(folder / "masks" / "t1", 247, 1280, 720, create=True).write_many(
         0, [box(i) for i in range(n)], FrameState.PROPAGATED)
     with store.ProjectFile(folder) as pf:
         pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="juggler", media_id="m1",

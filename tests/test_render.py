@@ -33,7 +33,7 @@ def disc(i: int) -> np.ndarray:
 def project(tmp_path: Path) -> Path:
     video = write_clip(tmp_path / "shot.mp4", n=N, size=(W, H), fps=24)
     folder = new_project(tmp_path / "shot", video)
-    track = MaskTrackStore(folder / "masks" / "t1", N, W, H)
+    track = MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True)
     track.write_many(0, [disc(i) for i in range(N)], FrameState.PROPAGATED)
     with store.ProjectFile(folder) as pf:
         h = pf.history

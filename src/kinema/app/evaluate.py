@@ -59,10 +59,26 @@ class FrameEvaluator:
         self._readers = {m: open_video(paths[m], prefetch=False, alpha=True) for m in needed}
         for reader in self._readers.values():
             reader.alpha = reader.has_alpha  # opaque footage stays RGB: a third less to convert
+        self._check_lengths(paths)
         self._masks = {
             t.id: MaskTrackStore(folder / "masks" / t.id, t.frames, t.width, t.height)
             for t in project.mask_tracks.values()
         }
+
+    def _check_lengths(self, paths: dict[str, Path]) -> None:
+        """Refuse a clip that uses more of its media than the file holds (a shorter file was
+        relinked in its place), before any frame is made."""
+        for layer in self.project.timeline.video_layers:
+            for item in layer.items:
+                if not isinstance(item, ClipItem) or item.media_id not in self._readers:
+                    continue
+                reader = self._readers[item.media_id]
+                needed = item.source_range.start_time.seconds + item.source_range.duration.seconds
+                if needed > reader.duration + Fraction(1, 1000):
+                    raise MediaOpenError(
+                        f"clip {item.id!r} uses {float(needed):.3f} s of this file, which holds "
+                        f"{float(reader.duration):.3f} s", path=paths[item.media_id],
+                        hint="relink the file the project was made with (kinema relink)")
 
     def frame(self, t: int, *, alpha: bool = False) -> np.ndarray:
         """Timeline frame ``t`` composited, RGB (or straight RGBA with ``alpha``)."""

@@ -30,6 +30,12 @@ def _track(project: Project, folder: Path, track_id: str) -> tuple[MaskTrackRef,
     return ref, MaskTrackStore(folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
 
 
+def _refuse_inputs(project: Project, folder: Path, out: str | os.PathLike[str]) -> None:
+    """An export never writes over the project or the footage it reads."""
+    atomic.check_not_input(out, [folder, folder / store.DOCUMENT,
+                                 *media_paths(project, folder)[0].values()])
+
+
 def _mattes(track: MaskTrackStore, grow: float, feather: float, invert: bool,
             guides: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
     """Float mattes in [0, 1], one per frame of the track (empty frames are all zero). With
@@ -71,6 +77,7 @@ def export_matte(project_path: str | os.PathLike[str], track_id: str,
     folder = store.project_path(project_path)
     project = store.load(folder)
     ref, track = _track(project, folder, track_id)
+    _refuse_inputs(project, folder, out)
     target = Path(out)
     if depth not in (8, 16):
         raise InvalidArgumentError(f"matte depth must be 8 or 16, got {depth}")
@@ -101,7 +108,7 @@ def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth:
     from kinema.media.image import encode_png
     from kinema.media.writer import SEQUENCE_NAME
 
-    atomic.check_can_write(target, overwrite)
+    atomic.check_can_write(target, overwrite, folder=True)
     if not target.parent.is_dir():
         raise InvalidArgumentError("output folder's parent does not exist", path=target.parent)
     temp = atomic.temp_path_for(target)
@@ -112,7 +119,7 @@ def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth:
             image = np.round(matte * scale).astype(dtype)
             (temp / f"{SEQUENCE_NAME.format(i)}.png").write_bytes(encode_png(image))
             yield i + 1, total
-        atomic.commit(temp, target, overwrite)
+        atomic.commit_frames(temp, target, overwrite)
     except BaseException:
         atomic.discard(temp)
         raise
@@ -131,6 +138,7 @@ def export_cutout(project_path: str | os.PathLike[str], track_id: str,
     folder = store.project_path(project_path)
     project = store.load(folder)
     ref, track = _track(project, folder, track_id)
+    _refuse_inputs(project, folder, out)
     footage = _footage(project, folder, ref)
     with open_video(footage) as reader, open_video(footage) as guide:
         if reader.size != (ref.width, ref.height):
@@ -166,6 +174,7 @@ def export_preview(project_path: str | os.PathLike[str], track_ids: list[str] | 
         raise InvalidArgumentError("the project has no mask tracks yet", path=folder,
                                    hint="make one with kinema track VIDEO ... --project")
     tracks = [_track(project, folder, track_id) for track_id in ids]
+    _refuse_inputs(project, folder, out)
     media_ids = {ref.media_id for ref, _ in tracks}
     if len(media_ids) != 1:
         raise InvalidArgumentError("the tracks are on different footage", path=folder,

@@ -82,7 +82,7 @@ class PaletteSequence:
     """A folder of palette PNGs ``00000.png ...`` (DAVIS layout: pixel value = object id)."""
 
     def __init__(self, path: Path, overwrite: bool) -> None:
-        atomic.check_can_write(path, overwrite)
+        atomic.check_can_write(path, overwrite, folder=True)
         self.path, self.overwrite = path, overwrite
         self._temp = atomic.temp_path_for(path)
         self._temp.mkdir()
@@ -96,7 +96,7 @@ class PaletteSequence:
         self._n += 1
 
     def close(self) -> Path:
-        atomic.commit(self._temp, self.path, self.overwrite)
+        atomic.commit_frames(self._temp, self.path, self.overwrite)
         return self.path
 
     def abort(self) -> None:

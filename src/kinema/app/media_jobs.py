@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from kinema.core.errors import InvalidArgumentError
+from kinema.core.frames import check_index, frame_range
 from kinema.core.timebase import parse_time
 
 Progress = tuple[int, int]
@@ -21,7 +22,7 @@ def extract_frame(video: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
     Returns the frame index written.
     """
-    from kinema.core.atomic import check_can_write
+    from kinema.core.atomic import check_can_write, check_not_input
     from kinema.media.image import write_image
     from kinema.media.reader import open_video
 
@@ -29,16 +30,16 @@ def extract_frame(video: str | os.PathLike[str], out: str | os.PathLike[str], *,
         raise InvalidArgumentError("give exactly one of --index or --time")
     target = Path(out)
     check_can_write(target, overwrite)
+    check_not_input(target, [video])
     with open_video(video, prefetch=False) as reader:
         try:
             if index is None:
                 t = parse_time(time) if isinstance(time, str) else Fraction(time)  # type: ignore[arg-type]
                 index = reader.index_at(t)
-            frame = reader[index]
+            frame = reader[check_index(index, len(reader), path=video)]
         except IndexError as exc:
             raise InvalidArgumentError(str(exc), path=video,
                                        hint="use kinema probe to see its length") from exc
-        index = index % len(reader)
     write_image(target, frame)
     return index
 
@@ -62,16 +63,15 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     Audio from the same range is carried over unless ``keep_audio`` is false or the output
     is an image sequence. A variable-frame-rate source keeps every frame at its own time.
     """
+    from kinema.core.atomic import check_not_input
     from kinema.media.codecs import codec_for
     from kinema.media.reader import open_video
     from kinema.media.writer import VideoWriter
 
     target = Path(dst)
+    check_not_input(target, [src])
     with open_video(src, prefetch=False, alpha=alpha) as reader:
-        begin, end, _ = slice(start, stop).indices(len(reader))
-        if begin >= end:
-            raise InvalidArgumentError(f"empty frame range {start}:{stop} ({len(reader)} frames)",
-                                       path=src)
+        begin, end = frame_range(len(reader), start, stop, path=src)
         spec = codec_for(target, codec, alpha and reader.has_alpha)
         audio = src if keep_audio and not spec.image_sequence and _has_audio(src) else None
         # Stamped k / fps, a variable-rate source's frames would drift away from its sound.

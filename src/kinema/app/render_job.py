@@ -26,6 +26,7 @@ from kinema.app.evaluate import FrameEvaluator, media_paths
 from kinema.app.provenance import summary, write_provenance
 from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError
+from kinema.core.frames import frame_range
 from kinema.document import store
 from kinema.document.model import Project
 
@@ -53,12 +54,12 @@ def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
     folder = store.project_path(project_path)
     project = store.load(folder)
     tl = project.timeline
-    begin, end, _ = slice(start, stop).indices(tl.duration)
-    if begin >= end:
-        raise InvalidArgumentError(f"empty range {start}:{stop} (the timeline has {tl.duration} frames)")
+    begin, end = timeline_range(tl.duration, start, stop, folder)
     target = Path(out)
-    atomic.check_can_write(target, overwrite)
     spec = codec_for(target, codec, alpha=False)
+    atomic.check_can_write(target, overwrite, folder=spec.image_sequence)
+    atomic.check_not_input(target, [folder, folder / store.DOCUMENT,
+                                    *media_paths(project, folder)[0].values()])
     alpha = spec.alpha_pix_fmt is not None  # transparent where no layer covers the frame
     chunk = chunk_frames or max(1, round(tl.rate * CHUNK_SECONDS))
     evaluator = FrameEvaluator(project, folder)  # refuses missing media before any work
@@ -92,6 +93,14 @@ def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
                     metadata={"comment": summary(project)}, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)
     write_provenance(target, project, folder, begin, end)
+
+
+def timeline_range(duration: int, start: int, stop: int | None, folder: Path) -> tuple[int, int]:
+    """Frames ``[start, stop)`` of a timeline of ``duration`` frames (an error outside it)."""
+    if duration < 1:
+        raise InvalidArgumentError("the timeline is empty: nothing to render", path=folder,
+                                   hint="put a clip on it first")
+    return frame_range(duration, start, stop, path=folder)
 
 
 def _ahead(evaluator: FrameEvaluator, frames: range, alpha: bool,

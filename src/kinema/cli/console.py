@@ -19,10 +19,25 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from kinema.core.errors import InvalidArgumentError, KinemaError
+from kinema.core.errors import InvalidArgumentError, KinemaError, os_error_hint
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that every writer on the way out
+    deletes its unfinished temporary files."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM unwind the program as Ctrl-C does (Python's default ends it on the spot)."""
+    import signal
+
+    def _raise(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, _raise)
 
 
 class _WarningHandler(logging.Handler):
@@ -72,5 +87,10 @@ def exit_on_error() -> Iterator[None]:
         fail(str(exc), code=2)
     except KinemaError as exc:
         fail(str(exc))
+    except OSError as exc:  # the system said no: a read-only folder, a full disk, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}; {os_error_hint(exc)}")
+    except Terminated:
+        fail("terminated", code=143)
     except KeyboardInterrupt:
         fail("interrupted", code=130)

@@ -54,6 +54,9 @@ def run() -> None:
     """Console-script entry point: wrong arguments get one ``error:`` line and exit code 2."""
     import sys
 
+    from kinema.cli.console import stop_on_sigterm
+
+    stop_on_sigterm()
     usage_error = typer.BadParameter.__mro__[1]  # click's UsageError, which typer vendors
     try:
         code = app(standalone_mode=False)

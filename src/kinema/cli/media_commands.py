@@ -45,7 +45,7 @@ def frame(
     video: VideoArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG or EXR to write.")],
     index: Annotated[int | None, typer.Option(
-        "--index", "-i", help="Frame index (0-based; negative counts from the end).")] = None,
+        "--index", "-i", help="Frame index (0-based).")] = None,
     time: Annotated[str | None, typer.Option(
         "--time", "-t", help="Time: seconds or H:MM:SS.mmm.")] = None,
     overwrite: OverwriteOpt = False,

@@ -7,6 +7,7 @@ Messages are one line: they name the file, say what is wrong and what to do next
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -77,6 +78,23 @@ class ProjectLockedError(ProjectError, PermissionError):
 
 class ProjectCorruptError(ProjectError, ValueError):
     """``project.json`` cannot be read; the backup is left untouched."""
+
+
+def os_error_hint(exc: OSError) -> str:
+    """What to do about a failed read or write, from its errno."""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the place is not writable (or readable) by you: choose another folder"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "the disk is full or the file too large for it: free some space or write elsewhere"
+    if exc.errno == errno.ENOENT:
+        return "check the path"
+    return "check the path, permissions and free disk space"
+
+
+def write_error(exc: OSError, path: str | os.PathLike[str]) -> MediaWriteError:
+    """A system error while writing ``path``, as one line naming it (not a temporary name)."""
+    return MediaWriteError(f"could not write: {exc.strerror or exc}", path=path,
+                           hint=os_error_hint(exc))
 
 
 class CancelledError(KinemaError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Protocol, TypeAlias
 
 import numpy as np
@@ -49,6 +50,25 @@ def check_mask(mask: np.ndarray) -> Mask:
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         raise InvalidArgumentError(f"a mask must be a 2-D array, got {_describe(mask)}")
     return mask.astype(bool, copy=False)
+
+
+def frame_range(total: int, start: int, stop: int | None, *,
+                path: str | os.PathLike[str] | None = None) -> tuple[int, int]:
+    """Frames ``[start, stop)`` of ``total`` (``stop`` None: to the end). A range that is
+    empty or reaches past either end is an error naming the valid range, never clamped."""
+    end = total if stop is None else stop
+    if not 0 <= start < end <= total:
+        raise InvalidArgumentError(f"frames {start}:{end} are not inside 0:{total}", path=path,
+                                   hint=f"give frames A:B with 0 <= A < B <= {total}")
+    return start, end
+
+
+def check_index(index: int, total: int, *, path: str | os.PathLike[str] | None = None) -> int:
+    """``index`` if it names one of ``total`` frames, else an error naming the valid range."""
+    if not 0 <= index < total:
+        raise InvalidArgumentError(f"frame {index} is not one of the {total} frames (0-{total - 1})",
+                                   path=path)
+    return index
 
 
 def _describe(value: object) -> str:

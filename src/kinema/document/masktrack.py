@@ -19,6 +19,7 @@ from kinema.core.errors import InvalidArgumentError, ProjectCorruptError
 from kinema.core.frames import Mask, check_mask
 
 CHUNK = 32
+_RESTORE = "restore the project's masks folder from a copy, or track the object again"
 
 
 class FrameState(IntEnum):
@@ -28,22 +29,34 @@ class FrameState(IntEnum):
 
 
 class MaskTrackStore:
-    """Random access to one track's masks; safe to share between threads."""
+    """Random access to one track's masks; safe to share between threads.
 
-    def __init__(self, folder: str | Path, frames: int, width: int, height: int) -> None:
+    A track the project lists must have its folder: opening one whose folder is gone is an
+    error (a blank matte would be silently wrong) unless ``create`` asks for a new track.
+    """
+
+    def __init__(self, folder: str | Path, frames: int, width: int, height: int, *,
+                 create: bool = False) -> None:
         if frames < 1 or width < 1 or height < 1:
             raise InvalidArgumentError(f"a mask track needs frames and a size, got "
                                        f"{frames} frames of {width}x{height}")
         self.folder = Path(folder)
         self.frames, self.width, self.height = frames, width, height
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if not self.folder.is_dir():
+            if not create:
+                raise ProjectCorruptError(f"the folder of mask track {self.folder.name} is missing",
+                                          path=self.folder, hint=_RESTORE)
+            self.folder.mkdir(parents=True)
         states = self.folder / "states.u8"
         if states.is_file():
             self._states = np.frombuffer(states.read_bytes(), np.uint8).copy()
             if len(self._states) != frames:
                 raise ProjectCorruptError(
                     f"mask track has {len(self._states)} frames, the project says {frames}",
-                    path=self.folder, hint="restore the project's masks folder from a copy")
+                    path=self.folder, hint=_RESTORE)
+        elif any(self.folder.glob("chunk_*.npz")):
+            raise ProjectCorruptError("mask track has masks but no states.u8", path=self.folder,
+                                      hint=_RESTORE)
         else:
             self._states = np.zeros(frames, np.uint8)
         self._lock = threading.Lock()
@@ -125,16 +138,38 @@ class MaskTrackStore:
                 with np.load(path, allow_pickle=False) as data:
                     chunk = data["bits"]
             except (OSError, ValueError, KeyError) as exc:
-                raise ProjectCorruptError(f"mask chunk {path.name} is damaged", path=self.folder,
-                                          hint="restore the project's masks folder from a copy"
-                                          ) from exc
+                raise ProjectCorruptError(f"mask track {self.folder.name}: {path.name} is damaged",
+                                          path=self.folder, hint=_RESTORE) from exc
             if chunk.shape != (CHUNK, size):
-                raise ProjectCorruptError(f"mask chunk {path.name} has the wrong size",
-                                          path=self.folder)
+                raise ProjectCorruptError(
+                    f"mask track {self.folder.name}: {path.name} has the wrong size",
+                    path=self.folder, hint=_RESTORE)
         else:
+            self._check_unused(c)
             chunk = np.zeros((CHUNK, size), np.uint8)
         self._chunk_cache = (c, chunk)
         return chunk
+
+    def _check_unused(self, c: int) -> None:
+        """A chunk file may be absent only where none of its frames holds a mask."""
+        held = np.flatnonzero(self._states[c * CHUNK:(c + 1) * CHUNK] != FrameState.EMPTY)
+        if len(held):
+            first, last = c * CHUNK + held[0], c * CHUNK + held[-1]
+            raise ProjectCorruptError(
+                f"mask track {self.folder.name}: the data of frames {first}-{last} is missing "
+                f"({self._chunk_path(c).name})", path=self.folder, hint=_RESTORE)
+
+    def verify(self) -> list[str]:
+        """What is wrong with the track on disk (missing or damaged chunks); empty when whole."""
+        problems = []
+        for c in range((self.frames + CHUNK - 1) // CHUNK):
+            try:
+                with self._lock:
+                    self._chunk_cache = None
+                    self._chunk(c)
+            except ProjectCorruptError as exc:
+                problems.append(exc.reason)
+        return problems
 
     def _write_chunk(self, c: int, chunk: np.ndarray) -> None:
         buf = io.BytesIO()

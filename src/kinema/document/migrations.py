@@ -30,12 +30,17 @@ def _v1_to_v2(data: Data) -> Data:
     return out
 
 
+def _v2_to_v3(data: Data) -> Data:
+    """v3: mask tracks may name the recipe that made them (``recipe_id``, absent before)."""
+    return {**data, "schema_version": 3}
+
+
 def _exact_rate(value: float | str) -> Fraction:
     """v1 wrote rates as floats: 29.97 means 30000/1001."""
     return snap_rate(to_fraction(value))
 
 
-MIGRATIONS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3}
 """``MIGRATIONS[n]`` turns a version-``n`` document into version ``n + 1``."""
 
 

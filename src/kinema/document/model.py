@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kinema.document.timing import Rational, TimeRange
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 BlendMode = Literal["normal", "multiply", "screen", "add", "overlay", "darken", "lighten"]
 Interpolation = Literal["linear", "hold", "ease"]
@@ -170,8 +170,20 @@ class Timeline(_Model):
     audio_tracks: list[AudioTrack] = Field(default_factory=list)
 
 
+OBJECT_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 64, 64), (64, 160, 255), (80, 220, 100), (255, 200, 40), (200, 90, 255),
+    (255, 130, 200), (40, 220, 220), (255, 150, 60))
+"""The colours objects get in turn, so neighbouring objects stand apart in overlays."""
+
+
+def object_colour(k: int) -> tuple[int, int, int]:
+    """The colour of object ``k`` (1-based), cycling through :data:`OBJECT_COLOURS`."""
+    return OBJECT_COLOURS[(k - 1) % len(OBJECT_COLOURS)]
+
+
 class MaskTrackRef(_Model):
-    """One object's masks, stored per frame under ``masks/<id>/``."""
+    """One object's masks, stored per frame under ``masks/<id>/``; ``recipe_id`` names the
+    recipe that made them (how it was tracked), where kinema made them."""
 
     id: str
     name: str
@@ -180,6 +192,7 @@ class MaskTrackRef(_Model):
     frames: int
     width: int
     height: int
+    recipe_id: str | None = None
 
 
 class Recipe(_Model):
@@ -198,7 +211,7 @@ class Recipe(_Model):
 
 
 class Project(_Model):
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     name: str
     created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     media: dict[str, MediaRef] = Field(default_factory=dict)

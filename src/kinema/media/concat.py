@@ -108,7 +108,7 @@ def join_sequences(parts: Sequence[Path], target: str | os.PathLike[str], *,
     from kinema.media.writer import SEQUENCE_NAME
 
     out_path = Path(target)
-    atomic.check_can_write(out_path, overwrite)
+    atomic.check_can_write(out_path, overwrite, folder=True)
     temp = atomic.temp_path_for(out_path)
     temp.mkdir()
     try:
@@ -121,7 +121,7 @@ def join_sequences(parts: Sequence[Path], target: str | os.PathLike[str], *,
                 except OSError:  # file systems without hard links (exFAT, some network shares)
                     shutil.copy2(frame, name)
                 n += 1
-        atomic.commit(temp, out_path, overwrite)
+        atomic.commit_frames(temp, out_path, overwrite)
     except BaseException:
         atomic.discard(temp)
         raise

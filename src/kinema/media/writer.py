@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kinema.core import atomic
-from kinema.core.errors import InvalidArgumentError, MediaWriteError
+from kinema.core.errors import InvalidArgumentError, KinemaError, MediaWriteError, write_error
 from kinema.core.frames import check_frame
 from kinema.core.timebase import to_fraction
 from kinema.media.audio import AudioMux, SamplesMux
@@ -62,7 +62,7 @@ class VideoWriter:
             raise InvalidArgumentError("image sequences carry no audio", path=self.path,
                                        hint="write a movie file to keep the sound")
         self.overwrite = overwrite
-        atomic.check_can_write(self.path, overwrite)
+        atomic.check_can_write(self.path, overwrite, folder=self.spec.image_sequence)
         if not self.path.parent.is_dir():
             raise MediaWriteError("output folder does not exist", path=self.path.parent,
                                   hint="create it first")
@@ -75,7 +75,10 @@ class VideoWriter:
         self._container: av.container.OutputContainer | None = None
         self._audio: AudioMux | SamplesMux | None = None
         if self.spec.image_sequence:
-            self._temp.mkdir()
+            try:
+                self._temp.mkdir()
+            except OSError as exc:
+                raise write_error(exc, self.path) from exc
         else:
             self._open_container(options or {}, metadata or {}, audio_from, audio_start,
                                  audio_samples, audio_rate)
@@ -116,8 +119,10 @@ class VideoWriter:
             elif audio_samples is not None:
                 self._audio = SamplesMux(self._container, audio_samples, audio_rate,
                                          self.spec.audio_encoder)
-        except Exception:
+        except Exception as exc:
             self._abort_quietly()
+            if isinstance(exc, OSError) and not isinstance(exc, KinemaError):
+                raise write_error(exc, self.path) from exc
             raise
 
     def write(self, frame: np.ndarray, time: Fraction | None = None) -> None:
@@ -146,8 +151,10 @@ class VideoWriter:
                 self._write_image(frame_arr)
             else:
                 self._encode(frame_arr, time)
-        except Exception:
+        except Exception as exc:
             self._abort_quietly()
+            if isinstance(exc, OSError) and not isinstance(exc, KinemaError):
+                raise write_error(exc, self.path) from exc
             raise
         self.frames_written += 1
 
@@ -192,11 +199,14 @@ class VideoWriter:
                 self._container = None
             if self.frames_written == 0:
                 raise MediaWriteError("no frames were written", path=self.path)
-            atomic.commit(self._temp, self.path, self.overwrite)
+            finish = atomic.commit_frames if self.spec.image_sequence else atomic.commit
+            finish(self._temp, self.path, self.overwrite)
         except Exception as exc:
             self._abort_quietly()
             if isinstance(exc, (MediaWriteError, InvalidArgumentError, FileExistsError)):
                 raise
+            if isinstance(exc, OSError):
+                raise write_error(exc, self.path) from exc
             raise MediaWriteError(f"could not finish writing: {exc}", path=self.path,
                                   hint="check free disk space and permissions") from exc
         self._closed = True
