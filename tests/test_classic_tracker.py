@@ -43,9 +43,9 @@ def test_backwards_from_the_last_frame():
     scene = moving_object(n=40, size=(320, 240))
     tracker = ClassicTracker(scene)
     tracker.add_prompt(Prompt(frame=39, mask=scene.masks[39]))
-    frames = [i for i, _ in tracker.propagate(39, reverse=True)]
-    assert frames == list(range(39, -1, -1))
-    assert np.mean([iou(tracker.masks[1][i], scene.masks[i]) for i in frames]) >= 0.9
+    tracked = list(tracker.propagate(39, reverse=True))
+    assert [i for i, _ in tracked] == list(range(39, -1, -1))
+    assert np.mean([iou(masks[1], scene.masks[i]) for i, masks in tracked]) >= 0.9
 
 
 def test_box_and_click_starts():
@@ -70,11 +70,12 @@ def test_a_correction_changes_the_frames_after_it():
     wrong = np.roll(scene.masks[0], 40, axis=1)  # a start that is off by 40 px
     tracker = ClassicTracker(scene)
     tracker.add_prompt(Prompt(frame=0, mask=wrong))
-    before = tracked_iou(scene, tracker)
+    first = dict(tracker.propagate(0))
+    before = [iou(first[i][1], scene.masks[i]) for i in range(40)]
     tracker.add_prompt(Prompt(frame=20, mask=scene.masks[20]))  # the user fixes frame 20
     after = [iou(m[1], scene.masks[i]) for i, m in tracker.propagate(20)]
     assert np.mean(before[21:]) < 0.6 and np.mean(after[1:]) >= 0.9
-    assert iou(tracker.masks[1][10], wrong) < 1  # earlier frames keep what they had
+    assert iou(first[10][1], wrong) < 1  # the wrong start was tracked, not copied
 
 
 def test_two_objects_and_a_keyframe_midway():
@@ -102,3 +103,49 @@ def test_bad_calls():
         tracker.add_prompt(Prompt(frame=9, mask=scene.masks[0]))
     with pytest.raises(InvalidArgumentError, match="empty"):
         Prompt(frame=0)
+
+
+def test_memory_does_not_grow_with_the_shot():
+    """The tracker keeps keyframes and the last tracked mask, not every mask it yielded."""
+    import tracemalloc
+
+    scene = moving_object(n=60, size=(320, 240))
+
+    def held_after(frames: int) -> int:
+        tracker = ClassicTracker(scene)
+        tracker.add_prompt(Prompt(frame=0, mask=scene.masks[0]))
+        tracemalloc.start()
+        for _ in tracker.propagate(0, frames):
+            pass
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        return held
+
+    short, long = held_after(10), held_after(60)
+    assert long - short < 5 * scene.masks[0].nbytes, (short, long)  # 50 more masks: 3.8 MB
+
+
+def test_a_resumed_propagation_and_a_correction_on_the_last_tracked_frame():
+    scene = moving_object(n=20, size=(320, 240))
+    tracker = ClassicTracker(scene)
+    tracker.add_prompt(Prompt(frame=0, mask=scene.masks[0]))
+    first = dict(tracker.propagate(0, 10))
+    assert np.array_equal(tracker.mask_on(1, 9), first[9][1]) and tracker.mask_on(1, 5) is None
+    rest = dict(tracker.propagate(9))
+    assert list(rest) == list(range(9, 20)) and np.array_equal(rest[9][1], first[9][1])
+    ys, xs = np.nonzero(scene.masks[19])
+    shown = tracker.add_prompt(Prompt(frame=19, points=((xs.mean(), ys.mean()),), labels=(1,)))
+    assert iou(shown[1], scene.masks[19]) >= 0.9
+
+
+@pytest.mark.parametrize("size", [(8, 8), (64, 2), (2, 2)])
+def test_frames_too_small_for_optical_flow(size):
+    """DIS flow refuses frames under 12 px a side: they are tracked on an enlarged copy."""
+    w, h = size
+    frames = [np.roll(np.eye(max(size), dtype=np.uint8)[:h, :w, None] * 200, i, axis=1).repeat(3, 2)
+              for i in range(4)]
+    tracker = ClassicTracker(frames)
+    tracker.add_prompt(Prompt(frame=0, mask=frames[0][..., 0] > 0))
+    tracked = list(tracker.propagate(0))
+    assert [i for i, _ in tracked] == [0, 1, 2, 3]
+    assert all(masks[1].shape == (h, w) for _, masks in tracked)

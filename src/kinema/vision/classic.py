@@ -16,6 +16,9 @@ until the object no longer touches its edge). Propagate, frame to frame:
 
 Keyframes (prompts) reset the object on their frame; a prompt on a tracked frame is a
 correction and the next propagation from there uses it.
+
+The tracker holds, per object, its keyframes and the mask of the last frame it tracked, not
+every mask it has produced: memory does not grow with the length of the shot.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from kinema.vision.base import Candidate, ImageSegmenter, Prompt, VideoTracker
 from kinema.vision.maskops import drop_islands, fill_holes
 
 BINS = 16  # colour histogram bins per channel (16^3 cells)
+MIN_FLOW_SIDE = 16  # DIS flow needs frames at least 12 px a side: smaller ones are enlarged
 
 
 def _cv2():
@@ -224,8 +228,8 @@ class ClassicTracker(VideoTracker):
         self.work_width = work_width
         self.band = band
         self.anchor_weight = anchor_weight
-        self.masks: dict[int, dict[int, Mask]] = {}
         self._keyframes: dict[int, dict[int, Mask]] = {}
+        self._last: dict[int, tuple[int, Mask]] = {}  # each object's last tracked frame and mask
         self._anchors: dict[int, _ColourModel] = {}
         self._shapes: dict[int, Mask] = {}  # each object's whole shape, occluded parts included
         self._flow = None
@@ -235,39 +239,51 @@ class ClassicTracker(VideoTracker):
         if not 0 <= prompt.frame < n:
             raise InvalidArgumentError(f"frame {prompt.frame} is outside the video (0..{n - 1})")
         frame = self.frames[prompt.frame]
-        previous = self.masks.get(prompt.object_id, {}).get(prompt.frame)
+        previous = self.mask_on(prompt.object_id, prompt.frame)
         mask = grabcut_mask(frame, prompt, previous)
-        self.masks.setdefault(prompt.object_id, {})[prompt.frame] = mask
         self._keyframes.setdefault(prompt.object_id, {})[prompt.frame] = mask
         self._anchors[prompt.object_id] = _ColourModel.learn(frame, mask, self._ring(mask))
         self._shapes[prompt.object_id] = mask
-        return {obj: found[prompt.frame] for obj, found in self.masks.items() if prompt.frame in found}
+        return self._masks_on(prompt.frame)
+
+    def mask_on(self, obj: int, index: int) -> Mask | None:
+        """``obj``'s mask on frame ``index`` if the tracker holds one: a keyframe's, or the
+        last frame it was tracked to."""
+        keyed = self._keyframes.get(obj, {}).get(index)
+        if keyed is not None:
+            return keyed
+        last = self._last.get(obj)
+        return last[1] if last is not None and last[0] == index else None
+
+    def _masks_on(self, index: int) -> dict[int, Mask]:
+        """Every object's mask on frame ``index`` that the tracker holds, by object id."""
+        objects = sorted(self._keyframes.keys() | self._last.keys())
+        found = {obj: self.mask_on(obj, index) for obj in objects}
+        return {obj: mask for obj, mask in found.items() if mask is not None}
 
     def propagate(self, start: int, stop: int | None = None, *,
                   reverse: bool = False) -> Iterator[tuple[int, dict[int, Mask]]]:
         n = len(self.frames)
         step = -1 if reverse else 1
         end = (-1 if reverse else n) if stop is None else stop
-        objects = [obj for obj, found in self.masks.items() if start in found]
-        if not objects:
+        held = self._masks_on(start)
+        if not held:
             raise InvalidArgumentError(f"no object has a mask on frame {start}",
                                        hint="add a prompt on that frame first")
         previous = self.frames[start]
-        yield start, {obj: self.masks[obj][start] for obj in objects}
+        yield start, dict(held)
         for t in range(start + step, end, step):
             current = self.frames[t]
             flows = self._flows(previous, current)
-            result = {}
-            for obj in objects:
+            for obj, mask in held.items():
                 keyed = self._keyframes.get(obj, {}).get(t)
                 if keyed is not None:
-                    mask = keyed  # a keyframe re-anchors the object
+                    held[obj] = keyed  # a keyframe re-anchors the object
                     self._shapes[obj] = keyed
                 else:
-                    mask = self._step(obj, previous, current, self.masks[obj][t - step], flows)
-                self.masks[obj][t] = mask
-                result[obj] = mask
-            yield t, result
+                    held[obj] = self._step(obj, previous, current, mask, flows)
+                self._last[obj] = (t, held[obj])
+            yield t, dict(held)
             previous = current
 
     # -- one frame ------------------------------------------------------------------------
@@ -275,16 +291,22 @@ class ClassicTracker(VideoTracker):
     def _ring(self, mask: Mask) -> int:
         return 3 * self.band
 
+    def _work_scale(self, w: int, h: int) -> float:
+        """How much frames are scaled for flow: down to ``work_width``, up to ``MIN_FLOW_SIDE``."""
+        if min(w, h) < MIN_FLOW_SIDE:
+            return MIN_FLOW_SIDE / min(w, h)
+        return min(1.0, self.work_width / w)
+
     def _flows(self, previous: Frame, current: Frame) -> tuple[np.ndarray, np.ndarray, float]:
         """Flow current->previous and previous->current (pixels, at full size) and the scale."""
         cv2 = _cv2()
         h, w = current.shape[:2]
-        scale = min(1.0, self.work_width / w)
+        scale = self._work_scale(w, h)
         size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
 
         def gray(frame: Frame) -> np.ndarray:
             g = cv2.cvtColor(np.ascontiguousarray(frame[..., :3]), cv2.COLOR_RGB2GRAY)
-            return cv2.resize(g, size, interpolation=cv2.INTER_AREA) if scale < 1 else g
+            return cv2.resize(g, size, interpolation=cv2.INTER_AREA) if scale != 1 else g
 
         if self._flow is None:
             self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
@@ -305,7 +327,7 @@ class ClassicTracker(VideoTracker):
 
         def small(m: Mask) -> np.ndarray:
             f = m.astype(np.float32)
-            return cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else f
+            return cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) if scale != 1 else f
 
         grid_x, grid_y = np.meshgrid(np.arange(sw, dtype=np.float32), np.arange(sh, dtype=np.float32))
         map_x, map_y = grid_x + back[..., 0], grid_y + back[..., 1]
@@ -327,7 +349,7 @@ class ClassicTracker(VideoTracker):
 
         def crop(x: np.ndarray, interpolation: int) -> np.ndarray:
             part = x[sy0:sy1, sx0:sx1]
-            if scale < 1:
+            if scale != 1:
                 part = cv2.resize(part, (x1 - x0, y1 - y0), interpolation=interpolation)
             return part
 
