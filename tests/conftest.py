@@ -63,6 +63,22 @@ def vfr_mkv(make_clip, vfr_times: list[Fraction]) -> Path:
     return make_clip("vfr.mkv", n=len(vfr_times), times=vfr_times, gop=20, bframes=2)
 
 
+def write_sound(path: Path, seconds: float = 0.1) -> Path:
+    """A sound-only AAC file (no picture) of ``seconds`` of silence."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=48000, layout="mono")
+        n = int(48000 * seconds) // 1024 * 1024 or 1024
+        for pts in range(0, n, 1024):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 48000, pts
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def decoded_audio(path: Path) -> tuple[np.ndarray, int, str]:
     """The first audio stream of ``path``: mono-mixed float samples, sample rate, codec name."""
     import av

@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 
+from conftest import write_sound
 from kinema.core.errors import CorruptMediaError, MediaOpenError, UnsupportedMediaError
 from kinema.media.reader import open_video
 from kinema.media.synth import decode_index, write_clip
@@ -46,16 +47,8 @@ def test_empty_file(tmp_path: Path):
 
 
 def test_audio_only(tmp_path: Path):
-    path = tmp_path / "tone.m4a"
-    out = av.open(str(path), "w")
-    stream = out.add_stream("aac", rate=48000, layout="mono")
-    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-    frame.sample_rate, frame.pts = 48000, 0
-    out.mux(stream.encode(frame))
-    out.mux(stream.encode(None))
-    out.close()
     with pytest.raises(UnsupportedMediaError, match="audio only"):
-        open_video(path)
+        open_video(write_sound(tmp_path / "tone.m4a"))
 
 
 @pytest.mark.parametrize("name,error,message", [

@@ -18,6 +18,7 @@ from kinema.core.errors import (
 )
 from kinema.document import store
 from kinema.document.model import (
+    SCHEMA_VERSION,
     Animated,
     Keyframe,
     MediaRef,
@@ -61,7 +62,7 @@ def test_v1_fixture_migrates(tmp_path: Path):
     folder.mkdir()
     shutil.copy(FIXTURES / "project_v1.json", folder / "project.json")
     project = store.load(folder)
-    assert project.schema_version == 2
+    assert project.schema_version == SCHEMA_VERSION == 3
     assert project.media["m1"].rate == Fraction(30000, 1001)
     assert project.timeline.rate == Fraction(30000, 1001)
     clip = project.timeline.video_layers[0].items[0]

@@ -112,17 +112,18 @@ def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth:
     if not target.parent.is_dir():
         raise InvalidArgumentError("output folder's parent does not exist", path=target.parent)
     temp = atomic.temp_path_for(target)
-    temp.mkdir()
     scale, dtype = (255, np.uint8) if depth == 8 else (65535, np.uint16)
-    try:
-        for i, matte in enumerate(mattes):
-            image = np.round(matte * scale).astype(dtype)
-            (temp / f"{SEQUENCE_NAME.format(i)}.png").write_bytes(encode_png(image))
-            yield i + 1, total
-        atomic.commit_frames(temp, target, overwrite)
-    except BaseException:
-        atomic.discard(temp)
-        raise
+    with atomic.naming_errors(target):
+        try:
+            temp.mkdir()
+            for i, matte in enumerate(mattes):
+                image = np.round(matte * scale).astype(dtype)
+                (temp / f"{SEQUENCE_NAME.format(i)}.png").write_bytes(encode_png(image))
+                yield i + 1, total
+            atomic.commit_frames(temp, target, overwrite)
+        except BaseException:
+            atomic.discard(temp)
+            raise
 
 
 def export_cutout(project_path: str | os.PathLike[str], track_id: str,

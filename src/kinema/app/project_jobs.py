@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from kinema.core.errors import InvalidArgumentError
+from kinema.core.errors import InvalidArgumentError, UnsupportedMediaError
 from kinema.core.timebase import to_fraction
 from kinema.document import store
 from kinema.document.model import (
     AudioTrack,
     ClipItem,
+    MaskTrackRef,
     MediaRef,
     Project,
     Timeline,
@@ -36,7 +37,9 @@ def media_facts(path: Path) -> dict[str, object]:
     from kinema.media.probe import probe
 
     info = probe(path)
-    assert info.video is not None  # probe raises for files without video
+    if info.video is None:
+        what = "holds sound only, no picture" if info.audio else "has no video stream"
+        raise UnsupportedMediaError(what, path=path, hint="give a video file")
     v = info.video
     return {"sha256": file_sha256(path), "size_bytes": info.size_bytes, "rate": to_fraction(v.fps),
             "frames": v.frames, "width": v.width, "height": v.height,
@@ -83,18 +86,21 @@ def new_project(path: str | os.PathLike[str], video: str | os.PathLike[str]) -> 
 
 @dataclass(frozen=True)
 class MediaStatus:
-    """Where one media reference stands: ``ok``, ``missing``, or ``changed`` (the file at its
-    path is not the one the project was made with)."""
+    """Where one media reference or mask track stands: ``ok``, ``missing``, ``changed`` (the
+    file at its path is not the one the project was made with) or ``damaged`` (a mask track's
+    data is incomplete; ``detail`` says how)."""
 
     id: str
     path: str
     state: str
     found_at: Path | None
+    detail: str = ""
 
 
 def media_status(project_path: str | os.PathLike[str], *, verify: bool = False) -> list[MediaStatus]:
-    """Each media reference and whether its file is there; ``verify`` re-hashes the files
-    (slow for long footage) instead of comparing sizes."""
+    """Each media reference and whether its file is there, then (with ``verify``) each mask
+    track and whether its data is whole; ``verify`` also re-hashes the media files (slow for
+    long footage) instead of comparing sizes."""
     from kinema.app.evaluate import media_paths
 
     folder = store.project_path(project_path)
@@ -110,7 +116,23 @@ def media_status(project_path: str | os.PathLike[str], *, verify: bool = False) 
         else:
             state = "ok"
         out.append(MediaStatus(ref.id, ref.path, state, path))
+    if verify:
+        out += [_mask_status(folder, track) for track in project.mask_tracks.values()]
     return out
+
+
+def _mask_status(folder: Path, ref: MaskTrackRef) -> MediaStatus:
+    from kinema.core.errors import ProjectCorruptError
+    from kinema.document.masktrack import MaskTrackStore
+
+    where = folder / "masks" / ref.id
+    try:
+        problems = MaskTrackStore(where, ref.frames, ref.width, ref.height).verify()
+    except ProjectCorruptError as exc:
+        problems = [exc.reason]
+    state = "ok" if not problems else "missing" if not where.is_dir() else "damaged"
+    return MediaStatus(ref.id, str(where), state, where if where.is_dir() else None,
+                       "; ".join(problems))
 
 
 def relink(project_path: str | os.PathLike[str], media_id: str, new_path: str | os.PathLike[str],

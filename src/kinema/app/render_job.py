@@ -25,7 +25,7 @@ from kinema.app.audio_mix import MIX_RATE, mix_audio
 from kinema.app.evaluate import FrameEvaluator, media_paths
 from kinema.app.provenance import summary, write_provenance
 from kinema.core import atomic
-from kinema.core.errors import InvalidArgumentError
+from kinema.core.errors import InvalidArgumentError, MediaWriteError
 from kinema.core.frames import frame_range
 from kinema.document import store
 from kinema.document.model import Project
@@ -64,27 +64,33 @@ def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
     chunk = chunk_frames or max(1, round(tl.rate * CHUNK_SECONDS))
     evaluator = FrameEvaluator(project, folder)  # refuses missing media before any work
     work = work_folder(target)
-    _prepare(work, _fingerprint(project, folder, begin, end, spec.name, chunk), resume)
     suffix = part_suffix(target, spec.name)
     parts = [(work / f"part_{k:05d}{suffix}", a, min(a + chunk, end))
              for k, a in enumerate(range(begin, end, chunk))]
-    done = sum(b - a for path, a, b in parts if path.exists())
+    paths = [path for path, _, _ in parts]
     total = end - begin
-    if done:
-        yield done, total
     try:
-        for path, a, b in parts:
-            if path.exists():
-                continue
-            with VideoWriter(path, tl.rate, (tl.width, tl.height), codec=spec.name,
-                             alpha=alpha) as writer:
-                for frame in _ahead(evaluator, range(a, b), alpha):
-                    writer.write(frame)
-                    done += 1
-                    yield done, total
+        with atomic.naming_errors(target):
+            _prepare(work, _fingerprint(project, folder, begin, end, spec.name, chunk), resume)
+            done = sum(b - a for path, a, b in parts if path.exists())
+            if done:
+                yield done, total
+            for path, a, b in parts:
+                if path.exists():
+                    continue
+                with VideoWriter(path, tl.rate, (tl.width, tl.height), codec=spec.name,
+                                 alpha=alpha) as writer:
+                    for frame in _ahead(evaluator, range(a, b), alpha):
+                        writer.write(frame)
+                        done += 1
+                        yield done, total
+    except MediaWriteError as exc:  # name the output, not the chunk it happened in
+        raise MediaWriteError(exc.reason, path=target,
+                              hint=f"{exc.hint}, then run the same command with --resume") from exc
     finally:
         evaluator.close()
-    paths = [path for path, _, _ in parts]
+        if not any(path.exists() for path in paths):  # nothing to resume from
+            shutil.rmtree(work, ignore_errors=True)
     if spec.image_sequence:
         join_sequences(paths, target, overwrite=overwrite)
     else:

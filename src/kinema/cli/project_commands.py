@@ -41,15 +41,17 @@ def render(
     Rendering goes in two-second chunks: after a crash or Ctrl-C, run the same command with
     --resume to continue where it stopped."""
     from kinema.app.render_job import render as run_render
-    from kinema.cli.console import exit_on_error, fail, out, show_progress
+    from kinema.cli.console import Terminated, exit_on_error, fail, out, show_progress
 
     with exit_on_error():
         start, stop = _frame_range(frames)
         try:
             show_progress(run_render(project, output, start=start, stop=stop, codec=codec,
                                      overwrite=overwrite, resume=resume), f"render {project.name}")
-        except KeyboardInterrupt:
-            fail("interrupted; run the same command with --resume to continue", code=130)
+        except KeyboardInterrupt as exc:
+            stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            fail(f"{stopped}; run the same command with --resume to continue",
+                 code=143 if isinstance(exc, Terminated) else 130)
     out.print(f"wrote {output}")
 
 
@@ -67,18 +69,21 @@ def provenance(
 
 def media(
     project: Annotated[Path, typer.Argument(help="Project folder.", show_default=False)],
-    verify: Annotated[bool, typer.Option("--verify", help="Re-hash every file (slow).")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Re-hash every file (slow) and check every mask track's data.")] = False,
 ) -> None:
-    """List the project's media and whether each file is there; exits 1 if any is missing."""
+    """List the project's media and whether each file is there (with --verify, each mask
+    track's data too); exits 1 if anything is missing, changed or damaged."""
     from kinema.app.project_jobs import media_status
     from kinema.cli.console import exit_on_error, out
 
     with exit_on_error():
         rows = media_status(project, verify=verify)
     for row in rows:
-        colour = {"ok": "green", "missing": "red", "changed": "yellow"}[row.state]
-        out.print(f"{row.id}  [{colour}]{row.state:8}[/]  {escape(row.path)}")
-    if any(row.state == "missing" for row in rows):
+        colour = {"ok": "green", "missing": "red", "changed": "yellow", "damaged": "red"}[row.state]
+        detail = f"  ({escape(row.detail)})" if row.detail else ""
+        out.print(f"{row.id}  [{colour}]{row.state:8}[/]  {escape(row.path)}{detail}")
+    if any(row.state != "ok" for row in rows):
         raise typer.Exit(1)
 
 

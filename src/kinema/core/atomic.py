@@ -9,12 +9,13 @@ folder holds nothing but the frames) says it wrote there, never anything else in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from kinema.core.errors import InvalidArgumentError, KinemaError, OutputExistsError, write_error
@@ -180,6 +181,18 @@ def _write_manifest(folder: Path, names: list[str]) -> None:
     atomic_write_bytes(manifest_path(folder), data)
 
 
+@contextlib.contextmanager
+def naming_errors(target: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a system error (read-only folder, full disk) while writing ``target`` into one line
+    that names ``target``, not the temporary file it happened on."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, KinemaError):
+            raise
+        raise write_error(exc, target) from exc
+
+
 def discard(temp: Path) -> None:
     """Remove an unfinished temporary file or folder."""
     if temp.is_dir() and not temp.is_symlink():
@@ -192,11 +205,10 @@ def atomic_write_bytes(target: Path, data: bytes, *, overwrite: bool = True) -> 
     """Write ``data`` to ``target`` so that readers see the old file or the whole new one."""
     check_can_write(target, overwrite)
     temp = temp_path_for(target)
-    try:
-        temp.write_bytes(data)
-        commit(temp, target, overwrite)
-    except BaseException as exc:
-        discard(temp)
-        if isinstance(exc, OSError) and not isinstance(exc, KinemaError):
-            raise write_error(exc, target) from exc
-        raise
+    with naming_errors(target):
+        try:
+            temp.write_bytes(data)
+            commit(temp, target, overwrite)
+        except BaseException:
+            discard(temp)
+            raise

@@ -68,15 +68,16 @@ def create(path: str | os.PathLike[str], project: Project) -> Path:
     if not folder.parent.is_dir():
         raise InvalidArgumentError("parent folder does not exist", path=folder.parent)
     temp = atomic.temp_path_for(folder)
-    try:
-        temp.mkdir()
-        for sub in SUBFOLDERS:
-            (temp / sub).mkdir()
-        (temp / DOCUMENT).write_text(_dump(project))
-        atomic.commit(temp, folder, overwrite=False)
-    except BaseException:
-        atomic.discard(temp)
-        raise
+    with atomic.naming_errors(folder):
+        try:
+            temp.mkdir()
+            for sub in SUBFOLDERS:
+                (temp / sub).mkdir()
+            (temp / DOCUMENT).write_text(_dump(project))
+            atomic.commit(temp, folder, overwrite=False)
+        except BaseException:
+            atomic.discard(temp)
+            raise
     return folder
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kinema.core import atomic
-from kinema.core.errors import InvalidArgumentError, KinemaError, MediaWriteError, write_error
+from kinema.core.errors import InvalidArgumentError, MediaWriteError, write_error
 from kinema.core.frames import check_frame
 from kinema.core.timebase import to_fraction
 from kinema.media.audio import AudioMux, SamplesMux
@@ -74,14 +74,12 @@ class VideoWriter:
         self._temp = atomic.temp_path_for(self.path)
         self._container: av.container.OutputContainer | None = None
         self._audio: AudioMux | SamplesMux | None = None
-        if self.spec.image_sequence:
-            try:
+        with atomic.naming_errors(self.path):
+            if self.spec.image_sequence:
                 self._temp.mkdir()
-            except OSError as exc:
-                raise write_error(exc, self.path) from exc
-        else:
-            self._open_container(options or {}, metadata or {}, audio_from, audio_start,
-                                 audio_samples, audio_rate)
+            else:
+                self._open_container(options or {}, metadata or {}, audio_from, audio_start,
+                                     audio_samples, audio_rate)
 
     def _open_container(self, options: dict[str, str], metadata: dict[str, str],
                         audio_from: str | os.PathLike[str] | None,
@@ -119,10 +117,8 @@ class VideoWriter:
             elif audio_samples is not None:
                 self._audio = SamplesMux(self._container, audio_samples, audio_rate,
                                          self.spec.audio_encoder)
-        except Exception as exc:
+        except Exception:
             self._abort_quietly()
-            if isinstance(exc, OSError) and not isinstance(exc, KinemaError):
-                raise write_error(exc, self.path) from exc
             raise
 
     def write(self, frame: np.ndarray, time: Fraction | None = None) -> None:
@@ -146,16 +142,15 @@ class VideoWriter:
                     [frame_arr, np.full(frame_arr.shape[:2] + (1,), 255, np.uint8)], axis=2)
             elif not self.alpha and frame_arr.shape[2] == 4:
                 frame_arr = frame_arr[..., :3]
-        try:
-            if self.spec.image_sequence:
-                self._write_image(frame_arr)
-            else:
-                self._encode(frame_arr, time)
-        except Exception as exc:
-            self._abort_quietly()
-            if isinstance(exc, OSError) and not isinstance(exc, KinemaError):
-                raise write_error(exc, self.path) from exc
-            raise
+        with atomic.naming_errors(self.path):
+            try:
+                if self.spec.image_sequence:
+                    self._write_image(frame_arr)
+                else:
+                    self._encode(frame_arr, time)
+            except Exception:
+                self._abort_quietly()
+                raise
         self.frames_written += 1
 
     def _write_image(self, frame: np.ndarray) -> None:

@@ -25,12 +25,10 @@ from kinema.core.errors import InvalidArgumentError, KinemaError
 from kinema.core.frames import Frame, Mask
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
-from kinema.document.model import ClipItem, MaskTrackRef, MediaRef
+from kinema.document.model import ClipItem, MaskTrackRef, MediaRef, object_colour
 from kinema.ui.jobs import Job
 from kinema.vision.base import Prompt
 
-PALETTE = [(255, 64, 64), (64, 160, 255), (80, 220, 100), (255, 200, 40), (200, 90, 255),
-           (255, 130, 200), (40, 220, 220), (255, 150, 60)]
 SHUTTLE = (1, 2, 4, 8)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -205,8 +203,9 @@ class Editor:
             raise InvalidArgumentError("the project has no footage", path=self.folder)
         return next(iter(project.media.values()))
 
-    def _view(self, ref: MaskTrackRef) -> ObjectView:
-        masks = MaskTrackStore(self.folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
+    def _view(self, ref: MaskTrackRef, *, new: bool = False) -> ObjectView:
+        masks = MaskTrackStore(self.folder / "masks" / ref.id, ref.frames, ref.width, ref.height,
+                               create=new)
         return ObjectView(ref.id, ref.name, tuple(ref.color), masks)  # type: ignore[arg-type]
 
     # -- what the window draws --------------------------------------------------------------
@@ -360,11 +359,11 @@ class Editor:
         k = 1
         while f"obj{k}" in taken or (self.folder / "masks" / f"obj{k}").exists():
             k += 1  # a deleted object's masks stay on disk (for undo): never reuse its id
-        ref = MaskTrackRef(id=f"obj{k}", name=name or f"object {k}", color=PALETTE[(k - 1) % len(PALETTE)],
+        ref = MaskTrackRef(id=f"obj{k}", name=name or f"object {k}", color=object_colour(k),
                            media_id=self.media.id, frames=self.frames, width=self.size[0],
                            height=self.size[1])
         self._do(edits.add_mask_track(ref))
-        self.objects.append(self._view(ref))
+        self.objects.append(self._view(ref, new=True))
         self.active = ref.id
         return ref.id
 
