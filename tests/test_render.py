@@ -37,15 +37,15 @@ def project(tmp_path: Path) -> Path:
     track.write_many(0, [disc(i) for i in range(N)], FrameState.PROPAGATED)
     with store.ProjectFile(folder) as pf:
         h = pf.history
-        h.do(edits.add_mask_track(MaskTrackRef(id="t1", name="ball", media_id="m1", frames=N,
-                                               width=W, height=H)))
+        h.do(edits.record_mask_track(
+            MaskTrackRef(id="t1", name="ball", media_id="m1", frames=N, width=W, height=H),
+            Recipe(id="r1", operation="segment", model_id="classic", parameters={"points": [[30, 40]]})))
         h.do(edits.add_layer(VideoLayer(id="red", name="red",
                                         items=[SolidItem(id="s", color=(255, 0, 0, 255),
                                                          duration=N)])))
         h.do(edits.set_layer("red", mask=LayerMask(track_id="t1")))
         pf.project.timeline.video_layers[1].transform.opacity.value = 0.5
-        h.do(edits.add_recipe(Recipe(id="r1", operation="segment", model_id="classic",
-                                     parameters={"points": [[30, 40]]})))
+        h.do(edits.add_recipe(Recipe(id="unused", operation="restyle", model_id="not-in-this-render")))
         pf.save()
     return folder
 
@@ -75,7 +75,8 @@ def test_range_and_provenance(project: Path, tmp_path: Path):
     record = read_provenance(out)
     assert record["frames"] == {"start": 4, "stop": 9, "rate": "24"}
     assert record["sources"][0]["sha256"] == store.load(project).media["m1"].sha256
-    assert record["operations"][0]["operation"] == "segment" and record["models"] == ["classic"]
+    # the recipe of the matte the red layer uses; not the one nothing in the render uses
+    assert [op["id"] for op in record["operations"]] == ["r1"] and record["models"] == ["classic"]
     cli = subprocess.run([sys.executable, "-m", "kinema", "provenance", str(out)],
                          capture_output=True, text=True, check=True)
     assert json.loads(cli.stdout)["frames"]["stop"] == 9

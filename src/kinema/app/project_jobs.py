@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from kinema.core.errors import InvalidArgumentError, UnsupportedMediaError
+from kinema.core.hashing import file_sha256
 from kinema.core.timebase import to_fraction
 from kinema.document import store
 from kinema.document.model import (
@@ -21,15 +21,6 @@ from kinema.document.model import (
     VideoLayer,
 )
 from kinema.document.timing import TimeRange
-
-
-def file_sha256(path: Path, chunk: int = 4 * 2**20) -> str:
-    """The SHA-256 of a whole file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def media_facts(path: Path) -> dict[str, object]:

@@ -9,11 +9,25 @@ from pathlib import Path
 
 from kinema.app.evaluate import media_paths
 from kinema.core.errors import MediaOpenError
-from kinema.document.model import Project
+from kinema.document.model import AdjustmentItem, Project, Recipe
+
+
+def used_recipes(project: Project) -> list[Recipe]:
+    """The recipes behind what a render of ``project`` shows: those of the mask tracks that
+    visible layers are matted by, and of their adjustment items."""
+    ids: list[str] = []
+    for layer in project.timeline.video_layers:
+        if not layer.visible:
+            continue
+        track = project.mask_tracks.get(layer.mask.track_id) if layer.mask is not None else None
+        if track is not None and track.recipe_id is not None:
+            ids.append(track.recipe_id)
+        ids += [item.recipe_id for item in layer.items if isinstance(item, AdjustmentItem)]
+    return [project.recipes[i] for i in dict.fromkeys(ids) if i in project.recipes]
 
 
 def summary(project: Project) -> str:
-    ops = sorted({r.operation for r in project.recipes.values()}) or ["composite"]
+    ops = sorted({r.operation for r in used_recipes(project)}) or ["composite"]
     return f"kinema render of {project.name}: {', '.join(ops)}; see .provenance.json"
 
 
@@ -27,6 +41,7 @@ def write_provenance(output: Path, project: Project, folder: Path, begin: int, e
     from kinema.core.atomic import atomic_write_bytes
 
     paths, _ = media_paths(project, folder)
+    recipes = used_recipes(project)
     record = {
         "kinema_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(),
@@ -35,8 +50,8 @@ def write_provenance(output: Path, project: Project, folder: Path, begin: int, e
         "frames": {"start": begin, "stop": end, "rate": str(project.timeline.rate)},
         "sources": [{"id": ref.id, "path": str(paths.get(ref.id, ref.path)), "sha256": ref.sha256,
                      "size_bytes": ref.size_bytes} for ref in project.media.values()],
-        "operations": [json.loads(r.model_dump_json()) for r in project.recipes.values()],
-        "models": sorted({r.model_id for r in project.recipes.values() if r.model_id}),
+        "operations": [json.loads(r.model_dump_json()) for r in recipes],
+        "models": sorted({r.model_id for r in recipes if r.model_id}),
     }
     target = provenance_path(output)
     atomic_write_bytes(target, (json.dumps(record, indent=2) + "\n").encode())

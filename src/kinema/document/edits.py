@@ -176,6 +176,21 @@ def add_recipe(recipe: Recipe) -> Edit:
     return Edit(f"Add {recipe.operation}", apply)
 
 
+def record_mask_track(ref: MaskTrackRef, recipe: Recipe) -> Edit:
+    """Add mask track ``ref`` with the ``recipe`` that made its masks; a track that exists
+    (tracked again) keeps its name and colour and gets the new recipe in place of its old one."""
+    def apply(p: Project) -> None:
+        if ref.media_id not in p.media:
+            raise InvalidArgumentError(f"mask track refers to unknown media {ref.media_id!r}")
+        track = p.mask_tracks.get(ref.id, ref)
+        if track.recipe_id is not None and track.recipe_id != recipe.id:
+            p.recipes.pop(track.recipe_id, None)
+        p.recipes[recipe.id] = recipe
+        p.mask_tracks[ref.id] = track.model_copy(update={"recipe_id": recipe.id})
+
+    return Edit(f"Track {ref.name}", apply)
+
+
 def relink_media(media_id: str, path: str, relative_path: str | None,
                  **facts: Any) -> Edit:
     """Point media ``media_id`` at another file (``facts``: its hash, size, ... when they changed)."""

@@ -101,6 +101,28 @@ def resolve(model: str | os.PathLike[str] | None, *, task: str) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What names the exact weights a job used: for its recipe and the provenance record."""
+
+    model_id: str
+    revision: str | None
+    weights_sha256: str
+
+
+def identity(model: str | os.PathLike[str] | None, *, task: str) -> ModelIdentity:
+    """The identity of the model :func:`resolve` picks: a registry model by its hub repository
+    and pinned revision, a folder by its path; either way the hash of its weight files."""
+    from kinema.core.hashing import files_sha256
+
+    folder = resolve(model, task=task)
+    name = str(model) if model is not None else DEFAULTS[task]
+    entry = MODELS.get(name)
+    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    return ModelIdentity(entry.repo if entry else str(folder.resolve()),
+                         entry.revision if entry else None, files_sha256(weights))
+
+
 def pull(name: str) -> Path:
     """Download model ``name`` (into ``$KINEMA_MODELS/<name>`` if set, else the HF cache)."""
     entry = spec(name)
