@@ -115,3 +115,37 @@ def test_do_fails_loudly_and_saves_only_when_told(display: str, tmp_path: Path):
     run = edit("recover; save")
     assert run.returncode == 0, run.stderr
     assert "obj1" in store.load(folder).mask_tracks and not (folder / "autosave.json").exists()
+
+
+def test_a_killed_editor_window_loses_no_edits(display: str, tmp_path: Path):
+    """The real window under Xvfb is SIGKILLed while it propagates a click through a long clip:
+    the autosave it leaves is offered, not lost, and ``kinema recover`` brings the object back."""
+    from kinema.document import store
+    from kinema.media.synth import write_clip
+
+    clip = write_clip(tmp_path / "long.mp4", n=600, size=(320, 240), fps=24)
+    folder = clip.with_suffix(".kinema")
+    env = {**os.environ, "DISPLAY": display, "LIBGL_ALWAYS_SOFTWARE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "kinema", "edit", str(clip), "--size", "800x600",
+                             "--do", "object dancer; click 160 120; propagate forward"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        chunks = folder / "masks" / "obj1"
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                (folder / "autosave.json").exists() and len(list(chunks.glob("chunk_*.npz"))) >= 2):
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert "obj1" not in store.load(folder).mask_tracks  # never saved
+    recovered = subprocess.run([sys.executable, "-m", "kinema", "recover", str(folder)],
+                               capture_output=True, text=True, timeout=60)
+    assert recovered.returncode == 0, recovered.stderr
+    track = store.load(folder).mask_tracks["obj1"]
+    assert track.name == "dancer"
+    masks = MaskTrackStore(folder / "masks" / "obj1", track.frames, track.width, track.height)
+    assert masks.keyframes() == [0] and masks.read(0)[120, 160]
+    propagated = np.flatnonzero(masks.states() == 2)  # written before the kill: they survive too
+    assert len(propagated) > 0 and all(masks.read(int(i)) is not None for i in propagated[-3:])
