@@ -200,15 +200,14 @@ def test_sam2_backend_through_the_cli(scene, tmp_path: Path):
 
 
 def test_cleanups(scene, tmp_path: Path):
-    from kinema.app.segment_jobs import Cleanup, _packed, _smoothed, _unpacked
+    from kinema.app.segment_jobs import Cleanup, smoothed
 
     base = np.zeros((8, 8), np.uint8)
     base[2:6, 2:6] = 1
     flicker = base.copy()
     flicker[0, 0] = 1  # one frame only
-    results = {i: _packed(m) for i, m in enumerate([base, base, flicker, base, base])}
-    smooth = _smoothed(results, (8, 8), 1)
-    assert not _unpacked(smooth[2], (8, 8))[0, 0] and np.array_equal(_unpacked(smooth[4], (8, 8)), base)
+    smooth = dict(smoothed(enumerate([base, base, flicker, base, base]), 1))
+    assert not smooth[2][0, 0] and np.array_equal(smooth[4], base)
     holed = np.zeros((20, 20), bool)
     holed[2:15, 2:15] = True
     holed[6, 6] = False
@@ -221,3 +220,125 @@ def test_cleanups(scene, tmp_path: Path):
            "--min-island", "50", "-o", str(tmp_path / "c.npz"))
     labels = np.load(tmp_path / "c.npz")["masks"]
     assert np.mean([iou(labels[i] == 1, masks[i]) for i in range(N)]) >= 0.9
+
+
+@pytest.mark.parametrize("radius", [1, 2, 5])
+def test_streamed_smoothing_is_the_whole_clip_majority(radius):
+    """Smoothing a frame at a time, in either tracking order, gives each object's majority over
+    the whole run of frames (maskops.temporal_smooth), later ids winning where they overlap."""
+    from kinema.app.segment_jobs import smoothed
+    from kinema.vision.maskops import temporal_smooth
+
+    rng = np.random.default_rng(radius)
+    frames = [rng.choice(np.array([0, 0, 1, 2], np.uint8), (6, 7)) for _ in range(9)]
+    expected = [np.zeros((6, 7), np.uint8) for _ in frames]
+    for object_id in (1, 2):
+        for k, voted in enumerate(temporal_smooth([f == object_id for f in frames], radius)):
+            expected[k][voted] = object_id
+    forward = list(smoothed(enumerate(frames), radius))
+    backward = list(smoothed(reversed(list(enumerate(frames))), radius))
+    assert [i for i, _ in forward] == list(range(9)) and [i for i, _ in backward] == list(range(8, -1, -1))
+    assert all(np.array_equal(labels, expected[i]) for i, labels in forward + backward)
+
+
+@pytest.mark.parametrize(("start", "end", "reverse"), [(None, 10, False), (0, 10, True)])
+def test_masks_are_written_as_they_are_tracked(scene, tmp_path: Path, monkeypatch, start, end, reverse):
+    """Forwards each mask reaches the writer before the next frame is tracked; backwards they
+    wait on disk and are written in frame order at the end. Progress counts the tracked frames."""
+    from kinema.app import mask_outputs
+    from kinema.app.segment_jobs import track_to
+    from kinema.vision.base import Prompt
+
+    clip, masks, _ = scene
+    events: list[str] = []
+    written: list[np.ndarray] = []
+
+    class Recorder:
+        def write(self, labels: np.ndarray) -> None:
+            events.append("frame")
+            written.append(labels.copy())
+
+        def close(self) -> Path:
+            events.append("closed")
+            return tmp_path
+
+        def abort(self) -> None:
+            events.append("aborted")
+
+    monkeypatch.setattr(mask_outputs, "open_labels", lambda *args: Recorder())
+    at = 9 if reverse else 0
+    for done, total in track_to(clip, [Prompt(frame=at, mask=masks[at])], tmp_path / "m.npz",
+                                start=start, end=end, reverse=reverse):
+        events.append(f"{done}/{total}")
+    progress = [e for e in events if "/" in e]
+    assert progress == [f"{k}/10" for k in range(1, 11)]
+    if reverse:
+        assert events[:10] == progress and events[10:] == ["frame"] * N + ["closed"]
+    else:
+        assert events[:4] == ["frame", "1/10", "frame", "2/10"] and events[-1] == "closed"
+    assert len(written) == N and not np.any(written[10:])
+    assert np.array_equal(written[at], masks[at].astype(np.uint8))
+
+
+def test_tracking_memory_does_not_grow_with_the_clip(scene, tmp_path: Path):
+    """Memory (traced) of tracking into an .npz and a project, 24 frames against 8: what is held
+    when the last frame is tracked, and the peak over the whole job."""
+    import tracemalloc
+
+    from kinema.app.segment_jobs import track_to
+    from kinema.vision.base import Prompt
+
+    clip, masks, _ = scene
+    folder = new_project(tmp_path / "p", clip)
+
+    def measure(end: int) -> tuple[int, int]:
+        tracemalloc.start()
+        for done, total in track_to(clip, [Prompt(frame=0, mask=masks[0])], tmp_path / "m.npz",
+                                    project=folder, end=end, overwrite=True):
+            held = tracemalloc.get_traced_memory()[0] if done == total else 0
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return held, top
+
+    measure(8)  # a first run pays for imports and caches
+    (held, top), (held_long, top_long) = measure(8), measure(N)
+    mask = masks[0].nbytes  # 16 more frames held would be 16 of these and more
+    assert held_long - held < mask and top_long - top < 8 * mask, (held, held_long, top, top_long)
+
+
+def test_frames_outside_the_clip_are_errors_naming_the_range(scene, tmp_path: Path):
+    clip, _, (x, y) = scene
+    for command, message in [
+        (["segment", "--frame", "500", "--point", f"{x},{y}"], "frame 500 is outside the video (0..23)"),
+        (["segment", "--frame", "-3", "--point", f"{x},{y}"], "frame -3 is outside the video (0..23)"),
+        (["track", "--point", f"{x},{y}@0", "--end", "5000"], "end frame 5000 is outside 1..24"),
+        (["track", "--point", f"{x},{y}@0", "--end", "0"], "end frame 0 is outside 1..24"),
+        (["track", "--point", f"{x},{y}@0", "--start", "-2"], "start frame -2 is outside the video (0..23)"),
+        (["track", "--point", f"{x},{y}@30"], "outside the video (0..23)"),
+    ]:
+        out = tmp_path / ("f.png" if command[0] == "segment" else "t.npz")
+        run = kinema(command[0], str(clip), *command[1:], "-o", str(out), check=False)
+        assert run.returncode == 2 and message in run.stderr, (command, run.stderr)
+        assert run.stderr.count("\n") == 1 and not out.exists()
+
+
+def test_tiny_clips_track(make_clip, tmp_path: Path):
+    """Frames under 12 px a side (too small for DIS flow) are tracked, not a cv2 traceback."""
+    clip = make_clip("tiny8.mp4", n=6, size=(8, 8))
+    run = kinema("track", str(clip), "--point", "4,4@0", "-o", str(tmp_path / "t.npz"), check=False)
+    assert run.returncode == 0, run.stderr
+    assert np.load(tmp_path / "t.npz")["masks"].shape == (6, 8, 8)
+
+
+def test_an_output_that_is_the_current_folder(scene, tmp_path: Path):
+    """``-o .`` is the current folder: one error line while it holds other files, and with
+    --overwrite the frames go there beside them (it used to be a ValueError traceback)."""
+    clip, _, (x, y) = scene
+    (tmp_path / "notes.txt").write_text("mine")
+    args = [sys.executable, "-m", "kinema", "track", str(clip), "--point", f"{x},{y}@0", "--end", "3",
+            "-o", "."]
+    run = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode != 0 and run.stderr.startswith("error:") and run.stderr.count("\n") == 1
+    run = subprocess.run([*args, "--overwrite"], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "00000.png").is_file() and (tmp_path / "notes.txt").read_text() == "mine"

@@ -9,9 +9,12 @@ into a project's mask tracks.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,8 +22,15 @@ from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import FrameSource, Mask
 from kinema.vision.base import Prompt, VideoTracker
 
+if TYPE_CHECKING:
+    from kinema.app.mask_outputs import InOrder, LabelSpool
+    from kinema.media.reader import VideoReader
+
 BACKENDS = ("classic", "sam2")
 Progress = tuple[int, int]
+# Decoded frames a track job's reader keeps around the frame being tracked (its prefetch
+# window and a margin), counted as 8-bit 4:2:0 frames of the video's size.
+TRACK_CACHE_FRAMES = 48
 
 
 @dataclass(frozen=True)
@@ -121,8 +131,10 @@ def segment_frame(frames: FrameSource, prompts: Sequence[Prompt], backend: str =
     if len(frame_ids) != 1:
         raise InvalidArgumentError("segment works on one frame; give every prompt the same frame",
                                    hint="use kinema track for several frames")
-    prompts = ground_text(frames, prompts, choice)
     (index,) = frame_ids
+    if not 0 <= index < len(frames):
+        raise InvalidArgumentError(f"frame {index} is outside the video (0..{len(frames) - 1})")
+    prompts = ground_text(frames, prompts, choice)
     frame = frames[index]
     if backend == "classic":
         from kinema.vision.classic import GrabCutSegmenter
@@ -154,6 +166,34 @@ def _merge(prompts: list[Prompt]) -> Prompt:
                   box=box, mask=mask)
 
 
+def tracked_range(frames: int, prompts: Sequence[Prompt], start: int | None, end: int | None,
+                  reverse: bool) -> tuple[int, int]:
+    """The frames ``[lo, hi)`` :func:`track` goes through (see there); an error names the
+    valid range when a prompt, ``start`` or ``end`` is outside the video."""
+    if not prompts:
+        raise InvalidArgumentError(
+            "nothing to track: give at least one prompt",
+            hint="--point X,Y@FRAME, --box X0,Y0,X1,Y1@FRAME, --text T@FRAME or --mask PNG@FRAME")
+    prompted = sorted({p.frame for p in prompts})
+    if prompted[0] < 0 or prompted[-1] >= frames:
+        raise InvalidArgumentError(f"a prompt is on a frame outside the video (0..{frames - 1})")
+    if start is not None and not 0 <= start < frames:
+        raise InvalidArgumentError(f"start frame {start} is outside the video (0..{frames - 1})")
+    if end is not None and not 1 <= end <= frames:
+        raise InvalidArgumentError(f"end frame {end} is outside 1..{frames} (the frame to stop "
+                                   f"before; the video has {frames} frames)")
+    lo = prompted[0] if start is None and not reverse else (start or 0)
+    hi = prompted[-1] + 1 if end is None and reverse else (frames if end is None else end)
+    if lo >= hi:
+        raise InvalidArgumentError(f"empty frame range {lo}:{hi}", hint="start before the end")
+    first = hi - 1 if reverse else lo
+    if first not in prompted:
+        raise InvalidArgumentError(
+            f"tracking {'back' if reverse else 'on'} from frame {first}, which has no prompt",
+            hint=f"prompts are on frames {', '.join(map(str, prompted))}; set --start/--end to one")
+    return lo, hi
+
+
 def track(frames: FrameSource, prompts: Sequence[Prompt], *, backend: str = "classic",
           start: int | None = None, end: int | None = None, reverse: bool = False,
           choice: ModelChoice = ModelChoice(),
@@ -163,23 +203,8 @@ def track(frames: FrameSource, prompts: Sequence[Prompt], *, backend: str = "cla
     (default: the last prompted frame) down to ``start``."""
     if backend not in BACKENDS:
         raise InvalidArgumentError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
-    if not prompts:
-        raise InvalidArgumentError(
-            "nothing to track: give at least one prompt",
-            hint="--point X,Y@FRAME, --box X0,Y0,X1,Y1@FRAME, --text T@FRAME or --mask PNG@FRAME")
-    n = len(frames)
-    prompted = sorted({p.frame for p in prompts})
-    if prompted[0] < 0 or prompted[-1] >= n:
-        raise InvalidArgumentError(f"a prompt is on a frame outside the video (0..{n - 1})")
-    lo = prompted[0] if start is None and not reverse else (start or 0)
-    hi = prompted[-1] + 1 if end is None and reverse else (n if end is None else end)
-    if not 0 <= lo < hi <= n:
-        raise InvalidArgumentError(f"empty or invalid frame range {lo}:{hi} (the video has {n} frames)")
+    lo, hi = tracked_range(len(frames), prompts, start, end, reverse)
     first = hi - 1 if reverse else lo
-    if first not in prompted:
-        raise InvalidArgumentError(
-            f"tracking {'back' if reverse else 'on'} from frame {first}, which has no prompt",
-            hint=f"prompts are on frames {', '.join(map(str, prompted))}; set --start/--end to one")
     prompts = ground_text(frames, prompts, choice)
     tracker = make_tracker(backend, frames, choice)
     for object_id in sorted({p.object_id for p in prompts}):
@@ -203,80 +228,100 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
         from kinema.document.store import check_writable
 
         check_writable(project)
-    from kinema.app.mask_outputs import open_labels
-    from kinema.media.reader import open_video
+    from kinema.app.mask_outputs import LabelSpool
 
     if out is None and project is None:
         raise InvalidArgumentError("nowhere to put the masks", hint="give -o OUT and/or --project P")
-    with open_video(video) as reader:
+    if out is not None:
+        from kinema.core.atomic import check_not_input
+
+        check_not_input(out, [video, project])
+    with ExitStack() as held:
+        reader = held.enter_context(_open_for_tracking(video))
         n, (w, h) = len(reader), reader.size
-        writer = open_labels(out, n, (w, h), reader.fps, overwrite) if out is not None else None
-        results: dict[int, np.ndarray] = {}
-        try:
-            tracked = track(reader, prompts, backend=backend, start=start, end=end, reverse=reverse,
-                            choice=choice, cleanup=cleanup)
-            for done, (index, labels) in enumerate(tracked, 1):
-                results[index] = _packed(labels)
-                yield done, n
-            if cleanup.smooth:
-                results = _smoothed(results, (h, w), cleanup.smooth)
-            if writer is not None:
-                blank = np.zeros((h, w), np.uint8)
-                for index in range(n):
-                    writer.write(_unpacked(results[index], (h, w)) if index in results else blank)
-                writer.close()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-    if project is not None:
-        _store_in_project(project, video, prompts, results, (w, h), n)
+        lo, hi = tracked_range(n, prompts, start, end, reverse)
+        spool = held.enter_context(LabelSpool(n, (h, w))) if project is not None else None
+        tracked = track(reader, prompts, backend=backend, start=start, end=end, reverse=reverse,
+                        choice=choice, cleanup=cleanup)
+        if cleanup.smooth:
+            tracked = smoothed(tracked, cleanup.smooth)
+        sink = _sink(out, reader, overwrite, reverse) if out is not None else None
+        yield from _deliver(tracked, sink, spool, hi - lo)
+        if spool is not None:
+            _store_in_project(project, video, prompts, spool, (w, h), n)
 
 
-def _smoothed(results: dict[int, tuple | np.ndarray], shape: tuple[int, int],
-              radius: int) -> dict[int, tuple | np.ndarray]:
-    """Each object's masks made a per-pixel majority over ``radius`` frames each side (within
-    the tracked frames), holding only a window of frames unpacked at a time."""
-    from kinema.vision.maskops import temporal_smooth
+def _open_for_tracking(video: str | os.PathLike[str]) -> VideoReader:
+    """``video`` opened with a frame cache of its own, of ``TRACK_CACHE_FRAMES``: the
+    process-wide cache would keep up to its whole budget of frames already tracked."""
+    from kinema.media.reader import open_video
 
-    frames = sorted(results)
-    window: dict[int, np.ndarray] = {}
-    out = {}
-    for k, index in enumerate(frames):
-        lo, hi = max(0, k - radius), min(len(frames), k + radius + 1)
-        for j in range(lo, hi):
-            if frames[j] not in window:
-                window[frames[j]] = _unpacked(results[frames[j]], shape)
-        for stale in [i for i in window if i < frames[lo]]:
-            del window[stale]
-        stack = [window[frames[j]] for j in range(lo, hi)]
-        centre = k - lo
-        labels = np.zeros(shape, np.uint8)
-        for object_id in sorted({int(v) for m in stack for v in np.unique(m) if v}):
-            voted = temporal_smooth([m == object_id for m in stack], radius=radius)[centre]
-            labels[voted] = object_id
-        out[index] = _packed(labels)
-    return out
+    with open_video(video, cache_bytes=0, prefetch=False) as probe:
+        w, h = probe.size
+    return open_video(video, cache_bytes=TRACK_CACHE_FRAMES * w * h * 3 // 2)
 
 
-def _packed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
-    """Labels kept compactly while a clip is tracked: one object as packed bits."""
-    ids = np.unique(labels)
-    if len(ids) <= 2:
-        return np.packbits(labels > 0), ids
-    return labels
+def _sink(out: str | os.PathLike[str], reader: VideoReader, overwrite: bool, reverse: bool) -> InOrder:
+    """The writer for ``out`` (see :func:`~kinema.app.mask_outputs.open_labels`), fed in
+    tracking order."""
+    from kinema.app.mask_outputs import InOrder, open_labels
+
+    w, h = reader.size
+    return InOrder(open_labels(out, len(reader), (w, h), reader.fps, overwrite), len(reader), (h, w),
+                   backwards=reverse)
 
 
-def _unpacked(packed: tuple[np.ndarray, np.ndarray] | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if isinstance(packed, np.ndarray):
-        return packed
-    bits, ids = packed
-    mask = np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
-    return np.where(mask, np.uint8(ids[-1]), np.uint8(0))
+def _deliver(tracked: Iterator[tuple[int, np.ndarray]], sink: InOrder | None,
+             spool: LabelSpool | None, total: int) -> Iterator[Progress]:
+    """Each label map of ``tracked`` handed to ``sink`` and ``spool`` as it comes, with
+    progress ``(done, total)``; the output is complete when this ends, and gone if it fails."""
+    try:
+        for done, (index, labels) in enumerate(tracked, 1):
+            if sink is not None:
+                sink.put(index, labels)
+            if spool is not None:
+                spool.put(index, labels)
+            yield done, total
+        if sink is not None:
+            sink.close()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+
+
+def smoothed(tracked: Iterable[tuple[int, np.ndarray]],
+             radius: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``tracked`` with each label map made the per-pixel majority, object by object, over
+    ``radius`` frames each side (within the tracked frames), in the same order; it holds
+    ``2 * radius + 1`` frames at most."""
+    window: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * radius + 1)
+    last, done = -1, 0  # positions in ``tracked``: the newest frame read, the next to give
+    for last, item in enumerate(tracked):
+        window.append(item)
+        if last - done == radius:  # frame ``done`` has all its neighbours
+            yield _voted(window, last, done, radius)
+            done += 1
+    for position in range(done, last + 1):
+        yield _voted(window, last, position, radius)
+
+
+def _voted(window: deque[tuple[int, np.ndarray]], last: int, position: int,
+           radius: int) -> tuple[int, np.ndarray]:
+    """The frame at ``position`` in the stream, voted on by its neighbours in ``window``
+    (which ends at ``last``); where objects overlap, later ids win."""
+    first = last - len(window) + 1
+    index, labels = window[position - first]
+    stack = [other for at, (_, other) in enumerate(window, first) if abs(at - position) <= radius]
+    voted = np.zeros_like(labels)
+    for object_id in sorted({int(v) for m in stack for v in np.unique(m) if v}):
+        votes = sum((m == object_id).astype(np.int32) for m in stack)
+        voted[votes * 2 > len(stack)] = object_id
+    return index, voted
 
 
 def _store_in_project(project: str | os.PathLike[str], video: str | os.PathLike[str],
-                      prompts: Sequence[Prompt], results: dict[int, tuple | np.ndarray],
+                      prompts: Sequence[Prompt], results: LabelSpool,
                       size: tuple[int, int], n: int) -> None:
     """Each object becomes (or replaces) mask track ``obj<K>`` on the project's media for
     ``video``; prompted frames are keyframes, the rest propagated."""
@@ -292,28 +337,22 @@ def _store_in_project(project: str | os.PathLike[str], video: str | os.PathLike[
         if media is None:
             raise InvalidArgumentError("the video is not in the project's media", path=source,
                                        hint="track a video the project uses (kinema media lists them)")
-        object_ids = sorted({p.object_id for p in prompts} |
-                            {int(k) for packed in results.values() for k in _ids(packed) if k})
+        object_ids = sorted({p.object_id for p in prompts} | results.object_ids())
         for object_id in object_ids:
             track_id = f"obj{object_id}"
             keyframes = {p.frame for p in prompts if p.object_id == object_id}
-            masks = MaskTrackStore(folder / "masks" / track_id, n, w, h)
-            frames = sorted(results)  # one contiguous run of frames
+            masks = MaskTrackStore(folder / "masks" / track_id, n, w, h, create=True)
+            frames = results.frames()  # one contiguous run of frames
             for a in range(0, len(frames), CHUNK):  # a chunk's worth at a time: bounded memory
                 run = frames[a:a + CHUNK]
-                masks.write_many(run[0], [_unpacked(results[i], (h, w)) == object_id for i in run],
-                                 FrameState.PROPAGATED)
+                masks.write_many(run[0], [results[i] == object_id for i in run], FrameState.PROPAGATED)
             for index in sorted(keyframes & set(frames)):
-                masks.write(index, _unpacked(results[index], (h, w)) == object_id, FrameState.KEYFRAME)
+                masks.write(index, results[index] == object_id, FrameState.KEYFRAME)
             if track_id not in pf.project.mask_tracks:
                 pf.history.do(edits.add_mask_track(MaskTrackRef(
                     id=track_id, name=f"object {object_id}", media_id=media.id, frames=n,
                     width=w, height=h)))
         pf.save()
-
-
-def _ids(packed: tuple[np.ndarray, np.ndarray] | np.ndarray) -> np.ndarray:
-    return packed[1] if isinstance(packed, tuple) else np.unique(packed)
 
 
 def segment_video_frame(video: str | os.PathLike[str], prompts: Sequence[Prompt],
