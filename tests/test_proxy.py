@@ -52,3 +52,19 @@ def test_proxy_beside_the_source(tmp_path: Path):
     assert path == proxy_path(clip, beside=True)
     assert path.parent == tmp_path / ".kinema-proxies"
     assert find_proxy(clip) == path
+
+
+def test_beside_builds_one_beside_even_when_the_cache_has_one(tmp_path: Path):
+    from kinema.app.media_jobs import make_proxy
+    from kinema.media.proxy import ensure_proxy
+
+    clip = write_clip(tmp_path / "c.mp4", n=6)
+    cached = ensure_proxy(clip)
+    assert cached == proxy_path(clip)
+    list(make_proxy(clip, beside=True))
+    beside = proxy_path(clip, beside=True)
+    assert beside.is_file() and find_proxy(clip) == beside
+    with open_video(clip, proxy=True) as r:
+        assert r.decode_path == beside and decode_index(r[5]) == 5
+    built = list(make_proxy(clip, beside=True))
+    assert built == []  # fresh beside it now: nothing to do

@@ -10,18 +10,26 @@ interrupted or repeated job only does the work that is left. A changed file is r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError, KinemaError, MissingExtraError
+from kinema.core.errors import (
+    CorruptMediaError,
+    InvalidArgumentError,
+    KinemaError,
+    MediaError,
+    MissingExtraError,
+)
+from kinema.media.proxy import PROXY_SUFFIX
 from kinema.search.embed import ClipEmbedder, Embedder, as_rgb, normalize_rows
 from kinema.search.index import Hit, Index
 
@@ -53,18 +61,23 @@ class Sample:
 
 def find_videos(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The video files among ``paths`` and (recursively) in the folders among them, absolute,
-    each once, in order (folders sorted)."""
+    each once, in order (folders sorted). Hidden files and folders (kinema's own proxies in
+    ``.kinema-proxies/``, render work folders) and proxies are left out of folders."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS
-                            and p.is_file() and not p.name.startswith("."))
+                            and p.is_file() and not _hidden_or_proxy(p.relative_to(path)))
         elif path.is_file():
             found.append(path)
         else:
             raise InvalidArgumentError("no such file or folder", path=path)
     return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def _hidden_or_proxy(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts) or relative.name.endswith(PROXY_SUFFIX)
 
 
 def video_key(path: Path) -> str:
@@ -196,6 +209,21 @@ def embed_video(video: Path, embedder: Embedder, *, shots: ShotFinder | None = N
                 thumbnails: bool = True) -> tuple[list[dict[str, Any]], VideoTiming]:
     """Rows for the index for every sampled frame of ``video`` (``video_key`` left empty), and
     where the time went."""
+    steps = embed_steps(video, embedder, shots=shots, samples_per_shot=samples_per_shot,
+                        batch_size=batch_size, thumbnails=thumbnails)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def embed_steps(video: Path, embedder: Embedder, *, shots: ShotFinder | None = None,
+                samples_per_shot: int = 3, batch_size: int = 32, thumbnails: bool = True,
+                ) -> Generator[int, None, tuple[list[dict[str, Any]], VideoTiming]]:
+    """:func:`embed_video`, yielding how many of the video's frames it has got through after
+    each batch. A file that cannot be read raises a :class:`KinemaError` naming it; the
+    model's own errors pass through as they are."""
     import time
 
     from kinema.media.reader import open_video
@@ -203,17 +231,21 @@ def embed_video(video: Path, embedder: Embedder, *, shots: ShotFinder | None = N
     timing = VideoTiming()
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    with open_video(video, prefetch=False) as reader:
+    with reading(video):
+        reader = open_video(video, prefetch=False)
+    with reader:
         n = len(reader)
-        ranges = _clean_shots(shots(video) if shots is not None else chunk_shots(n, float(reader.fps)), n)
+        with reading(video):
+            ranges = _clean_shots(shots(video) if shots is not None else chunk_shots(n, float(reader.fps)), n)
         duration = float(reader.duration)
 
         def seconds(i: int) -> float:
             return duration if i >= n else float(reader.timestamp(i))
 
         def decoded() -> Iterator[tuple[Sample, bytes]]:
-            for sample in decode_samples(reader, ranges, samples_per_shot, decode_size(*reader.size)):
-                yield sample, thumbnail_png(sample.image) if thumbnails else b""
+            with reading(video):
+                for sample in decode_samples(reader, ranges, samples_per_shot, decode_size(*reader.size)):
+                    yield sample, thumbnail_png(sample.image) if thumbnails else b""
 
         timing.open_s = time.perf_counter() - t0
         stream = _background(decoded(), 2 * batch_size)
@@ -227,12 +259,25 @@ def embed_video(video: Path, embedder: Embedder, *, shots: ShotFinder | None = N
                     rows.append({"vector": vector, "video": str(video), "video_key": "", "shot_start": s,
                                  "shot_end": e, "start": seconds(s), "end": seconds(e), "frame": i,
                                  "time": seconds(i), "thumbnail": thumb})
+                yield batch[-1][0].frame + 1
         finally:
             stream.close()  # stops the decoding thread before the reader closes
-        timing.frames = n
+    timing.frames = n
     timing.samples = len(rows)
     timing.total_s = time.perf_counter() - t0
     return rows, timing
+
+
+@contextlib.contextmanager
+def reading(video: Path) -> Iterator[None]:
+    """Any failure while reading ``video`` as a :class:`CorruptMediaError` about it, so that a
+    damaged or degenerate file is skipped, not the end of a batch."""
+    try:
+        yield
+    except KinemaError:
+        raise
+    except Exception as exc:  # FFmpeg, OpenCV or numpy choking on what the file holds
+        raise CorruptMediaError(f"cannot be read ({type(exc).__name__}: {exc})", path=video) from exc
 
 
 @dataclass
@@ -259,42 +304,56 @@ def index_videos(paths: Sequence[str | os.PathLike[str]], db_dir: str | os.PathL
                  progress: Callable[[Path, str], None] | None = None, device: str | None = None,
                  dtype: str | None = None, batch_size: int = 32, ray: bool = False) -> Iterator[Progress]:
     """Index the videos among ``paths`` (files, or folders searched recursively) into the index
-    at ``db_dir``, yielding ``(videos done, videos)``.
+    at ``db_dir``, yielding ``(frames done, frames)`` over all the videos that need indexing.
 
     ``model`` is a CLIP folder or registry name (or an :class:`Embedder`); ``shots(video)`` gives
     a video's shots as ``(start, end)`` frames (default: ~2 s chunks). ``progress(video, what)``
-    hears ``"unchanged"``, ``"indexed N frames"`` or ``"failed: why"`` for each video; a video
-    that cannot be read is logged and skipped, the rest are still indexed. With ``ray`` the
-    videos are embedded by a pool of Ray actors (one model each; ``$KINEMA_RAY`` is the cluster
-    address, else a local one), the same ``embed_video`` as here; rows are written here.
+    hears ``"unchanged"``, ``"indexed N frames"`` or ``"failed: why"`` for each video. A video
+    that cannot be read (damaged, not a video, smaller than ``MIN_SIDE`` pixels) is logged as a
+    warning and skipped and the rest are indexed; a :class:`MediaError` at the end says when
+    none of them could be. With ``ray`` the videos are embedded by a pool of Ray actors (one
+    model each; ``$KINEMA_RAY`` is the cluster address, else a local one), the same
+    ``embed_video`` as here; rows are written here.
     """
     if samples_per_shot < 1:
         raise InvalidArgumentError(f"samples per shot must be >= 1, got {samples_per_shot}")
     videos = find_videos(paths)
+    if not videos:
+        raise InvalidArgumentError(f"no videos to index in {', '.join(str(p) for p in paths)}",
+                                   hint=f"kinema indexes {' '.join(VIDEO_EXTENSIONS)} files "
+                                        "outside hidden folders")
     index = Index(db_dir)
     known = index.videos()  # one scan, not one filtered count per video
-    added = done = 0
-    yield 0, len(videos)
     todo: list[tuple[Path, str]] = []
+    frames: dict[Path, int] = {}
+    failed = 0
     for video in videos:
-        key = video_key(video)
-        if known.get(str(video)) == key:
-            done += 1
-            if progress is not None:
-                progress(video, "unchanged")
-            yield done, len(videos)
-        else:
-            todo.append((video, key))
+        try:
+            key = video_key(video)
+            if known.get(str(video)) == key:
+                _tell(progress, video, "unchanged")
+                continue
+            frames[video] = indexable_frames(video)
+        except (KinemaError, OSError) as exc:
+            failed += 1
+            _skipped(video, _why(exc), progress)
+            continue
+        todo.append((video, key))
+    total, finished, added = sum(frames.values()), 0, 0
+    yield 0, total
     options = {"shots": shots, "samples_per_shot": samples_per_shot, "batch_size": batch_size}
     results = (_embed_with_ray(todo, model, device, dtype, options) if ray and todo
                else _embed_here(todo, model, device, dtype, options, index))
-    for video, key, outcome, identity in results:
-        done += 1
-        if isinstance(outcome, KinemaError):
-            log.warning("%s: not indexed: %s", video, outcome)
-            if progress is not None:
-                progress(video, f"failed: {outcome}")
-            yield done, len(videos)
+    for item in results:
+        if isinstance(item, int):  # frames through the video being embedded
+            yield finished + item, total
+            continue
+        video, key, outcome, identity = item
+        finished += frames[video]
+        if isinstance(outcome, str):
+            failed += 1
+            _skipped(video, outcome, progress)
+            yield finished, total
             continue
         for row in outcome:
             row["video_key"] = key
@@ -303,15 +362,51 @@ def index_videos(paths: Sequence[str | os.PathLike[str]], db_dir: str | os.PathL
         if index.meta.get("model_id") != identity["model_id"]:
             index.set_meta(**identity)
         added += len(outcome)
-        if progress is not None:
-            progress(video, f"indexed {len(outcome)} frames")
-        yield done, len(videos)
+        _tell(progress, video, f"indexed {len(outcome)} frames")
+        yield finished, total
     if added:
         index.optimize(rebuild=False)  # compact the new rows' files, fold them into the ANN index
+    if failed == len(videos):
+        raise MediaError(f"nothing could be indexed: none of the {failed} videos can be read"
+                         if failed > 1 else "nothing could be indexed: the video cannot be read")
+
+
+MIN_SIDE = 16
+"""Pictures smaller than this (pixels, either side) hold nothing a model could recognise."""
+
+
+def indexable_frames(video: Path) -> int:
+    """How many frames ``video`` has, or a :class:`KinemaError` saying why it cannot be indexed."""
+    from kinema.core.errors import UnsupportedMediaError
+    from kinema.media.reader import open_video
+
+    with reading(video), open_video(video, prefetch=False) as reader:
+        width, height = reader.size
+        if min(width, height) < MIN_SIDE:
+            raise UnsupportedMediaError(f"is {width}x{height}: too small to index", path=video,
+                                        hint=f"videos need at least {MIN_SIDE} pixels a side")
+        return len(reader)
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong, without the file name the warning already gives."""
+    if isinstance(exc, KinemaError):
+        return exc.reason + (f"; {exc.hint}" if exc.hint else "")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _tell(progress: Callable[[Path, str], None] | None, video: Path, what: str) -> None:
+    if progress is not None:
+        progress(video, what)
+
+
+def _skipped(video: Path, why: str, progress: Callable[[Path, str], None] | None) -> None:
+    log.warning("%s: not indexed: %s", video, why)
+    _tell(progress, video, f"failed: {why}")
 
 
 Embedded = tuple[Path, str, Any, dict[str, Any]]
-"""``(video, key, rows or the error, model identity)``."""
+"""``(video, key, rows or why it could not be read, model identity)``."""
 
 
 def _identity(embedder: Embedder) -> dict[str, Any]:
@@ -321,17 +416,18 @@ def _identity(embedder: Embedder) -> dict[str, Any]:
 
 
 def _embed_here(todo: Sequence[tuple[Path, str]], model: ModelArg, device: str | None, dtype: str | None,
-                options: dict[str, Any], index: Index) -> Iterator[Embedded]:
-    """``(video, key, rows or the error, model identity)`` for each video, in this process."""
+                options: dict[str, Any], index: Index) -> Iterator[Embedded | int]:
+    """For each video, how far through it the embedding is (ints), then ``(video, key, rows or
+    why it could not be read, model identity)``, in this process."""
     embedder: Embedder | None = None
     for video, key in todo:
         if embedder is None:  # loaded only when something needs embedding
             embedder = _open_embedder(model, device, dtype)
             _check_model(index, embedder)
         try:
-            rows, _ = embed_video(video, embedder, **options)
+            rows, _ = yield from embed_steps(video, embedder, **options)
         except KinemaError as exc:
-            yield video, key, exc, _identity(embedder)
+            yield video, key, _why(exc), _identity(embedder)
             continue
         yield video, key, rows, _identity(embedder)
 
@@ -357,7 +453,7 @@ def _embed_with_ray(todo: Sequence[tuple[Path, str]], model: ModelArg, device: s
             try:
                 rows, _ = embed_video(video, self.embedder, **options)
             except KinemaError as exc:
-                return video, key, exc, _identity(self.embedder)
+                return video, key, _why(exc), _identity(self.embedder)
             return video, key, rows, _identity(self.embedder)
 
     cpus = int(ray.available_resources().get("CPU", 1))

@@ -46,10 +46,12 @@ def extract_frame(video: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
 def make_proxy(video: str | os.PathLike[str], *, beside: bool = False,
                force: bool = False) -> Iterator[Progress]:
-    """Build the proxy of ``video`` unless a fresh one exists (``force`` rebuilds)."""
-    from kinema.media.proxy import build_proxy, find_proxy
+    """Build the proxy of ``video`` unless a fresh one exists (``force`` rebuilds); with
+    ``beside`` only a fresh one beside it counts, one in the user cache does not."""
+    from kinema.media.proxy import build_proxy, find_proxy, proxy_path
 
-    if not force and find_proxy(video) is not None:
+    found = find_proxy(video)
+    if not force and found is not None and (not beside or found == proxy_path(video, beside=True)):
         return
     yield from build_proxy(video, beside=beside)
 

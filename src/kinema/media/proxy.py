@@ -23,14 +23,15 @@ log = logging.getLogger("kinema.media")
 PROXY_HEIGHT = 540
 PROXY_VERSION = 1
 BESIDE_DIR = ".kinema-proxies"
+PROXY_SUFFIX = ".proxy.mov"
 
 
 def proxy_path(source: str | os.PathLike[str], *, beside: bool = False) -> Path:
     """Where the proxy of ``source`` lives: beside it in ``.kinema-proxies/`` or in the user cache."""
     src = Path(source).resolve()
     if beside:
-        return src.parent / BESIDE_DIR / f"{src.name}.proxy.mov"
-    return cache_root("proxies") / cache_name(src, ".proxy.mov")
+        return src.parent / BESIDE_DIR / f"{src.name}{PROXY_SUFFIX}"
+    return cache_root("proxies") / cache_name(src, PROXY_SUFFIX)
 
 
 def _stamp(source: Path) -> dict[str, object]:
