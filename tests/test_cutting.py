@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -73,3 +74,31 @@ def test_beats_of_a_click_track_within_a_frame():
 def test_no_sliver_at_the_end():
     cuts = fit_duration(pieces(), 125, FPS, min_frames=12)  # 60 + 60 would leave 5
     assert [c.frames for c in cuts] == [60, 53, 12] and sum(c.frames for c in cuts) == 125
+
+
+def test_beat_cuts_show_each_moment_once():
+    # two clips of one 4 s shot each (25 fps) cut every 0.5 s for 6 s at 30 fps: the clips take
+    # turns and each turn continues where the last one left off
+    clips = [Piece(name, 0, 100, Fraction(25), order=k) for k, name in enumerate(("a.mp4", "b.mp4"))]
+    cuts = beat_cuts([0.5 * k for k in range(1, 12)], Fraction(6), clips, FPS)
+    assert [c.source for c in cuts] == ["a.mp4", "b.mp4"] * 6
+    # 15 output frames are 12.5 source frames: the next piece starts on the frame after
+    assert [c.start for c in cuts if c.source == "a.mp4"] == [0, 13, 26, 39, 52, 65]
+    for name in ("a.mp4", "b.mp4"):
+        spans = sorted((c.start, c.start + c.frames * Fraction(25) / FPS) for c in cuts if c.source == name)
+        assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(spans))  # never overlapping
+    # once all the footage has been shown it comes round again from the start
+    again = beat_cuts([0.5 * k for k in range(1, 24)], Fraction(12), clips, FPS)
+    assert len(again) == 24 and again[-2].start < again[10].start
+
+
+def test_beats_at_the_start_and_in_silence():
+    y, truth = click_track(6.0, 0.5)
+    y[: 300] += np.hanning(300).astype(np.float32) * 0.9  # a click on the very first sample
+    found = find_beats(y, 44100)
+    assert found.times[0] < 1 / 30 and np.all(np.abs(found.times[1:4] - truth[:3]) < 1 / 30)
+    silence = find_beats(np.zeros(44100 * 3, np.float32), 44100)
+    assert silence.tempo is None and len(silence.times) == 0
+    assert silence.to_json() == {"tempo": None, "beats": []}
+    hiss = find_beats((1e-4 * np.random.default_rng(1).normal(size=44100 * 3)).astype(np.float32), 44100)
+    assert hiss.tempo is None and len(hiss.times) == 0  # below -60 dBFS: silence too

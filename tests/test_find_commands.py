@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -96,4 +97,70 @@ def test_ray_indexing_matches_local(library):
         write_image(folder / "q0.png", r[70])
     hits = [json.loads(kinema("search", "--image", str(folder / "q0.png"), "--db", str(db), "--json").stdout)
             for db in (local, remote)]
-    assert hits[0] == hits[1]  # the same rows, embedded elsewhere
+    local_hits, ray_hits = (h["results"] for h in hits)  # the same rows, embedded elsewhere
+    assert [(h["video"], h["start"], h["end"]) for h in local_hits] == \
+        [(h["video"], h["start"], h["end"]) for h in ray_hits]
+    assert [h["score"] for h in ray_hits] == pytest.approx([h["score"] for h in local_hits], abs=1e-5)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 44100) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray((np.clip(samples, -1, 1) * 32767).astype(np.int16)[None],
+                                           format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def clicks(seconds: float, period: float, rate: int = 44100) -> np.ndarray:
+    y = 0.01 * np.random.default_rng(0).normal(size=int(seconds * rate))
+    for b in np.arange(period, seconds - 0.1, period):
+        y[int(b * rate):int(b * rate) + 300] += np.hanning(300) * 0.9
+    return y
+
+
+def test_beatcut_shows_each_moment_once(tmp_path: Path):
+    from kinema.media.synth import decode_index, pattern_frame
+
+    clips = []
+    for k in (1, 2):  # clip k's frame i carries the number 1000 k + i
+        clips.append(tmp_path / f"clip{k}.mp4")
+        with VideoWriter(clips[-1], 30, (320, 240), options={"crf": "16"}) as w:
+            for i in range(90):
+                w.write(pattern_frame(1000 * k + i, 320, 240))
+    music = write_wav(tmp_path / "click.wav", clicks(4.0, 0.5))
+    out = tmp_path / "cut.mp4"
+    kinema("beatcut", *map(str, clips), "--music", str(music), "-o", str(out))
+    with open_video(out) as r:
+        shown = [decode_index(f) for f in r.frames()]
+    assert len(shown) == 120 and len(set(shown)) == 120  # 4 s of 6 s of footage: nothing twice
+    assert {s // 1000 for s in shown} == {1, 2}
+    runs = [list(g) for _, g in itertools.groupby(shown, key=lambda s: s // 1000)]
+    assert len(runs) >= 6 and all(np.all(np.diff(run) == 1) for run in runs)  # each piece plays on
+
+
+def test_beats_of_silence_say_so(tmp_path: Path):
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(44100 * 2))
+    assert kinema("beats", str(silence)).stdout.strip() == "no beats: the sound is silent or has no pulse"
+    assert json.loads(kinema("beats", str(silence), "--json").stdout) == {"tempo": None, "beats": []}
+
+
+def test_highlight_checks_the_crossfade_first(library, tmp_path: Path):
+    _, clips, _ = library
+    missing_model = str(tmp_path / "no-model")  # loading it would fail: the crossfade is checked before
+    run = subprocess.run([sys.executable, "-m", "kinema", "highlight", *map(str, clips), "--query", "x",
+                          "--duration", "2", "--crossfade", "1", "--model", missing_model, "-o",
+                          str(tmp_path / "r.mp4")], capture_output=True, text=True)
+    assert run.returncode == 2 and "a 1 s crossfade needs a reel of at least 3.083 s" in run.stderr
+    other = tmp_path / "other.mp4"
+    with VideoWriter(other, FPS, (96, 64)) as w:
+        for f in moving_object(n=30, size=(96, 64), seed=3).frames:
+            w.write(f)
+    run = subprocess.run([sys.executable, "-m", "kinema", "highlight", str(clips[0]), str(other),
+                          "--query", "x", "--duration", "2", "--crossfade", "0.2", "--model", missing_model,
+                          "-o", str(tmp_path / "r.mp4")], capture_output=True, text=True)
+    assert run.returncode == 2 and "one picture size" in run.stderr

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from kinema.core.errors import InvalidArgumentError
+from kinema.core.timebase import to_fraction
 from kinema.document import store
 from kinema.document.model import AudioTrack, ClipItem, MediaRef, Project, Timeline, VideoLayer
 from kinema.document.timing import RationalTime, TimeRange
+from kinema.search.beats import Beats
 from kinema.search.cutting import Cut, Piece, beat_cuts, fit_duration, most_relevant_diverse
 
 Progress = tuple[int, int]
@@ -182,6 +184,31 @@ def highlight_cuts(pieces: Sequence[Piece], seconds: Fraction, fps: Fraction, *,
                                hint="try another --crossfade or --duration")
 
 
+def check_crossfade(videos: Sequence[str | os.PathLike[str]], crossfade: Fraction,
+                    duration: Fraction) -> None:
+    """Refuse a ``crossfade`` (seconds) that cannot work before any footage is analysed:
+    negative, too long for a reel of ``duration`` (it needs two shots, each longer than two
+    crossfades), or over footage of more than one picture size."""
+    from kinema.media.probe import probe
+
+    if crossfade < 0:
+        raise InvalidArgumentError(f"--crossfade cannot be negative, got {float(crossfade)}")
+    if not crossfade or not videos:
+        return
+    infos = [info for info in (probe(video).video for video in videos) if info is not None]
+    if len(infos) < len(videos):
+        return  # not footage: finding its shots says so
+    fps = to_fraction(infos[0].fps)
+    shortest = 3 * int(round(crossfade * fps)) + 2
+    if int(duration * fps) < shortest:
+        raise InvalidArgumentError(f"a {float(crossfade):g} s crossfade needs a reel of at least "
+                                   f"{float(shortest / fps):.3f} s: two shots, each longer than two "
+                                   "crossfades", hint="use a shorter --crossfade or a longer --duration")
+    if len({(info.width, info.height) for info in infos}) > 1:
+        raise InvalidArgumentError("crossfades need footage of one picture size",
+                                   hint="leave --crossfade out, or give clips of the same size")
+
+
 def summary_cuts(pieces: Sequence[Piece], embeddings: np.ndarray, seconds: Fraction,
                  fps: Fraction) -> list[Cut]:
     """Relevant and diverse pieces (maximal marginal relevance: relevance is closeness to the
@@ -199,10 +226,13 @@ def summary_cuts(pieces: Sequence[Piece], embeddings: np.ndarray, seconds: Fract
 def music_beat_cuts(beats: Sequence[float], seconds: Fraction, pieces: Sequence[Piece], fps: Fraction,
                     *, every: int = 1) -> list[Cut]:
     """Cuts on the music's beats for ``seconds`` of it."""
+    if not len(beats):
+        raise InvalidArgumentError("the music has no beats to cut on",
+                                   hint="it is silent or has no pulse: give a song with a beat")
     return beat_cuts(beats, seconds, pieces, fps, every=every)
 
 
-def song_beats(path: str | os.PathLike[str]) -> tuple[object, Fraction]:
+def song_beats(path: str | os.PathLike[str]) -> tuple[Beats, Fraction]:
     """The beats of a music file (any container with sound) and its length in seconds."""
     from kinema.media.audio import read_audio
     from kinema.media.probe import probe

@@ -48,19 +48,22 @@ def index(
     """Index footage for search: shots, CLIP embeddings of sampled frames, thumbnails.
 
     Unchanged files are skipped, so indexing again is quick; an interrupted run keeps every
-    video it finished."""
+    video it finished. A file that cannot be read gets a warning and is left out; the exit
+    status is non-zero only when nothing could be indexed."""
     from kinema.app.index_jobs import index_videos
     from kinema.app.shot_jobs import detect_shots
     from kinema.cli.console import exit_on_error, out, show_progress
 
     notes: list[str] = []
     with exit_on_error():
-        show_progress(index_videos(paths, db, model=model, samples_per_shot=samples, ray=ray,
-                                   shots=lambda v: detect_shots(v).ranges(),
-                                   progress=lambda v, what: notes.append(f"{v.name}: {what}")),
-                      "index", unit="videos")
-    for line in notes:
-        out.print(line)
+        try:
+            show_progress(index_videos(paths, db, model=model, samples_per_shot=samples, ray=ray,
+                                       shots=lambda v: detect_shots(v).ranges(),
+                                       progress=lambda v, what: notes.append(f"{v.name}: {what}")),
+                          "index", unit="frames")
+        finally:
+            for line in notes:
+                out.print(line)
 
 
 def search(
@@ -139,15 +142,17 @@ def highlight(
     overwrite: Overwrite = False,
 ) -> None:
     """A reel of the shots that best match the words, cut on shot boundaries, exact length."""
-    from kinema.app.edit_jobs import highlight_cuts, shot_pieces
+    from kinema.app.edit_jobs import check_crossfade, highlight_cuts, shot_pieces
     from kinema.cli.console import exit_on_error
     from kinema.search.embed import ClipEmbedder
 
     with exit_on_error():
+        seconds = Fraction(duration).limit_denominator(1000)
+        fade_seconds = Fraction(crossfade).limit_denominator(1000)
+        check_crossfade(videos, fade_seconds, seconds)
         pieces, _, fps, size = shot_pieces(videos, embedder=ClipEmbedder(model), query=query)
-        fade = int(round(Fraction(crossfade).limit_denominator(1000) * fps))
-        cuts = highlight_cuts(pieces, Fraction(duration).limit_denominator(1000), fps, order=order,
-                              crossfade=fade)
+        fade = int(round(fade_seconds * fps))
+        cuts = highlight_cuts(pieces, seconds, fps, order=order, crossfade=fade)
         _deliver(cuts, output, otio, project, overwrite, fps, size, "highlight", crossfade=fade)
 
 
@@ -182,10 +187,13 @@ def beats(
     with exit_on_error():
         found, _ = song_beats(audio)
     if as_json:
-        out.print_json(json.dumps(found.to_json()))  # type: ignore[attr-defined]
+        out.print_json(json.dumps(found.to_json()))
         return
-    out.print(f"tempo {found.tempo:.1f} bpm, {len(found.times)} beats")  # type: ignore[attr-defined]
-    out.print(" ".join(f"{t:.3f}" for t in found.times))  # type: ignore[attr-defined]
+    if found.tempo is None:
+        out.print("no beats: the sound is silent or has no pulse")
+        return
+    out.print(f"tempo {found.tempo:.1f} bpm, {len(found.times)} beats")
+    out.print(" ".join(f"{t:.3f}" for t in found.times))
 
 
 def beatcut(
@@ -213,7 +221,7 @@ def beatcut(
         pieces, _, fps, size = shot_pieces(clips, embedder=embedder, query=query)
         if query:
             pieces.sort(key=lambda p: -p.score)
-        cuts = music_beat_cuts(list(found.times), seconds, pieces, fps, every=every)  # type: ignore[attr-defined]
+        cuts = music_beat_cuts(list(found.times), seconds, pieces, fps, every=every)
         _deliver(cuts, output, otio, project, overwrite, fps, size, "beatcut", music=music)
 
 

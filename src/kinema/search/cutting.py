@@ -9,6 +9,7 @@ its beat, and errors never accumulate).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -111,7 +112,8 @@ def beat_cuts(beats: Sequence[float], total_seconds: Fraction, pieces: Sequence[
               *, every: int = 1) -> list[Cut]:
     """Cuts that change on every ``every``-th beat (seconds) for ``total_seconds``: each span
     between cut points is filled from the next piece (in the given order, round and round)
-    that is long enough."""
+    that has enough footage left. A piece that comes round again continues where it left off,
+    so no moment is shown twice until every piece has been used up."""
     if every < 1:
         raise InvalidArgumentError(f"--every must be at least 1, got {every}")
     total = _frames_at(total_seconds, fps)
@@ -119,16 +121,30 @@ def beat_cuts(beats: Sequence[float], total_seconds: Fraction, pieces: Sequence[
                      for b in list(beats)[::every]} | {0, total})
     points = [p for p in points if 0 <= p <= total]
     cuts: list[Cut] = []
+    used = [0] * len(pieces)  # source frames of each piece already in the edit
     k = 0
     for a, b in itertools.pairwise(points):
         length = b - a
-        for tries in range(len(pieces)):
-            piece = pieces[(k + tries) % len(pieces)]
-            if _frames_at(piece.seconds, fps) >= length:
-                cuts.append(Cut(piece.source, piece.start, length, piece.rate))
-                k += tries + 1
-                break
-        else:
+        found = _next_with_room(pieces, used, k, length, fps)
+        if found is None and any(used):  # everything has been shown: go round the footage again
+            used = [0] * len(pieces)
+            found = _next_with_room(pieces, used, k, length, fps)
+        if found is None:
             raise InvalidArgumentError(f"no shot is long enough ({length} frames) for the gap between beats",
                                        hint="cut on every 2nd or 4th beat (--every), or give longer clips")
+        piece = pieces[found]
+        cuts.append(Cut(piece.source, piece.start + used[found], length, piece.rate))
+        used[found] += math.ceil(Fraction(length) / fps * piece.rate)
+        k = found + 1
     return cuts
+
+
+def _next_with_room(pieces: Sequence[Piece], used: Sequence[int], k: int, length: int,
+                    fps: Fraction) -> int | None:
+    """The first piece from the ``k``-th on (round and round) with ``length`` output frames left."""
+    for tries in range(len(pieces)):
+        j = (k + tries) % len(pieces)
+        left = Fraction(pieces[j].end - pieces[j].start - used[j]) / pieces[j].rate
+        if _frames_at(left, fps) >= length:
+            return j
+    return None
