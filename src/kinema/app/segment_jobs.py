@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 BACKENDS = ("classic", "sam2")
 Progress = tuple[int, int]
-# Decoded frames a track job's reader keeps around the frame being tracked (its prefetch
-# window and a margin), counted as 8-bit 4:2:0 frames of the video's size.
+# Decoded frames a track job's reader keeps around the frame being tracked, counted as 8-bit
+# 4:2:0 frames of the video's size: forwards the decoder simply runs ahead; backwards the
+# reader needs room for its whole prefetch window (3 * PREFETCH_WINDOW frames), or it goes
+# back to a keyframe for almost every frame.
 TRACK_CACHE_FRAMES = 48
 
 
@@ -237,7 +239,7 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
 
         check_not_input(out, [video, project])
     with ExitStack() as held:
-        reader = held.enter_context(_open_for_tracking(video))
+        reader = held.enter_context(_open_for_tracking(video, reverse))
         n, (w, h) = len(reader), reader.size
         lo, hi = tracked_range(n, prompts, start, end, reverse)
         spool = held.enter_context(LabelSpool(n, (h, w))) if project is not None else None
@@ -251,14 +253,15 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
             _store_in_project(project, video, prompts, spool, (w, h), n)
 
 
-def _open_for_tracking(video: str | os.PathLike[str]) -> VideoReader:
-    """``video`` opened with a frame cache of its own, of ``TRACK_CACHE_FRAMES``: the
-    process-wide cache would keep up to its whole budget of frames already tracked."""
-    from kinema.media.reader import open_video
+def _open_for_tracking(video: str | os.PathLike[str], reverse: bool) -> VideoReader:
+    """``video`` opened with a frame cache of its own, sized for tracking in one direction:
+    the process-wide cache would keep up to its whole budget of frames already tracked."""
+    from kinema.media.reader import VideoReader, open_video
 
     with open_video(video, cache_bytes=0, prefetch=False) as probe:
         w, h = probe.size
-    return open_video(video, cache_bytes=TRACK_CACHE_FRAMES * w * h * 3 // 2)
+    frames = 3 * VideoReader.PREFETCH_WINDOW if reverse else TRACK_CACHE_FRAMES
+    return open_video(video, cache_bytes=frames * w * h * 3 // 2)
 
 
 def _sink(out: str | os.PathLike[str], reader: VideoReader, overwrite: bool, reverse: bool) -> InOrder:
