@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
+import resource
 import struct
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -256,6 +260,47 @@ def test_readers_share_one_byte_budget(h264_bframes: Path, vfr_mkv: Path, monkey
     assert len(a._cache) == 0 and len(b._cache) > 0 and shared.nbytes == b._cache.nbytes
     assert decode_index(b[55]) == 55
     b.close()
+
+
+def test_analysis_frames_are_small_luma_first_and_close_to_the_frames(h264_bframes: Path):
+    with open_video(h264_bframes) as r:
+        small = list(r.analysis_frames((160, 120)))
+        assert len(small) == 150 and all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for f in small)
+        full = list(r.analysis_frames((320, 240), 100, 110))
+        assert [decode_index(np.dstack([f[..., 0]] * 3)) for f in full] == list(range(100, 110))
+        for i, f in zip(range(0, 150, 15), small[::15], strict=True):
+            exact = cv2.cvtColor(r.frames(i, i + 1, size=(160, 120)).__next__(), cv2.COLOR_RGB2YCrCb)
+            assert np.abs(f.astype(int) - exact[..., [0, 2, 1]]).mean() < 4, i  # luma, Cb, Cr
+        black = np.abs(small[0][:4, :4, 0].astype(int))  # a black cell: full range, not 16
+        assert black.max() < 8
+
+
+def test_analysis_frames_follow_rotation(make_clip):
+    path = make_clip("rot90.mp4", n=24, size=(320, 240), rotation=90)
+    with open_video(path) as r:
+        frames = list(r.analysis_frames((320, 240)))
+    assert len(frames) == 24 and frames[0].shape == (240, 320, 3)
+    assert decode_index(np.dstack([frames[5][..., 0]] * 3)) == 5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_sequential_frames_reuse_freed_memory(make_clip, monkeypatch):
+    # glibc at its starting mmap threshold maps every frame-sized buffer afresh and unmaps it
+    # when freed: every frame of a sequential read would page-fault all of its memory anew.
+    from kinema.media import reader as reader_module
+
+    monkeypatch.setattr(reader_module, "_heap_threshold", 0, raising=False)
+    ctypes.CDLL(None).mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD, its starting value
+    path = make_clip("vga.mp4", n=60, size=(640, 480))
+    faults: dict[int, int] = {}
+    with open_video(path) as r:
+        for i, frame in enumerate(r.frames()):
+            last = frame  # the previous frame lives on while the next is made, as in most callers
+            if i in (20, 59):  # past the decoder's start-up, whose buffers are made once
+                faults[i] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    assert decode_index(last) == 59
+    pages_per_frame = 640 * 480 * 3 // 4096
+    assert faults[59] - faults[20] < 39 * pages_per_frame // 10, faults
 
 
 def test_a_jump_skips_frames_nothing_refers_to(h264_bframes: Path):

@@ -18,6 +18,7 @@ _SPC_BT709 = 1
 _SPC_BT470BG = 5
 _RANGE_UNSPECIFIED = 0
 _RANGE_MPEG = 1
+_RANGE_JPEG = 2
 
 
 _local = threading.local()
@@ -45,16 +46,45 @@ def to_rgb(frame: av.VideoFrame, rotation: int = 0, *, width: int | None = None,
     """
     out = "rgba" if alpha else "rgb24"
     reformatter = _reformatter()
-    if frame.format.name.startswith(("rgb", "bgr", "gbr")) or frame.format.name in ("gray", "pal8"):
+    if _is_rgb(frame):
         rgb = reformatter.reformat(frame, width, height, out, interpolation="AREA")
     else:
-        spc = frame.colorspace if frame.colorspace != _SPC_UNSPECIFIED else (
-            _SPC_BT709 if frame.height >= 720 else _SPC_BT470BG)
-        rng = frame.color_range if frame.color_range != _RANGE_UNSPECIFIED else _RANGE_MPEG
+        spc, rng = _source_color(frame)
         rgb = reformatter.reformat(frame, width, height, out, src_colorspace=spc,
                                    src_color_range=rng, interpolation="AREA")
     array = rgb.to_ndarray()
     return rotate(array, rotation)
+
+
+def to_yuv(frame: av.VideoFrame, width: int, height: int, rotation: int = 0) -> np.ndarray:
+    """A small ``(height, width, 3)`` full-range YCbCr ``uint8`` copy of a frame (luma first),
+    display rotation applied; ``width``/``height`` are before rotation.
+
+    For analysis: YUV sources are only scaled (area averaging) and stretched to full range,
+    with no RGB in between, in one swscale pass; colours keep the source's matrix.
+    """
+    if _is_rgb(frame):
+        yuv = _reformatter().reformat(frame, width, height, "yuv444p", dst_colorspace=_SPC_BT470BG,
+                                      dst_color_range=_RANGE_JPEG, interpolation="AREA")
+    else:
+        spc, rng = _source_color(frame)
+        yuv = _reformatter().reformat(frame, width, height, "yuv444p", src_colorspace=spc,
+                                      dst_colorspace=spc, src_color_range=rng,
+                                      dst_color_range=_RANGE_JPEG, interpolation="AREA")
+    return rotate(np.ascontiguousarray(yuv.to_ndarray().transpose(1, 2, 0)), rotation)
+
+
+def _is_rgb(frame: av.VideoFrame) -> bool:
+    return frame.format.name.startswith(("rgb", "bgr", "gbr")) or frame.format.name in ("gray", "pal8")
+
+
+def _source_color(frame: av.VideoFrame) -> tuple[int, int]:
+    """The YUV frame's colorspace and range; untagged is read as players do (BT.709 from 720
+    lines up, BT.601 below, limited range)."""
+    spc = frame.colorspace if frame.colorspace != _SPC_UNSPECIFIED else (
+        _SPC_BT709 if frame.height >= 720 else _SPC_BT470BG)
+    rng = frame.color_range if frame.color_range != _RANGE_UNSPECIFIED else _RANGE_MPEG
+    return spc, rng
 
 
 def rotate(array: np.ndarray, rotation: int) -> np.ndarray:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -22,7 +24,7 @@ from kinema.core.frames import Frame
 from kinema.core.timebase import snap_rate, to_fraction
 from kinema.media.cache import ByteLRU, FrameCache, shared_cache
 from kinema.media.container import open_input, video_stream
-from kinema.media.convert import display_size, to_rgb
+from kinema.media.convert import display_size, to_rgb, to_yuv
 from kinema.media.decoder import Decoder, has_alpha
 from kinema.media.hwaccel import choose_hwaccel, make_hwaccel
 from kinema.media.index import load_or_build_index
@@ -37,6 +39,9 @@ SEEK_COST_FRAMES = 4
 # A jump decodes every frame only this close before its target; further back it skips the
 # frames nothing refers to, and the prefetcher fills them in afterwards.
 JUMP_KEEP_BEHIND = 8
+# glibc's mallopt parameters, and the largest mmap threshold it accepts on 64-bit systems.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 << 20
 
 
 class VideoReader:
@@ -89,6 +94,8 @@ class VideoReader:
         self.rotation: int = int(getattr(first, "rotation", 0) or 0)
         self.has_alpha: bool = has_alpha(first.format.name)
         self._frame_bytes = _nbytes(first)
+        w, h = self.size
+        _keep_frame_buffers(w * h * (4 if alpha else 3))
         self._prefetch = prefetch
         self._prefetcher: threading.Thread | None = None
         if self._index.truncated:
@@ -233,14 +240,25 @@ class VideoReader:
                 yield to_rgb(frame, self.rotation, width=scale[0], height=scale[1],
                              alpha=self.alpha)
 
+    def analysis_frames(self, size: tuple[int, int], start: int = 0,
+                        stop: int | None = None) -> Iterator[np.ndarray]:
+        """Frames ``[start, stop)`` for detectors, fast: small full-range YCbCr at the displayed
+        ``size`` ``(w, h)`` (see :func:`kinema.media.convert.to_yuv`), decoded without the
+        deblocking filter. Close to the true frames, not exact: for analysis, never display."""
+        start, stop, _ = slice(start, stop).indices(len(self))
+        w, h = self._coded_scale(size)
+        for _, frame in self._sequential(start, stop, draft=True):
+            yield to_yuv(frame, w, h, self.rotation)
+
     def _coded_scale(self, size: tuple[int, int]) -> tuple[int, int]:
         """The pre-rotation ``(w, h)`` that becomes ``size`` once rotated for display."""
         w, h = size
         return (h, w) if display_size(1, 2, self.rotation) == (2, 1) else (w, h)
 
-    def _sequential(self, start: int, stop: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _sequential(self, start: int, stop: int, *, draft: bool = False
+                    ) -> Iterator[tuple[int, av.VideoFrame]]:
         """``(index, decoded frame)`` for every index in ``[start, stop)``, gaps filled."""
-        dec = self._new_decoder()
+        dec = self._new_decoder(draft=draft)
         try:
             dec.seek(self._index.keyframe_for(start))
             expected, last_good = start, None
@@ -292,8 +310,8 @@ class VideoReader:
 
     # -- decoding ----------------------------------------------------------------------
 
-    def _new_decoder(self) -> Decoder:
-        return Decoder(self.decode_path, self._index, hwaccel=make_hwaccel(self._device))
+    def _new_decoder(self, *, draft: bool = False) -> Decoder:
+        return Decoder(self.decode_path, self._index, hwaccel=make_hwaccel(self._device), draft=draft)
 
     def _decode_frame(self, i: int) -> av.VideoFrame:
         """Decoded frame ``i`` from the cache or the decoder; bad frames give their neighbour."""
@@ -525,6 +543,31 @@ def _prefetch_worker(ref: weakref.ref[VideoReader], wake: threading.Event) -> No
 
 def _nbytes(frame: av.VideoFrame) -> int:
     return sum(p.buffer_size for p in frame.planes)
+
+
+_heap_threshold = 0  # the mmap threshold set so far (0: glibc's own)
+
+
+def _keep_frame_buffers(frame_bytes: int) -> None:
+    """Have glibc's malloc keep freed buffers of ``frame_bytes`` for reuse.
+
+    Every converted frame is a new buffer of the same size. glibc's dynamic thresholds settle
+    near one such buffer to map and two to trim, so, depending on what the process freed
+    before, a run of frames is either served from reused heap or mapped, zero-filled and
+    page-faulted anew every frame: 1500 faults for a 1080p frame, which nearly doubled the
+    CPU time of a sequential read. Thresholds above one frame and a few frames make the fast
+    case certain. Only ever raised; Linux (glibc) only.
+    """
+    global _heap_threshold
+    threshold = min(frame_bytes + frame_bytes // 4, _MMAP_THRESHOLD_MAX)
+    if threshold <= _heap_threshold or not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    if mallopt(_M_MMAP_THRESHOLD, threshold) and mallopt(_M_TRIM_THRESHOLD, 4 * threshold):
+        _heap_threshold = threshold
 
 
 def open_video(path: str | os.PathLike[str], proxy: bool = False, **options: object) -> VideoReader:
