@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,10 @@ from kinema.app.project_jobs import new_project
 from kinema.cli.prompt_args import parse_prompts
 from kinema.cli.vision_commands import _ordered_prompts
 from kinema.core.errors import InvalidArgumentError
-from kinema.document import store
+from kinema.core.hashing import files_sha256
+from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
+from kinema.document.model import LayerMask, object_colour
 from kinema.media.image import read_labels
 from kinema.media.reader import open_video
 from kinema.media.writer import VideoWriter
@@ -96,12 +99,36 @@ def test_segment_one_frame(scene, tmp_path: Path):
 def test_project_gets_mask_tracks(scene, tmp_path: Path):
     clip, masks, (x, y) = scene
     folder = new_project(tmp_path / "p", clip)
-    kinema("track", str(clip), "--point", f"{x},{y}@0", "--project", str(folder))
+    kinema("track", str(clip), "--point", f"{x},{y}@0", "--object", "2", "--box", "10,10,60,60@0",
+           "--smooth", "1", "--project", str(folder))
     project = store.load(folder)
-    assert list(project.mask_tracks) == ["obj1"]
+    assert list(project.mask_tracks) == ["obj1", "obj2"]
     track = MaskTrackStore(folder / "masks" / "obj1", N, 320, 240)
     assert track.keyframes() == [0] and track.state(10) == FrameState.PROPAGATED
     assert iou(track.read(10), masks[10]) >= 0.9
+    # each object in its own colour, each with the recipe that made it
+    one, two = project.mask_tracks["obj1"], project.mask_tracks["obj2"]
+    assert (one.color, two.color) == (object_colour(1), object_colour(2)) and one.color != two.color
+    recipe = project.recipes[one.recipe_id]
+    assert recipe.operation == "track" and recipe.model_id is None  # classic: no weights
+    assert recipe.parameters["backend"] == "classic" and recipe.parameters["smooth"] == 1
+    assert recipe.parameters["prompts"] == [{"frame": 0, "object": 1, "points": [[x, y]], "labels": [1]}]
+    assert recipe.parameters["start"] == 0 and recipe.parameters["end"] == N
+    assert recipe.inputs == [f"m1:{project.media['m1'].sha256}"]
+    assert project.recipes[two.recipe_id].parameters["prompts"][0]["box"] == [10, 10, 60, 60]
+
+    # tracking again replaces the object's masks and recipe; renders name the recipe they use
+    kinema("track", str(clip), "--point", f"{x},{y}@0", "--end", "12", "--project", str(folder))
+    project = store.load(folder)
+    assert sorted(project.recipes) == ["track-obj1", "track-obj2"]
+    assert project.recipes["track-obj1"].parameters["end"] == 12
+    with store.ProjectFile(folder) as pf:
+        pf.history.do(edits.set_layer("l1", mask=LayerMask(track_id="obj1")))
+        pf.save()
+    kinema("render", str(folder), "-o", str(tmp_path / "r.mp4"), "--range", "0:4")
+    record = json.loads(kinema("provenance", str(tmp_path / "r.mp4")).stdout)
+    assert [op["id"] for op in record["operations"]] == ["track-obj1"]
+    assert record["operations"][0]["parameters"]["prompts"][0]["points"] == [[x, y]]
 
 
 def test_bad_prompts_are_one_line_errors(scene, tmp_path: Path):
@@ -192,6 +219,15 @@ def test_sam2_backend_through_the_cli(scene, tmp_path: Path):
     labels = np.load(tmp_path / "s.npz")["masks"]
     assert labels.shape == (N, 240, 320) and set(np.unique(labels)) <= {0, 1, 2}
     assert not labels[12:].any()
+    folder = new_project(tmp_path / "p", clip)
+    run = subprocess.run([sys.executable, "-m", "kinema", "track", str(clip), "--backend", "sam2",
+                          "--model", "sam2-tiny", "--point", f"{x},{y}@0", "--end", "4",
+                          "--project", str(folder)], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    recipe = store.load(folder).recipes["track-obj1"]
+    weights = sorted((models / "sam2-tiny").glob("*.safetensors"))
+    assert (recipe.model_id, recipe.model_revision) == ("facebook/sam2.1-hiera-tiny", "main")
+    assert recipe.weights_sha256 == files_sha256(weights) and recipe.parameters["backend"] == "sam2"
     one = subprocess.run([sys.executable, "-m", "kinema", "segment", str(clip), "-f", "3", "--backend",
                           "sam2", "--model", str(models / "sam2-tiny"), "--point", f"{x},{y}",
                           "-o", str(tmp_path / "s.png")], capture_output=True, text=True, env=env)

@@ -12,7 +12,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -250,7 +250,10 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
         sink = _sink(out, reader, overwrite, reverse) if out is not None else None
         yield from _deliver(tracked, sink, spool, hi - lo)
         if spool is not None:
-            _store_in_project(project, video, prompts, spool, (w, h), n)
+            settings = {"start": lo, "end": hi, "reverse": reverse, **asdict(cleanup),
+                        **{k: v for k, v in asdict(choice).items() if k not in ("model", "detector")}}
+            _store_in_project(project, video, prompts, spool, (w, h), n,
+                              backend=backend, choice=choice, settings=settings)
 
 
 def _open_for_tracking(video: str | os.PathLike[str], reverse: bool) -> VideoReader:
@@ -325,12 +328,15 @@ def _voted(window: deque[tuple[int, np.ndarray]], last: int, position: int,
 
 def _store_in_project(project: str | os.PathLike[str], video: str | os.PathLike[str],
                       prompts: Sequence[Prompt], results: LabelSpool,
-                      size: tuple[int, int], n: int) -> None:
+                      size: tuple[int, int], n: int, *, backend: str, choice: ModelChoice,
+                      settings: dict[str, object]) -> None:
     """Each object becomes (or replaces) mask track ``obj<K>`` on the project's media for
-    ``video``; prompted frames are keyframes, the rest propagated."""
+    ``video``, in the K-th object colour, with the recipe that made it; prompted frames are
+    keyframes, the rest propagated."""
+    from kinema.app.track_recipes import track_models, track_recipe
     from kinema.document import edits, store
     from kinema.document.masktrack import CHUNK, FrameState, MaskTrackStore
-    from kinema.document.model import MaskTrackRef
+    from kinema.document.model import MaskTrackRef, object_colour
 
     folder = store.project_path(project)
     source = Path(video).resolve()
@@ -340,21 +346,27 @@ def _store_in_project(project: str | os.PathLike[str], video: str | os.PathLike[
         if media is None:
             raise InvalidArgumentError("the video is not in the project's media", path=source,
                                        hint="track a video the project uses (kinema media lists them)")
+        models = track_models(backend, prompts, choice.model, choice.detector)
         object_ids = sorted({p.object_id for p in prompts} | results.object_ids())
+        frames = results.frames()  # one contiguous run of frames
         for object_id in object_ids:
             track_id = f"obj{object_id}"
-            keyframes = {p.frame for p in prompts if p.object_id == object_id}
+            own = [p for p in prompts if p.object_id == object_id]
             masks = MaskTrackStore(folder / "masks" / track_id, n, w, h, create=True)
-            frames = results.frames()  # one contiguous run of frames
-            for a in range(0, len(frames), CHUNK):  # a chunk's worth at a time: bounded memory
-                run = frames[a:a + CHUNK]
-                masks.write_many(run[0], [results[i] == object_id for i in run], FrameState.PROPAGATED)
-            for index in sorted(keyframes & set(frames)):
+            # runs that end on chunk boundaries: each chunk file is written once, memory bounded
+            ends = [*range((frames[0] // CHUNK + 1) * CHUNK, frames[-1] + 1, CHUNK), frames[-1] + 1]
+            begin = frames[0]
+            for stop in ends:
+                masks.write_many(begin, [results[i] == object_id for i in range(begin, stop)],
+                                 FrameState.PROPAGATED)
+                begin = stop
+            for index in sorted({p.frame for p in own} & set(frames)):
                 masks.write(index, results[index] == object_id, FrameState.KEYFRAME)
-            if track_id not in pf.project.mask_tracks:
-                pf.history.do(edits.add_mask_track(MaskTrackRef(
-                    id=track_id, name=f"object {object_id}", media_id=media.id, frames=n,
-                    width=w, height=h)))
+            ref = MaskTrackRef(id=track_id, name=f"object {object_id}", color=object_colour(object_id),
+                               media_id=media.id, frames=n, width=w, height=h)
+            recipe = track_recipe(track_id, media, own, backend=backend, models=models,
+                                  settings=settings)
+            pf.history.do(edits.record_mask_track(ref, recipe))
         pf.save()
 
 

@@ -9,30 +9,36 @@ from typing import Any
 import numpy as np
 
 from kinema.document.model import MediaRef, Recipe
+from kinema.models.registry import ModelIdentity, identity
 from kinema.vision.base import Prompt
 
 
-def track_recipe(track_id: str, media: MediaRef, prompts: Sequence[Prompt], *, backend: str,
-                 model: str | None = None, detector: str | None = None,
-                 settings: dict[str, Any] | None = None) -> Recipe:
-    """The recipe of mask track ``track_id``: tracked on ``media`` by ``backend`` from
-    ``prompts`` (the object's own), with ``settings`` (range, direction, clean-ups, ...).
-    For a model backend, the weights are named by hub repository, revision and hash."""
-    from kinema.models.registry import identity
+def track_models(backend: str, prompts: Sequence[Prompt], model: str | None,
+                 detector: str | None) -> tuple[ModelIdentity | None, ModelIdentity | None]:
+    """The identities of the tracking model (none for the classical backend) and of the text
+    detector (none without words in ``prompts``), each hashed once for all the objects."""
+    tracker = identity(model, task="segment-video") if backend != "classic" else None
+    words = identity(detector, task="detect-text") if any(p.text for p in prompts) else None
+    return tracker, words
 
+
+def track_recipe(track_id: str, media: MediaRef, prompts: Sequence[Prompt], *, backend: str,
+                 models: tuple[ModelIdentity | None, ModelIdentity | None] = (None, None),
+                 settings: dict[str, Any] | None = None) -> Recipe:
+    """The recipe of mask track ``track_id``: tracked on ``media`` by ``backend`` (with the
+    ``models`` of :func:`track_models`) from ``prompts``, the object's own, with ``settings``
+    (range, direction, clean-ups, ...)."""
+    tracker, words = models
     parameters: dict[str, Any] = {"backend": backend, "prompts": [_prompt(p) for p in prompts],
                                   **(settings or {})}
-    model_id = revision = weights = None
-    if backend != "classic":
-        found = identity(model, task="segment-video")
-        model_id, revision, weights = found.model_id, found.revision, found.weights_sha256
-    if any(p.text for p in prompts):
-        found = identity(detector, task="detect-text")
-        parameters["detector"] = {"model_id": found.model_id, "revision": found.revision,
-                                  "weights_sha256": found.weights_sha256}
+    if words is not None:
+        parameters["detector"] = {"model_id": words.model_id, "revision": words.revision,
+                                  "weights_sha256": words.weights_sha256}
     text = "; ".join(p.text for p in prompts if p.text) or None
-    return Recipe(id=f"track-{track_id}", operation="track", model_id=model_id,
-                  model_revision=revision, weights_sha256=weights, prompt=text,
+    return Recipe(id=f"track-{track_id}", operation="track",
+                  model_id=tracker.model_id if tracker else None,
+                  model_revision=tracker.revision if tracker else None,
+                  weights_sha256=tracker.weights_sha256 if tracker else None, prompt=text,
                   parameters=parameters, inputs=[f"{media.id}:{media.sha256}"])
 
 
