@@ -53,6 +53,7 @@ bench: venv
 	$(PY) benchmarks/bench_reader.py
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_tracker.py
+	$(PY) benchmarks/bench_track_memory.py
 	$(PY) benchmarks/bench_sam2.py
 	$(PY) benchmarks/bench_editor.py
 	$(PY) benchmarks/bench_shots.py
