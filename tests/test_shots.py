@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -150,6 +153,30 @@ def test_synthetic_frames(synthetic) -> None:
     check(detect_transitions(small), truth)
 
 
+def test_yuv_frames_find_the_same_transitions(synthetic) -> None:
+    frames, truth = synthetic
+    small = [cv2.cvtColor(cv2.resize(f, (192, 108), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2YCrCb)
+             for f in frames]
+    check(detect_transitions(small, pixels="yuv"), truth)
+    with pytest.raises(InvalidArgumentError, match="pixels"):
+        ShotDetector(pixels="bgr")  # type: ignore[arg-type]
+
+
+def test_a_dissolve_between_flat_colours() -> None:
+    # Flat pictures have no contrast at all, so the middle's contrast dip is 0 (it divided by it).
+    red, blue = np.full((H, W, 3), (200, 30, 30), np.uint8), np.full((H, W, 3), (30, 30, 200), np.uint8)
+    frames = [red] * 40 + [mix(red, blue, (k + 1) / 21) for k in range(20)] + [blue] * 40
+    found = detect_transitions(frames)
+    assert [t.kind for t in found] == ["dissolve"] and 40 <= found[0].boundary < 60
+    assert found[0].score > 0
+
+
+def test_tiny_frames_are_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="1x1 are too small"):
+        ShotDetector().push(0, np.zeros((1, 1, 3), np.uint8))
+    assert detect_transitions([np.zeros((16, 16, 3), np.uint8)] * 3) == []
+
+
 def test_full_size_frames_are_shrunk(synthetic) -> None:
     frames = synthetic[0]
     big = [cv2.resize(f, (640, 360)) for f in frames[:130]]
@@ -261,6 +288,15 @@ def test_detect_shots_on_a_file(synthetic_clip: Path, synthetic) -> None:
     assert [(s["start"], s["end"]) for s in data["shots"]] == result.ranges()
 
 
+def test_shot_job_reports_every_frame(synthetic_clip: Path) -> None:
+    from kinema.app.shot_jobs import ShotJob, detect_shots
+
+    job = ShotJob(synthetic_clip)
+    assert list(job) == [(i, 300) for i in range(1, 301)]
+    assert job.result is not None
+    assert job.result.ranges() == detect_shots(synthetic_clip).ranges()
+
+
 def test_detect_shots_width(synthetic_clip: Path) -> None:
     from kinema.app.shot_jobs import detect_shots
 
@@ -299,9 +335,6 @@ def test_real_footage_joined(tmp_path: Path) -> None:
 
 
 def test_cli_json_is_the_shot_list(synthetic_clip: Path) -> None:
-    import subprocess
-    import sys
-
     from kinema.app.shot_jobs import detect_shots
 
     run = subprocess.run([sys.executable, "-m", "kinema", "shots", str(synthetic_clip), "--json"],
@@ -310,3 +343,22 @@ def test_cli_json_is_the_shot_list(synthetic_clip: Path) -> None:
     plain = subprocess.run([sys.executable, "-m", "kinema", "shots", str(synthetic_clip)],
                            capture_output=True, text=True, check=True)
     assert len(plain.stdout.strip().splitlines()) == 6 and "dissolve" in plain.stdout
+
+
+def test_cli_shows_progress_on_a_terminal(synthetic_clip: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "kinema", "shots", str(synthetic_clip)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "FORCE_COLOR": "1"})
+    assert "300/300" in run.stderr and "shots shots.mp4" in run.stderr
+    assert len(run.stdout.strip().splitlines()) == 6
+
+
+def test_cli_a_tiny_video_is_one_error_line(tmp_path: Path) -> None:
+    from kinema.media.synth import write_clip
+
+    path = write_clip(tmp_path / "dot.mp4", n=60, size=(1, 1), pix_fmt="yuv444p")
+    run = subprocess.run([sys.executable, "-m", "kinema", "shots", str(path)], capture_output=True, text=True)
+    assert run.returncode == 1, run
+    assert run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr
+    assert str(path) in lines[0] and "1x1" in lines[0] and "full-size footage" in lines[0]

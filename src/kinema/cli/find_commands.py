@@ -22,12 +22,14 @@ def shots(
     as_json: Json = False,
 ) -> None:
     """Split a video into shots (hard cuts, dissolves, fades)."""
-    from kinema.app.shot_jobs import detect_shots
-    from kinema.cli.console import exit_on_error, out
+    from kinema.app.shot_jobs import ShotJob
+    from kinema.cli.console import exit_on_error, out, show_progress
 
     with exit_on_error():
-        found = detect_shots(video)
-    data = found.to_dict()
+        job = ShotJob(video)
+        show_progress(iter(job), f"shots {video.name}")
+    assert job.result is not None
+    data = job.result.to_dict()
     if as_json:
         out.print_json(json.dumps(data))
         return

@@ -2,10 +2,12 @@
 
 :class:`ShotDetector` is fed frames in order (``push``, then ``flush`` at the end) and returns
 each transition once it is settled, at most :attr:`ShotDetector.lag` frames behind the newest
-(a fade waits for the end of its black). It wants small RGB frames, about 160 to 256 pixels
-wide; larger ones are shrunk first. Per frame it keeps a 32x18 YCrCb thumbnail, the luma mean
-and variance, and the thumbnail's distance to the previous one, motion-compensated (the best
-of shifts up to a tenth of the picture, so pans and shake cost little).
+(a fade waits for the end of its black). It wants small frames, about 160 to 256 pixels wide
+(larger ones are shrunk first, and at least ``MIN_SIDE`` on each side), in RGB or, from a
+decoder, straight as YCbCr (``pixels="yuv"``). Per frame it keeps a 32x18 YCbCr thumbnail,
+the luma mean and variance, and the thumbnail's distance to the previous one,
+motion-compensated (the best of shifts up to a tenth of the picture, so pans and shake cost
+little).
 
 - A **cut** at frame ``t`` is a peak of that distance standing ``cut_ratio`` times above the
   distances around it (so steady fast motion does not count), after which no frame of the next
@@ -40,8 +42,10 @@ from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import check_frame
 
 TransitionKind = Literal["cut", "dissolve", "fade"]
+Pixels = Literal["rgb", "yuv"]
 
 MAX_WIDTH, WORK_WIDTH = 320, 192  # frames wider than MAX_WIDTH are shrunk to WORK_WIDTH first
+MIN_SIDE = 16  # smaller frames hold too little picture to compare (a 1x1 video has no contrast)
 THUMB = (32, 18)
 SHIFT = (3, 2)  # largest (x, y) shift, in thumbnail pixels, the motion compensation tries
 WINDOW = 6  # frames each side a cut is compared with
@@ -50,6 +54,7 @@ MIX_DIFFERENCE = 20.0  # least RMS difference (0-255) of a dissolve's ends
 MIX_RESIDUAL = 0.5  # how far (relative to the ends' difference) a dissolve's middle may be off the mix
 MIX_UNIFORMITY = 0.1  # spread of that share over the parts of the picture
 MIX_CONTRAST = 0.85  # a dissolve's middle has at most this share of the contrast its ends suggest
+MIN_DIP = 0.01  # a mix of flat pictures has no contrast at all; its score stops at 1 / MIN_DIP
 DARK_MEAN, DARK_STD = 20.0, 12.0  # luma of a near-black frame (0-255)
 RAMP_STEP = 0.01  # a fade's frames change luma by at least this fraction each
 MAX_RAMP = 120  # longest fade ramp followed, in frames
@@ -87,10 +92,12 @@ class Shot:
 
 @dataclass
 class _Frame:
-    thumb: np.ndarray  # (18, 32, 3) float32 YCrCb
+    thumb: np.ndarray  # (18, 32, 3) float32 YCbCr, luma first
     luma: float  # mean (0-255)
     var: float  # luma variance over the whole (small) frame
     moved: float  # RMS distance to the previous thumbnail, motion-compensated (0 for the first)
+    centered: np.ndarray  # thumb less each channel's mean
+    energy: float  # squared norm of centered
 
     @property
     def dark(self) -> bool:
@@ -118,18 +125,23 @@ class _Fade:
 class ShotDetector:
     """Streaming shot-transition detector: ``push`` frames in order, then ``flush``.
 
-    Frames are RGB (or RGBA) ``uint8``, all the same size, indexed consecutively from the first
-    index pushed. ``cut_threshold`` is the least RMS thumbnail change (0-255) a cut can have;
+    Frames are RGB (or RGBA) ``uint8``, or with ``pixels="yuv"`` full-range YCbCr (luma
+    first, as :meth:`kinema.media.VideoReader.analysis_frames` gives), all the same size and at
+    least ``MIN_SIDE`` on each side, indexed consecutively from the first index pushed.
+    ``cut_threshold`` is the least RMS thumbnail change (0-255) a cut can have;
     ``cut_ratio`` how far above the changes around it it must stand; ``flash_frames`` how long
     an interruption can last and still not count; ``gradual=False`` finds hard cuts only.
     """
 
     def __init__(self, *, cut_threshold: float = 8.0, cut_ratio: float = 3.0, flash_frames: int = 4,
-                 gradual: bool = True) -> None:
+                 gradual: bool = True, pixels: Pixels = "rgb") -> None:
         if cut_threshold <= 0 or cut_ratio < 1 or flash_frames < 0:
             raise InvalidArgumentError(
                 f"cut_threshold must be > 0, cut_ratio >= 1 and flash_frames >= 0, got "
                 f"{cut_threshold}, {cut_ratio}, {flash_frames}")
+        if pixels not in ("rgb", "yuv"):
+            raise InvalidArgumentError(f"pixels must be 'rgb' or 'yuv', got {pixels!r}")
+        self.pixels = pixels
         self.cut_threshold = cut_threshold
         self.cut_ratio = cut_ratio
         self.flash_frames = flash_frames
@@ -167,6 +179,9 @@ class ShotDetector:
         frame = check_frame(frame)
         size = (frame.shape[1], frame.shape[0])
         if self._size is None:
+            if min(size) < MIN_SIDE:
+                raise InvalidArgumentError(f"frames of {size[0]}x{size[1]} are too small to find shots "
+                                           f"in (at least {MIN_SIDE}x{MIN_SIDE})")
             self._size = size
         elif size != self._size:
             raise InvalidArgumentError(f"frame {index} is {size[0]}x{size[1]}, the first was "
@@ -188,16 +203,19 @@ class ShotDetector:
     # -- features -----------------------------------------------------------------------------
 
     def _features(self, frame: np.ndarray) -> _Frame:
-        rgb = frame[..., :3]
-        if rgb.shape[1] > MAX_WIDTH:
-            h = max(2, round(rgb.shape[0] * WORK_WIDTH / rgb.shape[1]))
-            rgb = cv2.resize(rgb, (WORK_WIDTH, h), interpolation=cv2.INTER_AREA)
-        ycc = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)
+        small = frame[..., :3]
+        if small.shape[1] > MAX_WIDTH:
+            h = max(2, round(small.shape[0] * WORK_WIDTH / small.shape[1]))
+            small = cv2.resize(small, (WORK_WIDTH, h), interpolation=cv2.INTER_AREA)
+        ycc = small if self.pixels == "yuv" else cv2.cvtColor(np.ascontiguousarray(small),
+                                                                cv2.COLOR_RGB2YCrCb)
         mean, std = cv2.meanStdDev(cv2.extractChannel(ycc, 0))
         thumb = cv2.resize(ycc, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
         prev = self._frames.get(self._last - 1)
         moved = 0.0 if prev is None else _distances(thumb, prev.thumb)[1]
-        return _Frame(thumb, float(mean[0, 0]), float(std[0, 0]) ** 2, moved)
+        centered = thumb - thumb.mean(axis=(0, 1))
+        return _Frame(thumb, float(mean[0, 0]), float(std[0, 0]) ** 2, moved, centered,
+                      float(np.vdot(centered, centered)))
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -304,8 +322,7 @@ class ShotDetector:
             if d2 < MIX_DIFFERENCE**2 * span.size:
                 continue
             # Ends that are one picture at two brightnesses are a fade (or exposure), not a mix.
-            za, zb = a.thumb - a.thumb.mean(axis=(0, 1)), b.thumb - b.thumb.mean(axis=(0, 1))
-            if float(np.vdot(za, zb)) > 0.9 * math.sqrt(float(np.vdot(za, za)) * float(np.vdot(zb, zb))):
+            if float(np.vdot(a.centered, b.centered)) > 0.9 * math.sqrt(a.energy * b.energy):
                 continue
             alpha = float(np.vdot(mid.thumb - a.thumb, span)) / d2
             if not 0.3 <= alpha <= 0.7 or not _uniform_mix(mid.thumb - a.thumb, span):
@@ -362,7 +379,7 @@ class ShotDetector:
         if (any(t.kind == "cut" and s <= t.boundary <= e for t in self._pending)
                 or any(qs <= e and qe >= s for qs, qe in self._quiet)):
             return
-        self._pending.append(Transition("dissolve", s, e, (s + e) // 2, round(1 / dip, 2)))
+        self._pending.append(Transition("dissolve", s, e, (s + e) // 2, round(1 / max(dip, MIN_DIP), 2)))
 
     # -- fades --------------------------------------------------------------------------------
 
