@@ -122,6 +122,8 @@ def test_project_gets_mask_tracks(scene, tmp_path: Path):
     project = store.load(folder)
     assert sorted(project.recipes) == ["track-obj1", "track-obj2"]
     assert project.recipes["track-obj1"].parameters["end"] == 12
+    again = MaskTrackStore(folder / "masks" / "obj1", N, 320, 240)
+    assert again.read(11) is not None and all(again.read(i) is None for i in range(12, N))
     with store.ProjectFile(folder) as pf:
         pf.history.do(edits.set_layer("l1", mask=LayerMask(track_id="obj1")))
         pf.save()

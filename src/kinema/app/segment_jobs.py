@@ -353,6 +353,7 @@ def _store_in_project(project: str | os.PathLike[str], video: str | os.PathLike[
             track_id = f"obj{object_id}"
             own = [p for p in prompts if p.object_id == object_id]
             masks = MaskTrackStore(folder / "masks" / track_id, n, w, h, create=True)
+            masks.clear(0, n)  # the track is what this run made: no frames of an earlier one
             # runs that end on chunk boundaries: each chunk file is written once, memory bounded
             ends = [*range((frames[0] // CHUNK + 1) * CHUNK, frames[-1] + 1, CHUNK), frames[-1] + 1]
             begin = frames[0]
