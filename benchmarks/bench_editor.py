@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ["KINEMA_CACHE_DIR"] = str(Path(tmp) / "cache")
             clip = Path(tmp) / "juggle_1080p.mp4"
             shutil.copy(source, clip)
-            from kinema.media.reader import open_video
+            from kinema.media import open_video
 
             with open_video(clip) as reader:
                 n = len(reader)

@@ -45,8 +45,8 @@ import cv2
 import numpy as np
 
 from _common import machine_line
+from kinema.media import VideoReader, open_video
 from kinema.media.proxy import ensure_proxy
-from kinema.media.reader import VideoReader, open_video
 from kinema.media.synth import decode_index, write_clip
 
 SIZE = (1920, 1080)

@@ -35,9 +35,9 @@ from kinema.app.render_job import render
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
 from kinema.document.model import LayerMask, MaskTrackRef, SolidItem, VideoLayer
+from kinema.media import open_video
 from kinema.media.codecs import CODECS
 from kinema.media.probe import probe
-from kinema.media.reader import open_video
 from kinema.media.writer import VideoWriter
 
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "juggle.mp4"

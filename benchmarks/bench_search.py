@@ -33,7 +33,7 @@ import numpy as np
 
 from _common import machine_line
 from kinema.app.index_jobs import chunk_shots, decode_samples, decode_size, index_videos, thumbnail_png
-from kinema.media.reader import open_video
+from kinema.media import open_video
 from kinema.media.synth import write_clip
 from kinema.search.index import ANN_MIN_ROWS, NPROBES, REFINE_FACTOR, Index
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import machine_line
-from kinema.media.reader import open_video
+from kinema.media import open_video
 from kinema.media.writer import VideoWriter
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import write_sound
 from kinema.core.errors import CorruptMediaError, MediaOpenError, UnsupportedMediaError
-from kinema.media.reader import open_video
+from kinema.media import open_video
 from kinema.media.synth import decode_index, write_clip
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from conftest import decoded_audio
 from kinema import __version__
+from kinema.media import open_video
 from kinema.media.image import read_image
-from kinema.media.reader import open_video
 from kinema.media.synth import decode_index, tone, write_clip
 
 

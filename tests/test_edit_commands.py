@@ -11,7 +11,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from kinema.media.reader import open_video
+from kinema.media import open_video
 from kinema.media.writer import VideoWriter
 from kinema.vision.synthetic import moving_object
 

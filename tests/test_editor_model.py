@@ -9,7 +9,7 @@ import pytest
 
 from kinema.document import store
 from kinema.document.masktrack import FrameState
-from kinema.media.reader import open_video
+from kinema.media import open_video
 from kinema.media.writer import VideoWriter
 from kinema.ui.editor import Editor
 from kinema.vision.maskops import iou

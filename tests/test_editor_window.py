@@ -16,8 +16,8 @@ import pytest
 
 from conftest import media
 from kinema.document.masktrack import MaskTrackStore
+from kinema.media import open_video
 from kinema.media.image import read_image
-from kinema.media.reader import open_video
 
 
 @pytest.fixture(scope="module")

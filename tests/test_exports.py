@@ -17,8 +17,8 @@ from kinema.core.errors import InvalidArgumentError, MediaOpenError
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
 from kinema.document.model import MaskTrackRef
+from kinema.media import open_video
 from kinema.media.image import read_image
-from kinema.media.reader import open_video
 from kinema.media.synth import write_clip
 from kinema.render.mattes import matte_from_mask
 

@@ -12,8 +12,8 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
+from kinema.media import open_video
 from kinema.media.image import write_image
-from kinema.media.reader import open_video
 from kinema.media.writer import VideoWriter
 from kinema.vision.synthetic import moving_object
 

@@ -40,7 +40,7 @@ def test_user_preference_wins(monkeypatch):
 
 
 def test_this_machine_decodes_without_hardware(h264_bframes):
-    from kinema.media.reader import open_video
+    from kinema.media import open_video
 
     with open_video(h264_bframes, hwaccel="auto") as r:
         assert r.hwaccel is None and r[3].shape == (240, 320, 3)

@@ -18,8 +18,8 @@ from kinema.app.render_job import work_folder
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
 from kinema.document.model import LayerMask, MaskTrackRef, SolidItem, VideoLayer
+from kinema.media import open_video
 from kinema.media.image import read_image
-from kinema.media.reader import open_video
 
 KINEMA = [sys.executable, "-m", "kinema"]
 

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
+from kinema.media import open_video
 from kinema.media.proxy import find_proxy, proxy_path
-from kinema.media.reader import open_video
 from kinema.media.synth import decode_index, write_clip
 
 

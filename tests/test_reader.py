@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import media
+from kinema.media import open_video
 from kinema.media.convert import to_rgb
-from kinema.media.reader import open_video
 from kinema.media.synth import decode_index, pattern_frame, write_clip
 
 

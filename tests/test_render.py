@@ -17,8 +17,8 @@ from kinema.core.errors import MediaOpenError
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
 from kinema.document.model import LayerMask, MaskTrackRef, Recipe, SolidItem, VideoLayer
+from kinema.media import open_video
 from kinema.media.image import read_image
-from kinema.media.reader import open_video
 from kinema.media.synth import decode_index, write_clip
 
 W, H, N = 96, 64, 12

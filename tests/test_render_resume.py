@@ -22,7 +22,7 @@ from kinema.app.render_job import render, work_folder
 from kinema.core.errors import InvalidArgumentError
 from kinema.document import edits, store
 from kinema.document.model import SolidItem, VideoLayer
-from kinema.media.reader import open_video
+from kinema.media import open_video
 from kinema.media.synth import decode_index, write_clip
 
 

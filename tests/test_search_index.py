@@ -28,8 +28,8 @@ from kinema.app.index_jobs import (  # noqa: E402
     search,
 )
 from kinema.core.errors import InvalidArgumentError  # noqa: E402
+from kinema.media import open_video  # noqa: E402
 from kinema.media.image import write_image  # noqa: E402
-from kinema.media.reader import open_video  # noqa: E402
 from kinema.media.synth import write_clip  # noqa: E402
 from kinema.models.tiny import build_tiny  # noqa: E402
 from kinema.models.tiny_clip import IMAGE_MEAN, IMAGE_STD, tiny_vocab  # noqa: E402

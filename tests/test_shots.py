@@ -267,7 +267,7 @@ def test_bad_input() -> None:
 
 def test_detect_shots_on_a_file(synthetic_clip: Path, synthetic) -> None:
     from kinema.app.shot_jobs import detect_shots
-    from kinema.media.reader import open_video
+    from kinema.media import open_video
 
     calls: list[tuple[int, int]] = []
     result = detect_shots(synthetic_clip, progress=lambda done, total: calls.append((done, total)))
@@ -318,7 +318,7 @@ def test_detect_shots_missing_file(tmp_path: Path) -> None:
 def test_real_footage_joined(tmp_path: Path) -> None:
     """Four real clips (different sizes and rates), 60 frames each, joined by hard cuts."""
     from kinema.app.shot_jobs import detect_shots
-    from kinema.media.reader import open_video
+    from kinema.media import open_video
     from kinema.media.writer import VideoWriter
 
     clips = [media(n) for n in ("dog.mp4", "coffee.mp4", "juggle.mp4", "bedroom.mp4")]

@@ -18,8 +18,8 @@ from kinema.core.hashing import files_sha256
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
 from kinema.document.model import LayerMask, object_colour
+from kinema.media import open_video
 from kinema.media.image import read_labels
-from kinema.media.reader import open_video
 from kinema.media.writer import VideoWriter
 from kinema.vision.maskops import iou
 from kinema.vision.synthetic import moving_object

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import decoded_audio
 from kinema.app.media_jobs import transcode
+from kinema.media import open_video
 from kinema.media.probe import probe
-from kinema.media.reader import open_video
 from kinema.media.synth import decode_index, pattern_frame, tone, write_clip
 from kinema.media.writer import VideoWriter
 

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import decoded_audio
 from kinema.core.errors import InvalidArgumentError, MediaWriteError, OutputExistsError
+from kinema.media import open_video
 from kinema.media.audio import audio_peaks
-from kinema.media.reader import open_video
 from kinema.media.synth import decode_index, pattern_frame, tone, write_clip
 from kinema.media.writer import VideoWriter
 

@@ -18,8 +18,8 @@ def mix_audio(project: Project, folder: Path, begin: int, end: int,
               rate: int = MIX_RATE) -> np.ndarray | None:
     """Timeline frames ``[begin, end)`` of every unmuted audio track summed with its gain, as
     float32 ``(2, n)`` at ``rate`` (clipped to [-1, 1]); ``None`` when nothing is audible."""
+    from kinema.media import open_video
     from kinema.media.audio import read_audio
-    from kinema.media.reader import open_video
 
     tl = project.timeline
     items = [(track, item) for track in tl.audio_tracks if not track.muted for item in track.items]

@@ -265,7 +265,7 @@ def shot_pieces(videos: Sequence[str | os.PathLike[str]], *, embedder: object | 
     for order, video in enumerate(videos):
         found = detect_shots(video)
         if order == 0:
-            from kinema.media.reader import open_video
+            from kinema.media import open_video
 
             fps = found.fps
             with open_video(video, prefetch=False) as reader:

@@ -42,7 +42,7 @@ class FrameEvaluator:
     """The composited frame at any timeline frame of a project."""
 
     def __init__(self, project: Project, folder: Path) -> None:
-        from kinema.media.reader import open_video
+        from kinema.media import open_video
 
         self.project = project
         self.folder = folder

@@ -87,7 +87,7 @@ def export_matte(project_path: str | os.PathLike[str], track_id: str,
     with contextlib.ExitStack() as stack:
         guides = None
         if soft:
-            from kinema.media.reader import open_video
+            from kinema.media import open_video
 
             reader = stack.enter_context(open_video(_footage(project, folder, ref)))
             guides = iter(reader.frames(0, ref.frames))
@@ -133,7 +133,7 @@ def export_cutout(project_path: str | os.PathLike[str], track_id: str,
     """Write the track's footage with the matte as alpha (straight), transparent elsewhere:
     ProRes 4444 ``.mov``, VP9 ``.webm``, or a PNG/EXR sequence folder. ``soft`` softens the
     edge along the picture (hair, motion blur)."""
-    from kinema.media.reader import open_video
+    from kinema.media import open_video
     from kinema.media.writer import VideoWriter
 
     folder = store.project_path(project_path)
@@ -165,7 +165,7 @@ def export_preview(project_path: str | os.PathLike[str], track_ids: list[str] | 
     outlined (H.264 ``.mp4``): a quick look at how well the masks hold."""
     import cv2
 
-    from kinema.media.reader import open_video
+    from kinema.media import open_video
     from kinema.media.writer import VideoWriter
 
     folder = store.project_path(project_path)

@@ -226,7 +226,7 @@ def embed_steps(video: Path, embedder: Embedder, *, shots: ShotFinder | None = N
     model's own errors pass through as they are."""
     import time
 
-    from kinema.media.reader import open_video
+    from kinema.media import open_video
 
     timing = VideoTiming()
     t0 = time.perf_counter()
@@ -378,7 +378,7 @@ MIN_SIDE = 16
 def indexable_frames(video: Path) -> int:
     """How many frames ``video`` has, or a :class:`KinemaError` saying why it cannot be indexed."""
     from kinema.core.errors import UnsupportedMediaError
-    from kinema.media.reader import open_video
+    from kinema.media import open_video
 
     with reading(video), open_video(video, prefetch=False) as reader:
         width, height = reader.size
@@ -512,7 +512,7 @@ def classify(video: str | os.PathLike[str], labels: Sequence[str], shots: Sequen
     """Zero-shot labels: for each shot ``(start, end)`` (frames), the label whose text ("a photo
     of {label}") best matches the mean of the shot's sampled frames, and its probability among
     ``labels`` (CLIP's softmax over the labels)."""
-    from kinema.media.reader import open_video
+    from kinema.media import open_video
 
     labels = [str(label).strip() for label in labels]
     if not labels or not all(labels):

@@ -23,8 +23,8 @@ def extract_frame(video: str | os.PathLike[str], out: str | os.PathLike[str], *,
     Returns the frame index written.
     """
     from kinema.core.atomic import check_can_write, check_not_input
+    from kinema.media import open_video
     from kinema.media.image import write_image
-    from kinema.media.reader import open_video
 
     if (index is None) == (time is None):
         raise InvalidArgumentError("give exactly one of --index or --time")
@@ -66,8 +66,8 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     is an image sequence. A variable-frame-rate source keeps every frame at its own time.
     """
     from kinema.core.atomic import check_not_input
+    from kinema.media import open_video
     from kinema.media.codecs import codec_for
-    from kinema.media.reader import open_video
     from kinema.media.writer import VideoWriter
 
     target = Path(dst)

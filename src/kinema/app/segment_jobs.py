@@ -259,7 +259,7 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
 def _open_for_tracking(video: str | os.PathLike[str], reverse: bool) -> VideoReader:
     """``video`` opened with a frame cache of its own, sized for tracking in one direction:
     the process-wide cache would keep up to its whole budget of frames already tracked."""
-    from kinema.media.reader import VideoReader, open_video
+    from kinema.media import VideoReader, open_video
 
     with open_video(video, cache_bytes=0, prefetch=False) as probe:
         w, h = probe.size
@@ -378,8 +378,8 @@ def segment_video_frame(video: str | os.PathLike[str], prompts: Sequence[Prompt]
     DAVIS style) or ``OUT.npz`` (``masks``: ``uint8 (1, H, W)``)."""
     from kinema.app.mask_outputs import davis_palette
     from kinema.core.atomic import atomic_write_bytes, check_can_write
+    from kinema.media import open_video
     from kinema.media.image import encode_palette_png
-    from kinema.media.reader import open_video
 
     target = Path(out)
     if target.suffix.lower() not in (".png", ".npz"):

@@ -66,7 +66,7 @@ class ShotJob:
         self.result: ShotList | None = None
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        from kinema.media.reader import open_video
+        from kinema.media import open_video
 
         with open_video(self.path, proxy=self.proxy, prefetch=False) as reader:
             total = len(reader)

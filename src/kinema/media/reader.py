@@ -568,16 +568,3 @@ def _keep_frame_buffers(frame_bytes: int) -> None:
         return
     if mallopt(_M_MMAP_THRESHOLD, threshold) and mallopt(_M_TRIM_THRESHOLD, 4 * threshold):
         _heap_threshold = threshold
-
-
-def open_video(path: str | os.PathLike[str], proxy: bool = False, **options: object) -> VideoReader:
-    """Open a video for frame-accurate reading.
-
-    With ``proxy=True`` frames come from the small all-intra proxy (built if missing or stale),
-    with the source's indices and timestamps; ``size`` is then the proxy's.
-    """
-    if proxy:
-        from kinema.media.proxy import ensure_proxy
-
-        return VideoReader(path, decode_path=ensure_proxy(path), **options)  # type: ignore[arg-type]
-    return VideoReader(path, **options)  # type: ignore[arg-type]

@@ -99,7 +99,7 @@ class Editor:
     def __init__(self, folder: str | os.PathLike[str], *, backend: str = "classic",
                  choice: ModelChoice | None = None) -> None:
         from kinema.app.evaluate import media_paths
-        from kinema.media.reader import open_video
+        from kinema.media import open_video
 
         self.folder = store.project_path(folder)
         self.file = store.ProjectFile(self.folder, unsaved="defer")
@@ -239,8 +239,8 @@ class Editor:
     def use_proxy(self) -> Job | None:
         """Build (or find) the proxy as a background job; fast frames use it once it is ready.
         Footage at or under the proxy's size gains nothing and gets none."""
+        from kinema.media import open_video
         from kinema.media.proxy import PROXY_HEIGHT, build_proxy, find_proxy
-        from kinema.media.reader import open_video
 
         if self.size[1] <= PROXY_HEIGHT:
             return None
@@ -510,7 +510,7 @@ class Editor:
 
         def steps() -> Iterator[tuple[int, int]]:
             from kinema.app.segment_jobs import make_tracker
-            from kinema.media.reader import open_video
+            from kinema.media import open_video
 
             with open_video(self.video_path) as frames:  # the job's own reader: no shared decoder
                 tracker = make_tracker(self.backend, frames, self.choice)

@@ -110,8 +110,8 @@ class Window:
 
     def _load_timeline_media(self) -> None:
         """Filmstrip and waveform, off the UI thread (their own reader)."""
+        from kinema.media import open_video
         from kinema.media.audio import audio_peaks
-        from kinema.media.reader import open_video
 
         try:
             with open_video(self.editor.video_path) as reader:
