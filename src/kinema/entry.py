@@ -1,7 +1,7 @@
 """The ``kinema`` program: the command line, with the editor's command added.
 
 The CLI and the editor are separate surfaces that never import each other; this module is
-where both are put together (it belongs to neither layer), and so it holds ``kinema edit``,
+where both are put together (the composition layer, above both), and so it holds ``kinema edit``,
 the command that starts the editor with the CLI's error handling.
 """
 
