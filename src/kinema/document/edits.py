@@ -126,13 +126,6 @@ def add_layer(layer: VideoLayer, index: int | None = None) -> Edit:
     return Edit(f"Add layer {layer.name}", apply)
 
 
-def remove_layer(layer_id: str) -> Edit:
-    def apply(p: Project) -> None:
-        p.timeline.video_layers.remove(_layer(p, layer_id))
-
-    return Edit("Delete layer", apply)
-
-
 def move_layer(layer_id: str, index: int) -> Edit:
     """Move a layer to position ``index`` in the stack (0 is the bottom)."""
     def apply(p: Project) -> None:

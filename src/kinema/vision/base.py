@@ -10,8 +10,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import Frame, FrameSource, Mask
 
@@ -87,8 +85,3 @@ class VideoTracker(ABC):
         up to ``stop`` (exclusive; default the end, or -1 going back), yielding
         ``(frame, masks by object id)`` as each frame is done. ``start`` should hold a prompt
         or an already tracked mask."""
-
-
-def empty_mask(frame: Frame) -> Mask:
-    """An all-false mask the size of ``frame``."""
-    return np.zeros(frame.shape[:2], bool)
