@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,10 @@ Mask: TypeAlias = npt.NDArray[np.bool_]
 
 Matte: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.uint8]
 """``(H, W)`` soft alpha, ``float32`` in [0, 1] or ``uint8``."""
+
+BlendMode = Literal["normal", "multiply", "screen", "add", "overlay", "darken", "lighten"]
+"""How a layer's colour combines with the layers under it (the W3C separable blend modes)."""
+BLEND_MODES: tuple[BlendMode, ...] = get_args(BlendMode)
 
 
 class FrameSource(Protocol):

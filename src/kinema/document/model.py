@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kinema.core.frames import BlendMode
 from kinema.document.timing import Rational, TimeRange
 
 SCHEMA_VERSION = 3
 
-BlendMode = Literal["normal", "multiply", "screen", "add", "overlay", "darken", "lighten"]
 Interpolation = Literal["linear", "hold", "ease"]
 
 

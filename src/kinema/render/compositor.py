@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kinema.core.errors import InvalidArgumentError
-from kinema.core.frames import Frame
-
-BLEND_MODES = ("normal", "multiply", "screen", "add", "overlay", "darken", "lighten")
+from kinema.core.frames import BLEND_MODES, Frame
 
 
 @dataclass(frozen=True)

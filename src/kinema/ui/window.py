@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from kinema.core.errors import InvalidArgumentError, KinemaError
+from kinema.core.frames import BLEND_MODES
 from kinema.ui.editor import Editor
 
 SIDE_WIDTH = 300
 TIMELINE_HEIGHT = 230
-BLEND_MODES = ("normal", "multiply", "screen", "add", "overlay", "darken", "lighten")
 SHORTCUTS = [
     ("Space", "play / pause"), ("J / K / L", "shuttle back / stop / forward (again: faster)"),
     ("Left / Right", "step a frame"), ("Home / End", "in / out point"), ("I / O", "set in / out"),
