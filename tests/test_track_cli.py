@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from kinema.app.project_jobs import new_project
+from kinema.cli.main import app
 from kinema.cli.prompt_args import parse_prompts
-from kinema.cli.vision_commands import _ordered_prompts
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.hashing import files_sha256
 from kinema.document import edits, store
@@ -151,11 +152,18 @@ def test_bad_prompts_are_one_line_errors(scene, tmp_path: Path):
     assert run.returncode == 1 and "kinema models pull sam2-large" in run.stderr
 
 
-def test_prompt_parsing_keeps_object_groups():
-    pairs = _ordered_prompts(["track", "v.mp4", "--point", "1,2@0", "--object", "3", "--neg=4,5@0",
-                              "--box", "0,0,9,9@4", "-o", "x.npz"])
-    prompts = parse_prompts(pairs, None)
-    assert [(p.object_id, p.frame, p.labels) for p in prompts] == [(1, 0, (1,)), (3, 0, (0,)), (3, 4, ())]
+def test_object_groups_in_process(scene, tmp_path: Path):
+    """track takes the order of its prompt options from click, not from sys.argv: called in-process
+    (here through typer's runner) each --object still groups the prompts after it."""
+    clip, masks, (x, y) = scene
+    patch = np.zeros_like(masks[0])
+    patch[5:50, 5:60] = True
+    out, png = tmp_path / "two.npz", _mask_png(tmp_path, patch)
+    run = CliRunner().invoke(app, ["track", str(clip), "--object", "2", f"--mask={png}@5", "--object", "1",
+                                   "--point", f"{x},{y}@5", "--start", "5", "--end", "8", "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    labels = np.load(out)["masks"]
+    assert set(np.unique(labels[5:8])) == {0, 1, 2} and iou(labels[5] == 2, patch) >= 0.9
     with pytest.raises(InvalidArgumentError):
         parse_prompts([("--object", "x")], None)
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperCommand
 
 models_app = typer.Typer(help="Model weights: list, pull, locate, or build tiny test models.",
                          no_args_is_help=True)
 
-PROMPT_OPTIONS = ("--point", "--neg", "--box", "--text", "--mask", "--object")
+PROMPT_OPTIONS = {"point": "--point", "neg": "--neg", "box": "--box", "text": "--text", "mask": "--mask",
+                  "object_id": "--object"}
+"""``track``'s prompt parameters and their options; ``--object`` groups the prompts after it."""
+ORDER = "kinema.option_order"
 Backend = Annotated[str, typer.Option("--backend", "-b", help="classic (no weights) or sam2.")]
 Model = Annotated[str | None, typer.Option(
     "--model", help="SAM 2 weights: a folder (from kinema models pull/tiny) or a model name.")]
@@ -24,14 +28,20 @@ MinScore = Annotated[float, typer.Option("--min-score", help="Lowest detector sc
 MaxObjects = Annotated[int, typer.Option("--max-objects", help="Objects a --text prompt may become.")]
 
 
-def _ordered_prompts(argv: list[str]) -> list[tuple[str, str]]:
-    """``(option, value)`` for the prompt options in ``argv``, in the order given."""
-    pairs, it = [], iter(argv)
-    for token in it:
-        name, eq, value = token.partition("=")
-        if name in PROMPT_OPTIONS:
-            pairs.append((name, value if eq else next(it, "")))
-    return pairs
+class InOrder(TyperCommand):
+    """A command that notes the order its options were given in, which click's values (a list
+    per option) lose: ``ctx.meta[ORDER]`` names a parameter for each option given."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        ctx.meta[ORDER] = [param.name for param in order]
+        return super().parse_args(ctx, args)
+
+
+def _ordered_prompts(ctx: click.Context) -> list[tuple[str, str]]:
+    """``(option, value)`` for ``track``'s prompt options, in the order they were given."""
+    values = {name: iter(ctx.params[name] or ()) for name in PROMPT_OPTIONS}
+    return [(PROMPT_OPTIONS[name], str(next(values[name]))) for name in ctx.meta[ORDER] if name in values]
 
 
 def _prompts(pairs: list[tuple[str, str]], default_frame: int | None):
@@ -73,6 +83,7 @@ def segment(
 
 
 def track(
+    ctx: typer.Context,
     video: Annotated[Path, typer.Argument(help="The video.", show_default=False)],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="OUT.npz (uint8 label map, all frames), OUT.mov (ProRes matte) "
@@ -110,15 +121,8 @@ def track(
     from kinema.app.segment_jobs import Cleanup, ModelChoice, track_to
     from kinema.cli.console import exit_on_error, out, show_progress
 
-    pairs = _ordered_prompts(sys.argv[1:])
-    given = len(point or []) + len(neg or []) + len(box or []) + len(text or []) + len(mask or [])
-    if sum(1 for name, _ in pairs if name != "--object") != given:  # not called from a shell
-        pairs = [("--point", v) for v in point or []] + [("--neg", v) for v in neg or []]
-        pairs += [("--box", v) for v in box or []] + [("--text", v) for v in text or []]
-        pairs += [("--mask", v) for v in mask or []]
-        pairs = [("--object", str(object_id[0]))] + pairs if object_id else pairs
     with exit_on_error():
-        prompts = _prompts(pairs, None)
+        prompts = _prompts(_ordered_prompts(ctx), None)  # the prompt options, read in their order
         show_progress(track_to(video, prompts, output, project=project, backend=backend, start=start,
                                end=end, reverse=reverse,
                                choice=ModelChoice(model, detector, device, dtype, min_score, max_objects),
@@ -194,5 +198,5 @@ def tiny(
 def register(app: typer.Typer) -> None:
     """Add ``segment``, ``track`` and ``models ...`` to ``app``."""
     app.command()(segment)
-    app.command()(track)
+    app.command(cls=InOrder)(track)
     app.add_typer(models_app, name="models")
