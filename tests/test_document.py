@@ -177,6 +177,20 @@ def test_time_ranges_are_half_open_and_exact():
     assert RationalTime(value=1, rate=24).rescaled_to(48).value == 2
 
 
+def test_times_are_equal_when_they_are_the_same_instant():
+    one, same, later = (RationalTime(value=1, rate=24), RationalTime(value=2, rate=48),
+                        RationalTime(value=3, rate=48))
+    assert one == same and one <= same and one >= same
+    assert one != later and one < later and later > same
+    assert hash(one) == hash(same) and len({one, same, later}) == 2
+    assert one != 1 / 24 and one != "1/24"
+    ntsc = Fraction(30000, 1001)
+    a = TimeRange.from_frames(10, 5, ntsc)
+    b = TimeRange(start_time=RationalTime(value=20, rate=2 * ntsc),
+                  duration=RationalTime(value=Fraction(5, 30000) * 1001, rate=1))
+    assert a == b and hash(a) == hash(b) and a != TimeRange.from_frames(10, 6, ntsc)
+
+
 def test_keyframes_interpolate():
     opacity = Animated(value=1.0, keyframes=[Keyframe(frame=10, value=0.0),
                                              Keyframe(frame=20, value=1.0, interpolation="hold"),

@@ -27,7 +27,8 @@ Rational = Annotated[
 
 
 class RationalTime(BaseModel):
-    """A point in time: ``value`` units at ``rate`` units per second."""
+    """A point in time: ``value`` units at ``rate`` units per second. Two times are equal when
+    they are the same instant, whatever their rates (``1/24 == 2/48``), as in OpenTimelineIO."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -45,6 +46,14 @@ class RationalTime(BaseModel):
     def __add__(self, other: RationalTime) -> RationalTime:
         return RationalTime(value=self.value + other.rescaled_to(self.rate).value, rate=self.rate)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RationalTime):
+            return NotImplemented
+        return self.seconds == other.seconds
+
+    def __hash__(self) -> int:
+        return hash(self.seconds)
+
     def __lt__(self, other: RationalTime) -> bool:
         return self.seconds < other.seconds
 
@@ -53,7 +62,8 @@ class RationalTime(BaseModel):
 
 
 class TimeRange(BaseModel):
-    """``[start_time, start_time + duration)``."""
+    """``[start_time, start_time + duration)``; equal to another when both start at the same
+    instant and last as long."""
 
     model_config = ConfigDict(frozen=True)
 
