@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,11 +24,11 @@ from kinema.document.model import (
     Keyframe,
     MediaRef,
     Project,
-    Recipe,
     SolidItem,
     Timeline,
     VideoLayer,
 )
+from kinema.document.recipes import ForeignRecipe, ModelRef, RestyleRecipe, TrackRecipe
 from kinema.document.timing import RationalTime, TimeRange
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -38,8 +39,8 @@ def sample_project() -> Project:
     media = MediaRef(id="m1", path="/footage/a.mp4", sha256="00", size_bytes=10, rate=rate,
                      frames=100, width=64, height=48)
     layer = VideoLayer(id="l1", name="bg", items=[SolidItem(id="s1", duration=100)])
-    recipe = Recipe(id="r1", operation="stylize", model_id="sdxl", prompt="red hot lava", seed=7,
-                    parameters={"strength": 0.6})
+    recipe = RestyleRecipe(id="r1", model=ModelRef(model_id="sdxl"), prompt="red hot lava", seed=7,
+                           steps=30, guidance=5.0, scheduler="euler", strength=0.6)
     return Project(name="demo", media={"m1": media}, recipes={"r1": recipe},
                    timeline=Timeline(rate=rate, width=64, height=48, duration=100,
                                      video_layers=[layer]))
@@ -62,11 +63,49 @@ def test_v1_fixture_migrates(tmp_path: Path):
     folder.mkdir()
     shutil.copy(FIXTURES / "project_v1.json", folder / "project.json")
     project = store.load(folder)
-    assert project.schema_version == SCHEMA_VERSION == 3
+    assert project.schema_version == SCHEMA_VERSION == 4
     assert project.media["m1"].rate == Fraction(30000, 1001)
     assert project.timeline.rate == Fraction(30000, 1001)
     clip = project.timeline.video_layers[0].items[0]
     assert clip.source_range.frames() == range(0, 300)
+
+
+def test_v3_fixture_migrates_to_typed_recipes(tmp_path: Path):
+    folder = tmp_path / "v3.kinema"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "project_v3.json", folder / "project.json")
+    project = store.load(folder)
+    track = project.recipes["track-obj1"]
+    assert isinstance(track, TrackRecipe)
+    assert track.model_dump(mode="json") == {
+        "id": "track-obj1", "operation": "track", "version": 1,
+        "model": {"model_id": "facebook/sam2.1-hiera-tiny", "revision": "main", "weights_sha256": "9a0c"},
+        "device": "cuda", "dtype": "float16", "seed": None,
+        "inputs": [{"id": "m1", "sha256": "5e1f"}], "created": "2025-09-01T12:30:00Z",
+        "backend": "sam2",
+        "prompts": [
+            {"frame": 0, "object": 1, "points": [[410.0, 300.5], [60.0, 70.0]], "labels": [1, 0],
+             "box": None, "text": None, "mask": None},
+            {"frame": 12, "object": 1, "points": [], "labels": [], "box": [100.0, 50.0, 700.0, 1000.0],
+             "text": "the dancer", "mask": None},
+            {"frame": 40, "object": 1, "points": [], "labels": [], "box": None, "text": None,
+             "mask": {"size": [1920, 1080], "sha256": "77b3"}}],
+        "detector": {"model_id": "IDEA-Research/grounding-dino-tiny", "revision": "main",
+                     "weights_sha256": "d371"},
+        "min_score": 0.35, "max_objects": 1,
+        "start": 0, "end": 300, "reverse": False, "fill_holes": 64, "min_island": 32, "smooth": 1}
+    assert [m.model_id for m in track.models()] == ["facebook/sam2.1-hiera-tiny",
+                                                    "IDEA-Research/grounding-dino-tiny"]
+    # an operation kinema never recorded is kept as it was
+    assert project.recipes["look"] == ForeignRecipe(
+        id="look", original_operation="stylize", prompt="red hot lava", seed=7,
+        parameters={"strength": 0.6}, created=datetime(2025, 9, 1, 12, 40, tzinfo=timezone.utc))
+    assert project.mask_tracks["obj1"].recipe_id == "track-obj1"
+    # saved again, it is a v4 document that reads back the same
+    with store.ProjectFile(folder) as pf:
+        pf.save()
+    assert json.loads((folder / "project.json").read_text())["schema_version"] == 4
+    assert store.load(folder) == project
 
 
 def test_newer_schema_is_refused_clearly(tmp_path: Path):

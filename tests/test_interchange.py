@@ -21,10 +21,10 @@ from kinema.document.model import (
     Keyframe,
     LayerMask,
     MaskTrackRef,
-    Recipe,
     SolidItem,
     VideoLayer,
 )
+from kinema.document.recipes import ModelRef, PromptRecord, SegmentRecipe
 from kinema.document.timing import TimeRange
 from kinema.media.synth import tone, write_clip
 
@@ -58,8 +58,9 @@ def project(tmp_path: Path) -> Path:
         second = p.timeline.audio_tracks[0].model_copy(update={"id": "a2", "name": "A2",
                                                                "muted": True})
         p.timeline.audio_tracks.append(second)
-        h.do(edits.add_recipe(Recipe(id="r1", operation="segment", model_id="facebook/sam2",
-                                     seed=7, parameters={"points": [[3, 4]]})))
+        h.do(edits.add_recipe(SegmentRecipe(id="r1", backend="sam2", seed=7,
+                                            model=ModelRef(model_id="facebook/sam2"),
+                                            prompts=[PromptRecord(frame=0, points=[(3, 4)], labels=[1])])))
         pf.save()
     return folder
 
@@ -68,7 +69,7 @@ def test_otio_round_trip_restores_the_document_exactly(project: Path, tmp_path: 
     out = export_timeline(project, tmp_path / "edit.otio")
     back = store.load(import_timeline(out, tmp_path / "back"))
     original = store.load(project)
-    assert back.timeline == original.timeline  # ranges and rates as exact fractions
+    assert back.timeline.model_dump() == original.timeline.model_dump()  # exact fractions, same rates
     assert back.timeline.rate == NTSC
     assert back.mask_tracks == original.mask_tracks and back.recipes == original.recipes
     for ref in original.media.values():

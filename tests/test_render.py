@@ -16,7 +16,8 @@ from kinema.app.render_job import render
 from kinema.core.errors import MediaOpenError
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
-from kinema.document.model import LayerMask, MaskTrackRef, Recipe, SolidItem, VideoLayer
+from kinema.document.model import LayerMask, MaskTrackRef, SolidItem, VideoLayer
+from kinema.document.recipes import ModelRef, PromptRecord, SegmentRecipe, UpscaleRecipe
 from kinema.media import open_video
 from kinema.media.image import read_image
 from kinema.media.synth import decode_index, write_clip
@@ -39,13 +40,15 @@ def project(tmp_path: Path) -> Path:
         h = pf.history
         h.do(edits.record_mask_track(
             MaskTrackRef(id="t1", name="ball", media_id="m1", frames=N, width=W, height=H),
-            Recipe(id="r1", operation="segment", model_id="classic", parameters={"points": [[30, 40]]})))
+            SegmentRecipe(id="r1", backend="classic", model=ModelRef(model_id="classic"),
+                          prompts=[PromptRecord(frame=0, points=[(30, 40)], labels=[1])])))
         h.do(edits.add_layer(VideoLayer(id="red", name="red",
                                         items=[SolidItem(id="s", color=(255, 0, 0, 255),
                                                          duration=N)])))
         h.do(edits.set_layer("red", mask=LayerMask(track_id="t1")))
         pf.project.timeline.video_layers[1].transform.opacity.value = 0.5
-        h.do(edits.add_recipe(Recipe(id="unused", operation="restyle", model_id="not-in-this-render")))
+        h.do(edits.add_recipe(UpscaleRecipe(id="unused", backend="x", scale=2,
+                                            model=ModelRef(model_id="not-in-this-render"))))
         pf.save()
     return folder
 

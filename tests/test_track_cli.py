@@ -19,6 +19,7 @@ from kinema.core.hashing import files_sha256
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
 from kinema.document.model import LayerMask, object_colour
+from kinema.document.recipes import InputRef, ModelRef, PromptRecord, TrackRecipe
 from kinema.media import open_video
 from kinema.media.image import read_labels
 from kinema.media.writer import VideoWriter
@@ -111,18 +112,18 @@ def test_project_gets_mask_tracks(scene, tmp_path: Path):
     one, two = project.mask_tracks["obj1"], project.mask_tracks["obj2"]
     assert (one.color, two.color) == (object_colour(1), object_colour(2)) and one.color != two.color
     recipe = project.recipes[one.recipe_id]
-    assert recipe.operation == "track" and recipe.model_id is None  # classic: no weights
-    assert recipe.parameters["backend"] == "classic" and recipe.parameters["smooth"] == 1
-    assert recipe.parameters["prompts"] == [{"frame": 0, "object": 1, "points": [[x, y]], "labels": [1]}]
-    assert recipe.parameters["start"] == 0 and recipe.parameters["end"] == N
-    assert recipe.inputs == [f"m1:{project.media['m1'].sha256}"]
-    assert project.recipes[two.recipe_id].parameters["prompts"][0]["box"] == [10, 10, 60, 60]
+    assert isinstance(recipe, TrackRecipe) and recipe.model is None  # classic: no weights
+    assert recipe.backend == "classic" and recipe.smooth == 1
+    assert recipe.prompts == [PromptRecord(frame=0, object=1, points=[(x, y)], labels=[1])]
+    assert recipe.start == 0 and recipe.end == N
+    assert recipe.inputs == [InputRef(id="m1", sha256=project.media["m1"].sha256)]
+    assert project.recipes[two.recipe_id].prompts[0].box == (10, 10, 60, 60)
 
     # tracking again replaces the object's masks and recipe; renders name the recipe they use
     kinema("track", str(clip), "--point", f"{x},{y}@0", "--end", "12", "--project", str(folder))
     project = store.load(folder)
     assert sorted(project.recipes) == ["track-obj1", "track-obj2"]
-    assert project.recipes["track-obj1"].parameters["end"] == 12
+    assert project.recipes["track-obj1"].end == 12
     again = MaskTrackStore(folder / "masks" / "obj1", N, 320, 240)
     assert again.read(11) is not None and all(again.read(i) is None for i in range(12, N))
     with store.ProjectFile(folder) as pf:
@@ -131,7 +132,7 @@ def test_project_gets_mask_tracks(scene, tmp_path: Path):
     kinema("render", str(folder), "-o", str(tmp_path / "r.mp4"), "--range", "0:4")
     record = json.loads(kinema("provenance", str(tmp_path / "r.mp4")).stdout)
     assert [op["id"] for op in record["operations"]] == ["track-obj1"]
-    assert record["operations"][0]["parameters"]["prompts"][0]["points"] == [[x, y]]
+    assert record["operations"][0]["prompts"][0]["points"] == [[x, y]]
 
 
 def test_bad_prompts_are_one_line_errors(scene, tmp_path: Path):
@@ -236,8 +237,9 @@ def test_sam2_backend_through_the_cli(scene, tmp_path: Path):
     assert run.returncode == 0, run.stderr
     recipe = store.load(folder).recipes["track-obj1"]
     weights = sorted((models / "sam2-tiny").glob("*.safetensors"))
-    assert (recipe.model_id, recipe.model_revision) == ("facebook/sam2.1-hiera-tiny", "main")
-    assert recipe.weights_sha256 == files_sha256(weights) and recipe.parameters["backend"] == "sam2"
+    assert recipe.model == ModelRef(model_id="facebook/sam2.1-hiera-tiny", revision="main",
+                                    weights_sha256=files_sha256(weights))
+    assert recipe.backend == "sam2"
     one = subprocess.run([sys.executable, "-m", "kinema", "segment", str(clip), "-f", "3", "--backend",
                           "sam2", "--model", str(models / "sam2-tiny"), "--point", f"{x},{y}",
                           "-o", str(tmp_path / "s.png")], capture_output=True, text=True, env=env)

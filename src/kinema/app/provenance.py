@@ -9,7 +9,8 @@ from pathlib import Path
 
 from kinema.app.evaluate import media_paths
 from kinema.core.errors import MediaOpenError
-from kinema.document.model import AdjustmentItem, Project, Recipe
+from kinema.document.model import AdjustmentItem, Project
+from kinema.document.recipes import Recipe
 
 
 def used_recipes(project: Project) -> list[Recipe]:
@@ -51,7 +52,7 @@ def write_provenance(output: Path, project: Project, folder: Path, begin: int, e
         "sources": [{"id": ref.id, "path": str(paths.get(ref.id, ref.path)), "sha256": ref.sha256,
                      "size_bytes": ref.size_bytes} for ref in project.media.values()],
         "operations": [json.loads(r.model_dump_json()) for r in recipes],
-        "models": sorted({r.model_id for r in recipes if r.model_id}),
+        "models": sorted({m.model_id for r in recipes for m in r.models()}),
     }
     target = provenance_path(output)
     atomic_write_bytes(target, (json.dumps(record, indent=2) + "\n").encode())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from kinema.document.model import MediaRef, Recipe
+from kinema.document.model import MediaRef
+from kinema.document.recipes import InputRef, MaskDigest, ModelRef, PromptRecord, TrackRecipe
 from kinema.models.registry import ModelIdentity, identity
 from kinema.vision.base import Prompt
 
@@ -24,36 +26,27 @@ def track_models(backend: str, prompts: Sequence[Prompt], model: str | None,
 
 def track_recipe(track_id: str, media: MediaRef, prompts: Sequence[Prompt], *, backend: str,
                  models: tuple[ModelIdentity | None, ModelIdentity | None] = (None, None),
-                 settings: dict[str, Any] | None = None) -> Recipe:
+                 settings: Mapping[str, Any]) -> TrackRecipe:
     """The recipe of mask track ``track_id``: tracked on ``media`` by ``backend`` (with the
     ``models`` of :func:`track_models`) from ``prompts``, the object's own, with ``settings``
-    (range, direction, clean-ups, ...)."""
+    (the other fields of :class:`TrackRecipe`: range, direction, clean-ups, device, ...)."""
     tracker, words = models
-    parameters: dict[str, Any] = {"backend": backend, "prompts": [_prompt(p) for p in prompts],
-                                  **(settings or {})}
-    if words is not None:
-        parameters["detector"] = {"model_id": words.model_id, "revision": words.revision,
-                                  "weights_sha256": words.weights_sha256}
-    text = "; ".join(p.text for p in prompts if p.text) or None
-    return Recipe(id=f"track-{track_id}", operation="track",
-                  model_id=tracker.model_id if tracker else None,
-                  model_revision=tracker.revision if tracker else None,
-                  weights_sha256=tracker.weights_sha256 if tracker else None, prompt=text,
-                  parameters=parameters, inputs=[f"{media.id}:{media.sha256}"])
+    return TrackRecipe(id=f"track-{track_id}", backend=backend, model=_reference(tracker),
+                       detector=_reference(words), prompts=[_prompt(p) for p in prompts],
+                       inputs=[InputRef(id=media.id, sha256=media.sha256)], **settings)
 
 
-def _prompt(prompt: Prompt) -> dict[str, Any]:
-    """A prompt as JSON; a mask prompt by its size and the hash of its pixels."""
-    out: dict[str, Any] = {"frame": prompt.frame, "object": prompt.object_id}
-    if prompt.points:
-        out["points"] = [[float(x), float(y)] for x, y in prompt.points]
-        out["labels"] = list(prompt.labels)
-    if prompt.box is not None:
-        out["box"] = [float(v) for v in prompt.box]
-    if prompt.text:
-        out["text"] = prompt.text
+def _reference(model: ModelIdentity | None) -> ModelRef | None:
+    """How a recipe names the weights ``model`` identifies."""
+    return ModelRef(**asdict(model)) if model is not None else None
+
+
+def _prompt(prompt: Prompt) -> PromptRecord:
+    """A prompt as recorded; a mask prompt by its size and the hash of its pixels."""
+    mask = None
     if prompt.mask is not None:
         bits = np.packbits(np.asarray(prompt.mask, bool))
-        out["mask"] = {"size": [int(prompt.mask.shape[1]), int(prompt.mask.shape[0])],
-                       "sha256": hashlib.sha256(bits.tobytes()).hexdigest()}
-    return out
+        mask = MaskDigest(size=(int(prompt.mask.shape[1]), int(prompt.mask.shape[0])),
+                          sha256=hashlib.sha256(bits.tobytes()).hexdigest())
+    return PromptRecord(frame=prompt.frame, object=prompt.object_id, points=list(prompt.points),
+                        labels=list(prompt.labels), box=prompt.box, text=prompt.text, mask=mask)

@@ -27,7 +27,6 @@ from kinema.document.model import (
     MaskTrackRef,
     MediaRef,
     Project,
-    Recipe,
     SolidItem,
     Timeline,
     VideoLayer,
@@ -195,7 +194,7 @@ def from_otio(timeline: otio.schema.Timeline, *, name: str | None = None,
             height=int(meta.get("height") or (first.height if first else 1080)),
             duration=duration, video_layers=layers, audio_tracks=audio),
         "mask_tracks": {m["id"]: MaskTrackRef.model_validate(m) for m in meta.get("mask_tracks", [])},
-        "recipes": {r["id"]: Recipe.model_validate(r) for r in meta.get("recipes", [])},
+        "recipes": {r["id"]: r for r in meta.get("recipes", [])},  # older ones upgraded as read
     })
 
 

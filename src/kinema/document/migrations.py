@@ -35,12 +35,18 @@ def _v2_to_v3(data: Data) -> Data:
     return {**data, "schema_version": 3}
 
 
+def _v3_to_v4(data: Data) -> Data:
+    """v4: typed recipes. A v3 recipe (``operation`` and a ``parameters`` dict) is recipe
+    version 0, which :func:`kinema.document.recipes.upgrade` types as the document is read."""
+    return {**data, "schema_version": 4}
+
+
 def _exact_rate(value: float | str) -> Fraction:
     """v1 wrote rates as floats: 29.97 means 30000/1001."""
     return snap_rate(to_fraction(value))
 
 
-MIGRATIONS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """``MIGRATIONS[n]`` turns a version-``n`` document into version ``n + 1``."""
 
 

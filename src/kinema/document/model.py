@@ -1,31 +1,31 @@
 """The project document: media pool, timeline of layers, mask tracks and recipes (pydantic).
 
 Names follow OpenTimelineIO where they overlap (media references, tracks, source ranges);
-times are exact rationals. ``SCHEMA_VERSION`` goes up with every change to the JSON layout,
-and ``migrations`` brings older files forward.
+times are exact rationals. ``SchemaVersion`` goes up with every change to the JSON layout,
+and ``migrations`` brings older files forward; recipes are in ``recipes``.
 """
 
 from __future__ import annotations
 
 import itertools
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from kinema.core.frames import BlendMode
+from kinema.document.base import DocumentModel
+from kinema.document.recipes import Recipe
 from kinema.document.timing import Rational, TimeRange
 
-SCHEMA_VERSION = 3
+SchemaVersion = Literal[4]
+"""The layout of project.json; it goes up with every change, with a step in ``migrations``."""
+SCHEMA_VERSION: int = get_args(SchemaVersion)[0]
 
 Interpolation = Literal["linear", "hold", "ease"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class MediaRef(_Model):
+class MediaRef(DocumentModel):
     """A source file in the media pool: its absolute ``path`` and its path relative to the
     project folder, so a project moved together with its footage still finds it."""
 
@@ -42,7 +42,7 @@ class MediaRef(_Model):
     proxy: str | None = None
 
 
-class Keyframe(_Model):
+class Keyframe(DocumentModel):
     """A value at a timeline frame, and how to get from it to the next keyframe."""
 
     frame: int
@@ -50,7 +50,7 @@ class Keyframe(_Model):
     interpolation: Interpolation = "linear"
 
 
-class Animated(_Model):
+class Animated(DocumentModel):
     """A property that is ``value`` unless keyframed."""
 
     value: float | tuple[float, float]
@@ -81,7 +81,7 @@ def _lerp(a: float | tuple[float, float], b: float | tuple[float, float],
     return float(a) + (float(b) - float(a)) * t  # type: ignore[arg-type]
 
 
-class Transform(_Model):
+class Transform(DocumentModel):
     """Position (pixels, layer centre), scale, rotation (degrees clockwise) and opacity (0-1)."""
 
     position: Animated = Field(default_factory=lambda: Animated(value=(0.0, 0.0)))
@@ -90,7 +90,7 @@ class Transform(_Model):
     opacity: Animated = Field(default_factory=lambda: Animated(value=1.0))
 
 
-class LayerMask(_Model):
+class LayerMask(DocumentModel):
     """A layer shown only inside a mask track (or outside it when inverted)."""
 
     track_id: str
@@ -99,7 +99,7 @@ class LayerMask(_Model):
     feather: float = 0.0
 
 
-class ClipItem(_Model):
+class ClipItem(DocumentModel):
     """Frames ``source_range`` of a media reference, placed at timeline frame ``start``."""
 
     kind: Literal["clip"] = "clip"
@@ -109,7 +109,7 @@ class ClipItem(_Model):
     start: int = 0
 
 
-class AssetItem(_Model):
+class AssetItem(DocumentModel):
     """An RGBA asset (a still or a moving one) from the media pool."""
 
     kind: Literal["asset"] = "asset"
@@ -120,7 +120,7 @@ class AssetItem(_Model):
     duration: int
 
 
-class SolidItem(_Model):
+class SolidItem(DocumentModel):
     kind: Literal["solid"] = "solid"
     id: str
     color: tuple[int, int, int, int] = (0, 0, 0, 255)
@@ -128,7 +128,7 @@ class SolidItem(_Model):
     duration: int
 
 
-class AdjustmentItem(_Model):
+class AdjustmentItem(DocumentModel):
     """Applies a recipe's effect to everything below it."""
 
     kind: Literal["adjustment"] = "adjustment"
@@ -141,7 +141,7 @@ class AdjustmentItem(_Model):
 Item = Annotated[ClipItem | AssetItem | SolidItem | AdjustmentItem, Field(discriminator="kind")]
 
 
-class VideoLayer(_Model):
+class VideoLayer(DocumentModel):
     id: str
     name: str
     visible: bool = True
@@ -151,7 +151,7 @@ class VideoLayer(_Model):
     items: list[Item] = Field(default_factory=list)
 
 
-class AudioTrack(_Model):
+class AudioTrack(DocumentModel):
     id: str
     name: str
     gain_db: float = 0.0
@@ -159,7 +159,7 @@ class AudioTrack(_Model):
     items: list[ClipItem] = Field(default_factory=list)
 
 
-class Timeline(_Model):
+class Timeline(DocumentModel):
     """Layers bottom to top; ``rate`` and size are the output's."""
 
     rate: Rational
@@ -181,7 +181,7 @@ def object_colour(k: int) -> tuple[int, int, int]:
     return OBJECT_COLOURS[(k - 1) % len(OBJECT_COLOURS)]
 
 
-class MaskTrackRef(_Model):
+class MaskTrackRef(DocumentModel):
     """One object's masks, stored per frame under ``masks/<id>/``; ``recipe_id`` names the
     recipe that made them (how it was tracked), where kinema made them."""
 
@@ -195,23 +195,8 @@ class MaskTrackRef(_Model):
     recipe_id: str | None = None
 
 
-class Recipe(_Model):
-    """Everything needed to redo an operation that made pixels."""
-
-    id: str
-    operation: str
-    model_id: str | None = None
-    model_revision: str | None = None
-    weights_sha256: str | None = None
-    prompt: str | None = None
-    seed: int | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    inputs: list[str] = Field(default_factory=list)
-    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-
-
-class Project(_Model):
-    schema_version: Literal[3] = SCHEMA_VERSION
+class Project(DocumentModel):
+    schema_version: SchemaVersion = SCHEMA_VERSION
     name: str
     created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     media: dict[str, MediaRef] = Field(default_factory=dict)
