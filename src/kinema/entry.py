@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from kinema.models.backends import describe
+
 
 def edit(
     path: Annotated[Path | None, typer.Argument(
@@ -25,28 +27,25 @@ def edit(
         "--do", help='Editor commands separated by ";", e.g. "seek 10; click 320 240; propagate '
                      'forward 10; export matte m.mov". Only "save" saves; "recover" or "discard" '
                      'answer for unsaved edits a killed session left.')] = None,
-    backend: Annotated[str, typer.Option("--backend", "-b", help="classic or sam2.")] = "classic",
+    backend: Annotated[str, typer.Option(
+        "--backend", "-b", help=f"One of: {describe('track')}.")] = "classic",
     model: Annotated[str | None, typer.Option("--model", help="SAM 2 folder or model name.")] = None,
     size: Annotated[str, typer.Option("--size", help="Window size WxH.")] = "1400x900",
 ) -> None:
     """Open the editor: scrub, click objects, propagate masks, export."""
-    from kinema.app.segment_jobs import BACKENDS, ModelChoice
+    from kinema.app.segment_jobs import ModelChoice, check_backend
     from kinema.cli.console import exit_on_error, fail, out
-    from kinema.core.errors import InvalidArgumentError, MissingExtraError
+    from kinema.core.errors import InvalidArgumentError
+    from kinema.core.extras import require
 
     with exit_on_error():
-        if backend not in BACKENDS:
-            raise InvalidArgumentError(f"unknown backend {backend!r}", hint="use classic or sam2")
+        check_backend(backend)
         try:
             width, height = (int(v) for v in size.lower().split("x"))
         except ValueError:
             raise InvalidArgumentError(f"--size {size!r} is not WxH, e.g. 1400x900") from None
-        try:
-            import imgui_bundle  # noqa: F401
-            import moderngl  # noqa: F401
-        except ImportError as exc:
-            raise MissingExtraError("the editor needs imgui-bundle and moderngl",
-                                    hint="pip install 'kinema[gui]'") from exc
+        for module in ("imgui_bundle", "moderngl"):
+            require(module, "gui", feature="the editor")
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
                                                       os.environ.get("WAYLAND_DISPLAY")):
             raise InvalidArgumentError("no display to open a window on",

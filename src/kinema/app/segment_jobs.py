@@ -1,9 +1,10 @@
 """Segment and track: prompts on frames of a video in, masks for every frame out.
 
-Backends: ``classic`` (optical flow, colour, GrabCut; no weights; the default) and ``sam2``
-(Segment Anything 2 through transformers). Text prompts go through a detector first and
-become boxes. Results go to a file (label-map ``.npz``, palette PNGs, ProRes matte) and/or
-into a project's mask tracks.
+Backends come from :mod:`kinema.models.backends`: ``classic`` (optical flow, colour, GrabCut;
+no weights; the default), ``sam2`` (Segment Anything 2 through transformers) and any other
+registered for the task. Text prompts go through a detector first and become boxes. Results
+go to a file (label-map ``.npz``, palette PNGs, ProRes matte) and/or into a project's mask
+tracks.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import numpy as np
 
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import FrameSource, Mask
-from kinema.vision.base import Prompt, VideoTracker
+from kinema.models import backends
+from kinema.vision.base import ImageSegmenter, Prompt, VideoTracker
 
 if TYPE_CHECKING:
     from kinema.app.mask_outputs import InOrder, LabelSpool
     from kinema.media.reader import VideoReader
 
-BACKENDS = ("classic", "sam2")
 Progress = tuple[int, int]
 # Decoded frames a track job's reader keeps around the frame being tracked, counted as 8-bit
 # 4:2:0 frames of the video's size: forwards the decoder simply runs ahead; backwards the
@@ -70,22 +71,27 @@ class ModelChoice:
     max_objects: int = 1  # per text prompt: the best matches become objects
 
 
+def backend_names(task: str = "track") -> list[str]:
+    """The names of ``task``'s backends (see :mod:`kinema.models.backends`), as the CLI and the
+    editor offer them."""
+    return backends.names(task)
+
+
+def check_backend(backend: str, task: str = "track") -> None:
+    """Raise the one-line error that lists the known backends unless ``backend`` is ``task``'s."""
+    backends.get(task, backend)
+
+
 def make_tracker(backend: str, frames: FrameSource, choice: ModelChoice = ModelChoice()) -> VideoTracker:
     """A video tracker of ``backend`` over ``frames``."""
-    if backend == "classic":
-        if choice.model is not None:
-            raise InvalidArgumentError("the classic backend has no model",
-                                       hint="leave --model out, or use --backend sam2")
-        from kinema.vision.classic import ClassicTracker
+    return backends.create("track", backend, frames, model=choice.model, device=choice.device,
+                           dtype=choice.dtype)
 
-        return ClassicTracker(frames)
-    if backend == "sam2":
-        from kinema.models.registry import resolve
-        from kinema.vision.sam2 import Sam2VideoTracker
 
-        return Sam2VideoTracker(frames, resolve(choice.model, task="segment-video"),
-                                device=choice.device, dtype=choice.dtype)
-    raise InvalidArgumentError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+def make_segmenter(backend: str, choice: ModelChoice = ModelChoice()) -> ImageSegmenter:
+    """An image segmenter of ``backend`` (for clicks, a box or a mask on one frame)."""
+    return backends.create("segment", backend, model=choice.model, device=choice.device,
+                           dtype=choice.dtype)
 
 
 def ground_text(frames: FrameSource, prompts: Sequence[Prompt],
@@ -95,11 +101,8 @@ def ground_text(frames: FrameSource, prompts: Sequence[Prompt],
     prompt's object id, the others become new objects."""
     if not any(p.text for p in prompts):
         return list(prompts)
-    from kinema.models.registry import resolve
-    from kinema.vision.grounding import TextDetector
-
-    detector = TextDetector(resolve(choice.detector, task="detect-text"), device=choice.device,
-                            dtype=choice.dtype)
+    detector = backends.create("detect", "grounding-dino", model=choice.detector, device=choice.device,
+                               dtype=choice.dtype)
     taken = {p.object_id for p in prompts}
     out: list[Prompt] = []
     for prompt in prompts:
@@ -138,18 +141,7 @@ def segment_frame(frames: FrameSource, prompts: Sequence[Prompt], backend: str =
         raise InvalidArgumentError(f"frame {index} is outside the video (0..{len(frames) - 1})")
     prompts = ground_text(frames, prompts, choice)
     frame = frames[index]
-    if backend == "classic":
-        from kinema.vision.classic import GrabCutSegmenter
-
-        segmenter = GrabCutSegmenter()
-    elif backend == "sam2":
-        from kinema.models.registry import resolve
-        from kinema.vision.sam2 import Sam2ImageSegmenter
-
-        segmenter = Sam2ImageSegmenter(resolve(choice.model, task="segment-video"),
-                                       device=choice.device, dtype=choice.dtype)
-    else:
-        raise InvalidArgumentError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+    segmenter = make_segmenter(backend, choice)
     masks = {}
     for object_id in sorted({p.object_id for p in prompts}):
         merged = _merge([p for p in prompts if p.object_id == object_id])
@@ -203,8 +195,7 @@ def track(frames: FrameSource, prompts: Sequence[Prompt], *, backend: str = "cla
     """Label maps ``(frame, labels)`` for frames ``[start, end)``, in the order tracked: from
     ``start`` (default: the first prompted frame) up, or with ``reverse`` from ``end - 1``
     (default: the last prompted frame) down to ``start``."""
-    if backend not in BACKENDS:
-        raise InvalidArgumentError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+    check_backend(backend)
     lo, hi = tracked_range(len(frames), prompts, start, end, reverse)
     first = hi - 1 if reverse else lo
     prompts = ground_text(frames, prompts, choice)

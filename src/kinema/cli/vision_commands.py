@@ -9,6 +9,8 @@ import click
 import typer
 from typer.core import TyperCommand
 
+from kinema.models.backends import describe
+
 models_app = typer.Typer(help="Model weights: list, pull, locate, or build tiny test models.",
                          no_args_is_help=True)
 
@@ -16,7 +18,8 @@ PROMPT_OPTIONS = {"point": "--point", "neg": "--neg", "box": "--box", "text": "-
                   "object_id": "--object"}
 """``track``'s prompt parameters and their options; ``--object`` groups the prompts after it."""
 ORDER = "kinema.option_order"
-Backend = Annotated[str, typer.Option("--backend", "-b", help="classic (no weights) or sam2.")]
+Backend = Annotated[str, typer.Option("--backend", "-b", help=f"One of: {describe('track')}.")]
+SegmentBackend = Annotated[str, typer.Option("--backend", "-b", help=f"One of: {describe('segment')}.")]
 Model = Annotated[str | None, typer.Option(
     "--model", help="SAM 2 weights: a folder (from kinema models pull/tiny) or a model name.")]
 Detector = Annotated[str | None, typer.Option(
@@ -58,7 +61,7 @@ def segment(
     neg: Annotated[list[str] | None, typer.Option("--neg", help="X,Y not on the object (repeat).")] = None,
     box: Annotated[str | None, typer.Option("--box", help="X0,Y0,X1,Y1 around the object.")] = None,
     text: Annotated[str | None, typer.Option("--text", help='Words, e.g. "person".')] = None,
-    backend: Backend = "classic",
+    backend: SegmentBackend = "classic",
     model: Model = None,
     detector: Detector = None,
     device: Device = None,

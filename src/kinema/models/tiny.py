@@ -7,13 +7,19 @@ mean nothing.
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from kinema.core.errors import InvalidArgumentError
 from kinema.models.registry import spec
 
 FAMILIES = {"sam2": "sam2-tiny", "grounding-dino": "grounding-dino-tiny", "clip": "clip-vit-b32"}
+# Each family's builder, ``module:function`` taking the new folder; imported when it is used.
+BUILDERS = {"sam2": "kinema.models.tiny_sam2:build_tiny_sam2",
+            "grounding-dino": "kinema.models.tiny_grounding_dino:build_tiny_grounding_dino",
+            "clip": "kinema.models.tiny_clip:build_tiny_clip"}
 
 
 def model_named(name: str) -> str:
@@ -21,24 +27,21 @@ def model_named(name: str) -> str:
     return FAMILIES.get(name, name)
 
 
+def builder(family: str) -> Callable[[Path], Path]:
+    """The tiny-model builder of ``family``."""
+    found = BUILDERS.get(family)
+    if found is None:
+        raise InvalidArgumentError(f"no tiny builder for {family} models yet")
+    module, _, function = found.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def build_tiny(name: str, out: str | os.PathLike[str]) -> Path:
     """Write a tiny random-weight model of registry model ``name``'s family (or of the family
     ``name`` itself: ``sam2``, ``grounding-dino``, ``clip``) into ``out``."""
-    family = spec(model_named(name)).family
+    build = builder(spec(model_named(name)).family)
     target = Path(out)
     if target.exists() and any(target.iterdir()):
         raise InvalidArgumentError("folder is not empty", path=target, hint="give a new folder")
     target.mkdir(parents=True, exist_ok=True)
-    if family == "sam2":
-        from kinema.models.tiny_sam2 import build_tiny_sam2
-
-        return build_tiny_sam2(target)
-    if family == "grounding-dino":
-        from kinema.models.tiny_grounding_dino import build_tiny_grounding_dino
-
-        return build_tiny_grounding_dino(target)
-    if family == "clip":
-        from kinema.models.tiny_clip import build_tiny_clip
-
-        return build_tiny_clip(target)
-    raise InvalidArgumentError(f"no tiny builder for {family} models yet")
+    return build(target)

@@ -1,0 +1,66 @@
+"""The vision backends kinema ships: classic and SAM 2 segmenters and trackers, Grounding DINO.
+
+Importing this module is cheap: each factory imports its implementation when it is called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kinema.core.errors import InvalidArgumentError
+from kinema.models.backends import Backend, register
+
+if TYPE_CHECKING:
+    from kinema.core.frames import FrameSource
+    from kinema.vision.base import ImageSegmenter, VideoTracker
+    from kinema.vision.grounding import TextDetector
+
+CLASSIC = "optical flow, colour and GrabCut; no weights"
+SAM2 = "Segment Anything 2 through transformers"
+
+
+def classic_segmenter(**_options: Any) -> ImageSegmenter:
+    """GrabCut from clicks or a box (it takes no model)."""
+    from kinema.vision.classic import GrabCutSegmenter
+
+    return GrabCutSegmenter()
+
+
+def classic_tracker(frames: FrameSource, *, model: Any = None, **_options: Any) -> VideoTracker:
+    """The classical tracker over ``frames``; giving it a model is an error."""
+    if model is not None:
+        raise InvalidArgumentError("the classic backend has no model",
+                                   hint="leave --model out, or use --backend sam2")
+    from kinema.vision.classic import ClassicTracker
+
+    return ClassicTracker(frames)
+
+
+def sam2_segmenter(*, model: Any = None, device: Any = None, dtype: Any = None) -> ImageSegmenter:
+    """SAM 2 on one frame; ``model`` a folder, a registry name, a loaded SAM 2 or ``None``."""
+    from kinema.vision.sam2 import Sam2ImageSegmenter
+
+    return Sam2ImageSegmenter(model, device=device, dtype=dtype)
+
+
+def sam2_tracker(frames: FrameSource, *, model: Any = None, device: Any = None,
+                 dtype: Any = None) -> VideoTracker:
+    """SAM 2 through ``frames``; ``model`` as for :func:`sam2_segmenter`."""
+    from kinema.vision.sam2 import Sam2VideoTracker
+
+    return Sam2VideoTracker(frames, model, device=device, dtype=dtype)
+
+
+def grounding_detector(*, model: Any = None, device: Any = None, dtype: Any = None) -> TextDetector:
+    """Grounding DINO: boxes for words."""
+    from kinema.vision.grounding import TextDetector
+
+    return TextDetector(model, device=device, dtype=dtype)
+
+
+register(Backend("segment", "classic", CLASSIC, classic_segmenter))
+register(Backend("segment", "sam2", SAM2, sam2_segmenter, extra="ml", model_task="segment-video"))
+register(Backend("track", "classic", CLASSIC, classic_tracker))
+register(Backend("track", "sam2", SAM2, sam2_tracker, extra="ml", model_task="segment-video"))
+register(Backend("detect", "grounding-dino", "Grounding DINO: boxes for words", grounding_detector,
+                 extra="ml", model_task="detect-text"))
