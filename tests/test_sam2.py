@@ -309,7 +309,7 @@ def test_correction_changes_masks_from_its_frame_on(tiny: Path, clip) -> None:
     corrected = tracker.add_prompt(fix)[1]
     assert not np.array_equal(corrected, baseline[k][1])
     # the correction is a conditioning frame now, its neighbours' stale memories are gone
-    outputs = tracker.session.output_dict_per_obj[0]
+    outputs = tracker.session.state.output_dict_per_obj[0]
     assert k in outputs["cond_frame_outputs"]
     assert not any(abs(f - k) <= tracker.model.config.num_maskmem for f in outputs["non_cond_frame_outputs"])
 

@@ -27,8 +27,8 @@ from kinema.core.errors import (
     InvalidArgumentError,
     KinemaError,
     MediaError,
-    MissingExtraError,
 )
+from kinema.core.extras import require
 from kinema.media.proxy import PROXY_SUFFIX
 from kinema.search.embed import ClipEmbedder, Embedder, as_rgb, normalize_rows
 from kinema.search.index import Hit, Index
@@ -435,11 +435,8 @@ def _embed_here(todo: Sequence[tuple[Path, str]], model: ModelArg, device: str |
 def _embed_with_ray(todo: Sequence[tuple[Path, str]], model: ModelArg, device: str | None,
                     dtype: str | None, options: dict[str, Any]) -> Iterator[Embedded]:
     """The same as :func:`_embed_here`, by a pool of Ray actors, in the order they finish."""
-    try:
-        import ray
-        from ray.util import ActorPool
-    except ImportError as exc:
-        raise MissingExtraError("--ray needs Ray", hint="pip install 'kinema[ray]'") from exc
+    ray = require("ray", "ray", feature="--ray")
+    from ray.util import ActorPool
     if not ray.is_initialized():
         address = os.environ.get("KINEMA_RAY")
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False)

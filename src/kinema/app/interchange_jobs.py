@@ -7,7 +7,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from kinema.core import atomic
-from kinema.core.errors import InvalidArgumentError, MissingExtraError
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.extras import missing_extra
 from kinema.document import store
 from kinema.document.interchange import from_otio, to_otio
 from kinema.document.model import MediaRef, Project
@@ -29,8 +30,7 @@ def _adapter(path: Path) -> str:
                                    hint=f"use one of {', '.join(ADAPTERS)}")
     name, package = entry
     if name not in otio.adapters.available_adapter_names():
-        raise MissingExtraError(f"writing and reading {path.suffix} needs an OTIO adapter",
-                                path=path, hint=f"pip install {package} (or kinema[interchange])")
+        raise missing_extra(f"writing and reading {path.suffix}", package, "interchange", path=path)
     return name
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from kinema.core.errors import InvalidArgumentError, MissingExtraError
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.extras import require
 
 if TYPE_CHECKING:
     import torch
@@ -16,11 +17,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 
 def import_torch():
     """torch, or a one-line error naming the extra to install."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingExtraError("this needs PyTorch", hint="pip install 'kinema[ml]'") from exc
-    return torch
+    return require("torch", "ml", feature="this")
 
 
 def choose_device(force: str | None = None) -> torch.device:

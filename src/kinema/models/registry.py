@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kinema.core.errors import InvalidArgumentError, MissingExtraError, ModelNotFoundError
+from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
+from kinema.core.extras import require
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,7 @@ def identity(model: str | os.PathLike[str] | None, *, task: str) -> ModelIdentit
 def pull(name: str) -> Path:
     """Download model ``name`` (into ``$KINEMA_MODELS/<name>`` if set, else the HF cache)."""
     entry = spec(name)
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:
-        raise MissingExtraError("pulling models needs huggingface_hub",
-                                hint="pip install 'kinema[ml]'") from exc
+    snapshot_download = require("huggingface_hub", "ml", feature="pulling models").snapshot_download
     root = models_root()
     target = root / name if root is not None else None
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kinema.core.errors import MissingExtraError
+from kinema.core.extras import require
 from kinema.models.device import import_torch
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -64,10 +64,8 @@ def tiny_vocab() -> tuple[dict[str, int], list[str]]:
 
 def tiny_config(vocab: dict[str, int]):
     """The ``CLIPConfig`` of the tiny model for ``vocab``."""
-    try:
-        from transformers import CLIPConfig
-    except ImportError as exc:
-        raise MissingExtraError("this needs transformers", hint="pip install 'kinema[ml]'") from exc
+    require("transformers", "ml", feature="tiny models")
+    from transformers import CLIPConfig
     text = {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 37, "projection_dim": 32,
             "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": MAX_TEXT_LEN,
             "bos_token_id": vocab[BOS], "eos_token_id": vocab[EOS], "pad_token_id": vocab[EOS]}
@@ -81,10 +79,8 @@ def build_tiny_clip(out: Path, *, seed: int = 0) -> Path:
     its ``preprocessor_config.json`` to ``out``; ``CLIPModel.from_pretrained(out)`` and
     ``AutoTokenizer.from_pretrained(out)`` load it offline."""
     torch = import_torch()
-    try:
-        from transformers import CLIPModel, CLIPTokenizer
-    except ImportError as exc:
-        raise MissingExtraError("this needs transformers", hint="pip install 'kinema[ml]'") from exc
+    require("transformers", "ml", feature="tiny models")
+    from transformers import CLIPModel, CLIPTokenizer
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     vocab, merges = tiny_vocab()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kinema.core.errors import MissingExtraError
+from kinema.core.extras import require
 from kinema.models.device import import_torch
 
 # [PAD] [UNK] [CLS] [SEP] [MASK] first: BERT's special ids 0..4, as in bert-base-uncased's order.
@@ -31,10 +31,8 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 
 def tiny_config(vocab_size: int = len(VOCAB), *, max_text_len: int = 32, num_queries: int = 30):
     """The ``GroundingDinoConfig`` of the tiny model."""
-    try:
-        from transformers import GroundingDinoConfig, SwinConfig
-    except ImportError as exc:
-        raise MissingExtraError("this needs transformers", hint="pip install 'kinema[ml]'") from exc
+    require("transformers", "ml", feature="tiny models")
+    from transformers import GroundingDinoConfig, SwinConfig
     swin = SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
                       image_size=IMAGE_SIZE["shortest_edge"], out_indices=[2, 3, 4])
     text = {"model_type": "bert", "vocab_size": vocab_size, "hidden_size": 8, "num_hidden_layers": 1,
@@ -52,10 +50,8 @@ def build_tiny_grounding_dino(out: Path, *, seed: int = 0) -> Path:
     """Write a tiny random-weight Grounding DINO, its BERT tokenizer and its
     ``preprocessor_config.json`` to ``out``; ``from_pretrained(out)`` loads it offline."""
     torch = import_torch()
-    try:
-        from transformers import BertTokenizer, GroundingDinoForObjectDetection
-    except ImportError as exc:
-        raise MissingExtraError("this needs transformers", hint="pip install 'kinema[ml]'") from exc
+    require("transformers", "ml", feature="tiny models")
+    from transformers import BertTokenizer, GroundingDinoForObjectDetection
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")

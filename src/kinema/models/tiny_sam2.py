@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kinema.core.errors import MissingExtraError
+from kinema.core.extras import require
 from kinema.models.device import import_torch
 
 IMAGE_SIZE = 64
@@ -26,10 +26,8 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 
 def tiny_config(image_size: int = IMAGE_SIZE):
     """The ``Sam2VideoConfig`` of the tiny model (``image_size`` a multiple of 32)."""
-    try:
-        from transformers import Sam2HieraDetConfig, Sam2VideoConfig, Sam2VisionConfig
-    except ImportError as exc:
-        raise MissingExtraError("this needs transformers", hint="pip install 'kinema[ml]'") from exc
+    require("transformers", "ml", feature="tiny models")
+    from transformers import Sam2HieraDetConfig, Sam2VideoConfig, Sam2VisionConfig
     if image_size % 32:
         raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
     dim, hidden, mem = 8, 128, 64
@@ -64,10 +62,8 @@ def build_tiny_sam2(out: Path, *, image_size: int = IMAGE_SIZE, seed: int = 0) -
     """Write a tiny random-weight SAM 2 and its ``preprocessor_config.json`` to ``out``;
     ``Sam2Model.from_pretrained(out)`` and ``Sam2VideoModel.from_pretrained(out)`` load it offline."""
     torch = import_torch()
-    try:
-        from transformers import Sam2VideoModel
-    except ImportError as exc:
-        raise MissingExtraError("this needs transformers", hint="pip install 'kinema[ml]'") from exc
+    require("transformers", "ml", feature="tiny models")
+    from transformers import Sam2VideoModel
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # Seeded on a private generator state so building does not disturb the caller's RNG.

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError, MissingExtraError
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.extras import require
 
 HOP = 256
 SNAP = 0.07
@@ -36,10 +37,7 @@ class Beats:
 
 def find_beats(samples: np.ndarray, rate: int) -> Beats:
     """Beats of mono ``samples`` (float, any rate librosa takes)."""
-    try:
-        import librosa
-    except ImportError as exc:
-        raise MissingExtraError("finding beats needs librosa", hint="pip install 'kinema[search]'") from exc
+    librosa = require("librosa", "search", feature="finding beats")
 
     if samples.ndim != 1 or len(samples) < rate // 2:
         raise InvalidArgumentError("beat tracking needs at least half a second of mono sound")

@@ -10,17 +10,18 @@ imported when an embedder is made, so importing this module stays cheap.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError, MissingExtraError, ModelNotFoundError
+from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
+from kinema.core.extras import require
 from kinema.models.device import choose_device, choose_dtype, import_torch
+from kinema.models.preprocessing import read_preprocessor_config
 from kinema.models.registry import resolve
 
 if TYPE_CHECKING:
@@ -66,13 +67,10 @@ class ClipPreprocessing:
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike[str]) -> ClipPreprocessing:
         """Read ``model_dir/preprocessor_config.json``; transformers' defaults where it is absent."""
-        path = Path(model_dir) / "preprocessor_config.json"
-        if not path.is_file():
+        config = read_preprocessor_config(model_dir)
+        if not config.exists:
             return cls()
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"cannot read the preprocessor config: {exc}", path=path) from exc
+        raw, path = config.raw, config.path
         size = raw.get("size", DEFAULT_SIZE)
         shortest, resize = None, None
         if isinstance(size, int):  # old configs: "size": 224 is the shortest edge
@@ -92,11 +90,7 @@ class ClipPreprocessing:
             shortest_edge=shortest if raw.get("do_resize", True) else None,
             resize=resize if raw.get("do_resize", True) else None,
             crop=(int(crop["height"]), int(crop["width"])) if do_crop else None,
-            mean=_triple(raw.get("image_mean", DEFAULT_MEAN), path),
-            std=_triple(raw.get("image_std", DEFAULT_STD), path),
-            rescale_factor=float(raw.get("rescale_factor", 1 / 255)),
-            do_rescale=bool(raw.get("do_rescale", True)),
-            do_normalize=bool(raw.get("do_normalize", True)),
+            **asdict(config.normalisation(DEFAULT_MEAN, DEFAULT_STD)),
         )
 
     def resized_shape(self, height: int, width: int) -> tuple[int, int]:
@@ -108,13 +102,6 @@ class ClipPreprocessing:
         short, long = (width, height) if width <= height else (height, width)
         new_short, new_long = self.shortest_edge, int(self.shortest_edge * long / short)
         return (new_long, new_short) if width <= height else (new_short, new_long)
-
-
-def _triple(value: Any, path: Path) -> tuple[float, float, float]:
-    values = [float(value)] * 3 if isinstance(value, int | float) else [float(v) for v in value]
-    if len(values) != 3:
-        raise ModelNotFoundError(f"image_mean/image_std need 3 values, got {len(values)}", path=path)
-    return values[0], values[1], values[2]
 
 
 def as_rgb(frame: object) -> np.ndarray:
@@ -221,10 +208,8 @@ class ClipEmbedder:
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, device: str | None = None,
                  dtype: str | None = None, *, batch_size: int = IMAGE_BATCH) -> None:
         torch = import_torch()
-        try:
-            from transformers import AutoTokenizer, CLIPModel
-        except ImportError as exc:
-            raise MissingExtraError("embeddings need transformers", hint="pip install 'kinema[ml]'") from exc
+        require("transformers", "ml", feature="CLIP")
+        from transformers import AutoTokenizer, CLIPModel
         if batch_size < 1:
             raise InvalidArgumentError(f"batch size must be >= 1, got {batch_size}")
         self.model_dir = resolve(model_dir, task="embed")

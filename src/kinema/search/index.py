@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from kinema.core.atomic import atomic_write_bytes
-from kinema.core.errors import InvalidArgumentError, MissingExtraError
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.extras import require
 
 TABLE = "frames"
 META_FILE = "kinema-index.json"
@@ -63,11 +64,7 @@ class Hit:
 
 
 def _lancedb():
-    try:
-        import lancedb
-    except ImportError as exc:
-        raise MissingExtraError("the search index needs lancedb", hint="pip install lancedb") from exc
-    return lancedb
+    return require("lancedb", "search", feature="the search index")
 
 
 def schema(dim: int):

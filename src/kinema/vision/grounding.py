@@ -10,17 +10,17 @@ highest sigmoid over the text tokens, and its label the tokens above ``text_thre
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError, MissingExtraError, ModelNotFoundError
+from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
+from kinema.core.extras import require
 from kinema.models.device import choose_device, choose_dtype, import_torch
+from kinema.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, read_preprocessor_config
 from kinema.models.registry import resolve
 from kinema.vision.base import Box, Prompt
 
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
 # What transformers' GroundingDinoImageProcessor uses when the config leaves a field out.
 DEFAULT_SIZE = {"shortest_edge": 800, "longest_edge": 1333}
-DEFAULT_MEAN = (0.485, 0.456, 0.406)
-DEFAULT_STD = (0.229, 0.224, 0.225)
+DEFAULT_MEAN, DEFAULT_STD = IMAGENET_MEAN, IMAGENET_STD
 # Tokens that only structure the prompt; the original Grounding DINO treats these as special too.
 SEPARATOR_TOKENS = (".", "?")
 
@@ -59,31 +58,17 @@ class Preprocessing:
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike[str]) -> Preprocessing:
         """Read ``model_dir/preprocessor_config.json``; transformers' defaults where it is absent."""
-        path = Path(model_dir) / "preprocessor_config.json"
-        if not path.is_file():
+        config = read_preprocessor_config(model_dir)
+        if not config.exists:
             return cls(size=dict(DEFAULT_SIZE))
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"cannot read the preprocessor config: {exc}", path=path) from exc
-        size = raw.get("size", DEFAULT_SIZE)
+        size = config.raw.get("size", DEFAULT_SIZE)
         if isinstance(size, int):  # old configs: "size": 800, "max_size": 1333
-            size = {"shortest_edge": size, "longest_edge": raw.get("max_size", DEFAULT_SIZE["longest_edge"])}
+            size = {"shortest_edge": size,
+                    "longest_edge": config.raw.get("max_size", DEFAULT_SIZE["longest_edge"])}
         prep = cls(size={k: int(v) for k, v in size.items() if v is not None},
-                   mean=_triple(raw.get("image_mean", DEFAULT_MEAN), path),
-                   std=_triple(raw.get("image_std", DEFAULT_STD), path),
-                   rescale_factor=float(raw.get("rescale_factor", 1 / 255)),
-                   do_rescale=bool(raw.get("do_rescale", True)),
-                   do_normalize=bool(raw.get("do_normalize", True)))
+                   **asdict(config.normalisation(DEFAULT_MEAN, DEFAULT_STD)))
         resized_shape(1, 1, prep.size)  # fail now, not on the first frame, if the size is unusable
         return prep
-
-
-def _triple(value: Any, path: Path) -> tuple[float, float, float]:
-    values = [float(value)] * 3 if isinstance(value, int | float) else [float(v) for v in value]
-    if len(values) != 3:
-        raise ModelNotFoundError(f"image_mean/image_std need 3 values, got {len(values)}", path=path)
-    return values[0], values[1], values[2]
 
 
 def resized_shape(height: int, width: int, size: Mapping[str, int]) -> tuple[int, int]:
@@ -294,11 +279,8 @@ class TextDetector:
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, device: str | None = None,
                  dtype: str | None = None) -> None:
         torch = import_torch()
-        try:
-            from transformers import AutoTokenizer, GroundingDinoForObjectDetection
-        except ImportError as exc:
-            raise MissingExtraError("text detection needs transformers",
-                                    hint="pip install 'kinema[ml]'") from exc
+        require("transformers", "ml", feature="text detection")
+        from transformers import AutoTokenizer, GroundingDinoForObjectDetection
         self.model_dir = resolve(model_dir, task="detect-text")
         self.device = choose_device(str(device) if device is not None else None)
         self.dtype = choose_dtype(self.device,

@@ -5,6 +5,9 @@ Pre- and post-processing are ours (OpenCV resize, normalisation, bilinear upsamp
 mask logits, threshold at 0); transformers' image processors are not used, so torchvision is
 not needed.
 
+One loaded SAM 2 (:func:`load_sam2`) can serve an image segmenter and a video tracker at once:
+both take it in place of a folder and share its weights.
+
 The tracker streams: frames come one at a time from the :class:`~kinema.core.frames.FrameSource`
 and only the frame being worked on is held, never the video. What the model remembers is kept
 bounded: the outputs of prompted frames (few) stay, the outputs of tracked frames are dropped
@@ -12,6 +15,8 @@ once they fall out of the model's window (its ``num_maskmem - 1`` spatial memori
 ``max_object_pointers_in_encoder - 1`` object pointers), and the large per-frame tensors the
 model never reads again (high-resolution masks, low-resolution masks of tracked frames, used
 prompt inputs) are dropped at once. On a GPU the memory bank lives in CPU memory (offload).
+All of it goes through :mod:`kinema.vision.sam2_session`, the adapter over transformers'
+session internals.
 
 Corrections: a prompt on a frame that was already tracked for that object is run the way SAM 2
 runs it (the clicks and the object's memory together), then stored as a *conditioning* frame so
@@ -30,25 +35,27 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError, MissingExtraError, ModelNotFoundError
+from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
+from kinema.core.extras import require
 from kinema.core.frames import Frame, FrameSource, Mask, check_frame
 from kinema.models.device import choose_device, choose_dtype, import_torch
+from kinema.models.loaded import LoadedModel
+from kinema.models.preprocessing import read_preprocessor_config
 from kinema.models.registry import resolve
 from kinema.vision.base import Box, Candidate, ImageSegmenter, Prompt, VideoTracker
+from kinema.vision.sam2_session import Sam2Session, image_model
 
 if TYPE_CHECKING:
     import torch
 
 MASK_LOGIT = 10.0  # a boolean mask prompt becomes logits of +-10 (sigmoid ~ 1 / ~ 0)
 _TRACKED_FORWARD, _TRACKED_REVERSE = 1, 2
-_POINTER_KEYS = ("object_pointer", "object_score_logits")  # what a frame beyond the memory reach keeps
-_PER_OBJECT = ("point_inputs_per_obj", "mask_inputs_per_obj", "output_dict_per_obj", "frames_tracked_per_obj")
+Sam2Weights = str | os.PathLike[str] | LoadedModel | None  # a folder, a registry name, a loaded model
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -69,16 +76,11 @@ def read_preprocessing(model_dir: Path) -> Preprocessing:
     ``preprocessor_config.json`` if it has one, else from ``config.json`` and ImageNet's."""
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     size = config.get("image_size") or config.get("prompt_encoder_config", {}).get("image_size") or 1024
-    mean, std, rescale = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1 / 255
-    pre_path = model_dir / "preprocessor_config.json"
-    if pre_path.is_file():
-        pre = json.loads(pre_path.read_text(encoding="utf-8"))
-        given = pre.get("size") or {}
-        size = given.get("height") or given.get("longest_edge") or size
-        mean = tuple(pre.get("image_mean", mean))
-        std = tuple(pre.get("image_std", std))
-        rescale = pre.get("rescale_factor", rescale) if pre.get("do_rescale", True) else 1.0
-    return Preprocessing(int(size), mean, std, float(rescale))  # type: ignore[arg-type]
+    pre = read_preprocessor_config(model_dir)
+    given = pre.raw.get("size") or {}
+    size = given.get("height") or given.get("longest_edge") or size
+    norm = pre.normalisation()
+    return Preprocessing(int(size), norm.mean, norm.std, norm.rescale_factor if norm.do_rescale else 1.0)
 
 
 @contextmanager
@@ -97,16 +99,14 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def load_sam2(kind: str, model_dir: str | os.PathLike[str] | None, device: Any = None,
-              dtype: Any = None) -> tuple[Any, Path, torch.device, torch.dtype]:
-    """``Sam2Model`` (``kind="image"``) or ``Sam2VideoModel`` (``"video"``) from ``model_dir``
-    (a folder, a registry name or ``None`` for the default), on ``device`` in ``dtype``
-    (default: :func:`choose_device`, :func:`choose_dtype`). Returns model, folder, device, dtype."""
+def load_sam2(model_dir: str | os.PathLike[str] | None = None, device: Any = None, dtype: Any = None,
+              *, kind: str = "video") -> LoadedModel:
+    """``Sam2VideoModel`` (``kind="video"``: it serves image segmenters and video trackers alike)
+    or ``Sam2Model`` (``"image"``: one frame only) from ``model_dir`` (a folder, a registry name
+    or ``None`` for the default), on ``device`` in ``dtype`` (default: :func:`choose_device`,
+    :func:`choose_dtype`)."""
     torch = import_torch()
-    try:
-        import transformers
-    except ImportError as exc:
-        raise MissingExtraError("SAM 2 needs transformers", hint="pip install 'kinema[ml]'") from exc
+    transformers = require("transformers", "ml", feature="SAM 2")
     path = resolve(model_dir, task="segment-video")
     dev = choose_device(str(device) if device is not None else None)
     if isinstance(dtype, torch.dtype):
@@ -121,7 +121,13 @@ def load_sam2(kind: str, model_dir: str | os.PathLike[str] | None, device: Any =
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelNotFoundError(f"cannot load SAM 2 from this folder: {first}", path=path,
                                      hint="pull it again: kinema models pull sam2-tiny") from exc
-    return model.to(dev).eval(), path, dev, dt
+    return LoadedModel(model.to(dev).eval(), path, dev, dt)
+
+
+def _loaded(model: Sam2Weights, device: Any, dtype: Any, kind: str) -> LoadedModel:
+    """``model`` itself if it is loaded (``device`` and ``dtype`` are then its own), else
+    :func:`load_sam2` of it."""
+    return model if isinstance(model, LoadedModel) else load_sam2(model, device, dtype, kind=kind)
 
 
 # --- pre- and post-processing --------------------------------------------------------------
@@ -210,12 +216,18 @@ class Sam2ImageSegmenter(ImageSegmenter):
 
     The image embedding (the expensive part) is cached per frame, keyed by the frame's index
     and a hash of its pixels, so each further click on the same frame runs only the prompt
-    encoder and the mask decoder. A prompt holds every click so far on that frame.
+    encoder and the mask decoder. A prompt holds every click so far on that frame. ``model`` is
+    a folder, a registry name, ``None`` (the default model) or a loaded SAM 2 (:func:`load_sam2`),
+    whose weights it then shares.
     """
 
-    def __init__(self, model_dir: str | os.PathLike[str] | None = None, device: Any = None,
+    def __init__(self, model: Sam2Weights = None, device: Any = None,
                  dtype: Any = None, *, cache_size: int = 4) -> None:
-        self.model, self.model_dir, self.device, self.dtype = load_sam2("image", model_dir, device, dtype)
+        loaded = _loaded(model, device, dtype, "image")
+        self.model = loaded.model
+        if type(self.model).__name__ == "Sam2VideoModel":
+            self.model = image_model(self.model)
+        self.model_dir, self.device, self.dtype = loaded.folder, loaded.device, loaded.dtype
         self.preprocessing = read_preprocessing(self.model_dir)
         self.cache_size = max(1, cache_size)
         self._embeddings: OrderedDict[tuple[int, tuple[int, ...], bytes], list[torch.Tensor]] = OrderedDict()
@@ -267,24 +279,6 @@ class Sam2ImageSegmenter(ImageSegmenter):
 # --- video --------------------------------------------------------------------------------
 
 
-@cache
-def _session_class() -> type:
-    """``Sam2VideoInferenceSession`` for a video streamed from a FrameSource: it holds no
-    frames, but knows how many the video has (the model sizes its object-pointer window on it)."""
-    from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
-
-    class StreamedSession(Sam2VideoInferenceSession):
-        def __init__(self, total_frames: int, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.total_frames = total_frames
-
-        @property
-        def num_frames(self) -> int:
-            return self.total_frames
-
-    return StreamedSession
-
-
 class Sam2VideoTracker(VideoTracker):
     """Objects followed through ``frames`` with ``Sam2VideoModel``, frame by frame.
 
@@ -296,17 +290,22 @@ class Sam2VideoTracker(VideoTracker):
     memory when the model runs on a GPU.
 
     A prompt replaces any earlier prompt for the same object on the same frame (give every
-    click so far); a mask prompt stands alone.
+    click so far); a mask prompt stands alone. ``model`` is as for :class:`Sam2ImageSegmenter`;
+    a loaded one must be a video model (``load_sam2(kind="video")``).
     """
 
-    def __init__(self, frames: FrameSource, model_dir: str | os.PathLike[str] | None = None,
+    def __init__(self, frames: FrameSource, model: Sam2Weights = None,
                  device: Any = None, dtype: Any = None, *, max_memory_frames: int | None = None,
                  offload_state: bool = True) -> None:
         super().__init__(frames)
         self.num_frames = len(frames)
         if self.num_frames < 1:
             raise InvalidArgumentError("the video has no frames to track")
-        self.model, self.model_dir, self.device, self.dtype = load_sam2("video", model_dir, device, dtype)
+        loaded = _loaded(model, device, dtype, "video")
+        if type(loaded.model).__name__ != "Sam2VideoModel":
+            raise InvalidArgumentError("this SAM 2 was loaded for images only and cannot track",
+                                       hint="load it with load_sam2(kind='video')")
+        self.model, self.model_dir, self.device, self.dtype = loaded
         self.preprocessing = read_preprocessing(self.model_dir)
         config = self.model.config
         self.memory_reach = max(0, config.num_maskmem - 1)
@@ -314,11 +313,8 @@ class Sam2VideoTracker(VideoTracker):
         if max_memory_frames is not None and max_memory_frames < 0:
             raise InvalidArgumentError(f"max_memory_frames must be 0 or more, got {max_memory_frames}")
         self.max_memory_frames = self.pointer_reach if max_memory_frames is None else max_memory_frames
-        state_device = "cpu" if offload_state else self.device
-        self.session = _session_class()(
-            total_frames=self.num_frames, inference_device=self.device, inference_state_device=state_device,
-            video_storage_device=self.device, dtype=self.dtype, max_vision_features_cache_size=1)
-        self.session.cache.inference_state_device = self.device  # one frame's features: keep them close
+        self.session = Sam2Session(self.model, self.num_frames, device=self.device, dtype=self.dtype,
+                                   offload_state=offload_state)
         self._size: tuple[int, int] | None = None  # (width, height), from the first frame read
         self._tracked: dict[int, bytearray] = {}  # object id -> per frame: 0, or tracked forward/back
         self._features_of: int | None = None  # the frame whose image features the session holds
@@ -326,7 +322,7 @@ class Sam2VideoTracker(VideoTracker):
     @property
     def object_ids(self) -> list[int]:
         """The ids of the prompted objects, in the order they were first prompted."""
-        return list(self.session.obj_ids)
+        return self.session.object_ids
 
     def add_prompt(self, prompt: Prompt) -> dict[int, Mask]:
         """Take ``prompt`` and return every object's mask on its frame. On a frame already tracked
@@ -336,39 +332,27 @@ class Sam2VideoTracker(VideoTracker):
         width, height = self._size  # type: ignore[misc]
         box = check_prompt(prompt, width, height, video=True)
         torch = import_torch()
-        session, obj_id = self.session, prompt.object_id
+        obj_id, size = prompt.object_id, self.preprocessing.image_size
         new_object = obj_id not in self._tracked
         tracked = self._tracked.setdefault(obj_id, bytearray(self.num_frames))
         correction = tracked[index] != 0
         reverse = tracked[index] == _TRACKED_REVERSE
         with torch.inference_mode():
-            obj_idx = session.obj_id_to_idx(obj_id)
             try:
-                outputs = session.output_dict_per_obj[obj_idx]
-                if correction:
-                    # Run with the memory (the model sees the frame as tracked), but not with this
-                    # frame's own earlier result in it.
-                    outputs["cond_frame_outputs"].pop(index, None)
-                    outputs["non_cond_frame_outputs"].pop(index, None)
-                    session.frames_tracked_per_obj[obj_idx] = {index: {"reverse": reverse}}
                 if prompt.mask is not None:
-                    binary = _mask_tensor(prompt.mask, self.preprocessing.image_size, self.device)
-                    session.add_mask_inputs(obj_idx, index, binary)
-                    session.remove_point_inputs(obj_idx, index)
+                    self.session.prompt(obj_id, index, mask=_mask_tensor(prompt.mask, size, self.device),
+                                        correction=correction, reverse=reverse)
                 else:
-                    points, labels, boxes = _prompt_tensors(prompt, box, width, height,
-                                                            self.preprocessing.image_size, self.device)
-                    coords, kinds = self._point_inputs(points, labels, boxes)
-                    session.add_point_inputs(obj_idx, index, {"point_coords": coords, "point_labels": kinds})
-                    session.remove_mask_inputs(obj_idx, index)
-                session.obj_with_new_inputs = [obj_id]
+                    tensors = _prompt_tensors(prompt, box, width, height, size, self.device)
+                    self.session.prompt(obj_id, index, points=self._point_inputs(*tensors),
+                                        correction=correction, reverse=reverse)
                 masks = self._step(index, frame, reverse=reverse)
             except BaseException:
                 if new_object:
                     self._forget(obj_id)
                 raise
             if correction:
-                self._keep_correction(obj_idx, index)
+                self.session.keep_correction(obj_id, index, max(1, self.memory_reach + 1))
         return masks
 
     def propagate(self, start: int, stop: int | None = None, *,
@@ -398,15 +382,7 @@ class Sam2VideoTracker(VideoTracker):
     def memory_footprint(self) -> dict[str, int]:
         """What the session holds now: tracked and prompted frame outputs (all objects), frames
         of pixels, frames of cached image features, and the bytes of all their tensors."""
-        session = self.session
-        tracked = sum(len(d["non_cond_frame_outputs"]) for d in session.output_dict_per_obj.values())
-        prompted = sum(len(d["cond_frame_outputs"]) for d in session.output_dict_per_obj.values())
-        features = session.cache._vision_features
-        nbytes = _tensor_bytes([session.output_dict_per_obj, features, session.processed_frames,
-                                session.point_inputs_per_obj, session.mask_inputs_per_obj])
-        return {"tracked_outputs": tracked, "prompted_outputs": prompted,
-                "frames_held": len(session.processed_frames or {}), "features_held": len(features),
-                "tensor_bytes": nbytes}
+        return self.session.footprint()
 
     # --- inside -------------------------------------------------------------------------
 
@@ -427,7 +403,7 @@ class Sam2VideoTracker(VideoTracker):
         if self._size is None:
             frame = check_frame(frame)
             self._size = (frame.shape[1], frame.shape[0])
-            self.session.video_height, self.session.video_width = frame.shape[0], frame.shape[1]
+            self.session.set_video_size(frame.shape[0], frame.shape[1])
             return frame
         return check_frame(frame, self._size)
 
@@ -445,92 +421,24 @@ class Sam2VideoTracker(VideoTracker):
 
     def _step(self, index: int, frame: Frame, *, reverse: bool) -> dict[int, Mask]:
         """Run the model on frame ``index`` for every object; prune the memory to the window."""
-        session = self.session
         self._prune(index, reverse)
+        pixels = None
         if self._features_of != index:
-            session.add_new_frame(to_pixels(frame, self.preprocessing, self.device, self.dtype), index)
+            pixels = to_pixels(frame, self.preprocessing, self.device, self.dtype)
         self._features_of = None
-        out = self.model(inference_session=session, frame_idx=index, reverse=reverse)
+        object_ids, logits, tracked = self.session.step(index, pixels, reverse=reverse)
         self._features_of = index
-        session.processed_frames = None  # the features are cached: the pixels are not needed again
-        session.obj_with_new_inputs = []
-        for obj_idx, obj_id in enumerate(out.object_ids):
-            session.frames_tracked_per_obj[obj_idx] = {}  # grows by a frame each step; _tracked has it
-            session.remove_point_inputs(obj_idx, index)  # used: a later prompt brings its own
-            session.remove_mask_inputs(obj_idx, index)
-            if index in session.output_dict_per_obj[obj_idx]["non_cond_frame_outputs"]:
-                self._tracked[obj_id][index] = _TRACKED_REVERSE if reverse else _TRACKED_FORWARD
+        for obj_id in tracked:
+            self._tracked[obj_id][index] = _TRACKED_REVERSE if reverse else _TRACKED_FORWARD
         self._prune(index, reverse)
         height, width = frame.shape[:2]
-        masks = upsample_masks(out.pred_masks[:, 0], height, width)
-        return {obj_id: masks[i] for i, obj_id in enumerate(out.object_ids)}
+        masks = upsample_masks(logits, height, width)
+        return {obj_id: masks[i] for i, obj_id in enumerate(object_ids)}
 
     def _prune(self, index: int, reverse: bool) -> None:
-        """Keep, per object, the tracked frames the model can still read when working on frame
-        ``index`` in this direction: full memory for the nearest, the object pointer only for
-        those further back, nothing beyond the window or ahead (stale from another pass)."""
-        full = min(self.max_memory_frames, self.memory_reach)
-        for outputs in self.session.output_dict_per_obj.values():
-            for entry in outputs["cond_frame_outputs"].values():
-                entry.pop("high_res_masks", None)  # only read while encoding the frame's memory
-            tracked = outputs["non_cond_frame_outputs"]
-            for frame_idx in list(tracked):
-                behind = frame_idx - index if reverse else index - frame_idx
-                entry = tracked[frame_idx]
-                if behind < 0 or behind > self.max_memory_frames:
-                    del tracked[frame_idx]
-                elif behind > full:
-                    if behind <= self.memory_reach:
-                        del tracked[frame_idx]  # the model would read its spatial memory
-                    else:
-                        tracked[frame_idx] = {key: entry[key] for key in _POINTER_KEYS if key in entry}
-                elif behind > 0 and "maskmem_features" not in entry:
-                    del tracked[frame_idx]  # kept for its pointer by an earlier pass, now within reach
-                else:
-                    entry.pop("high_res_masks", None)
-                    if behind > 0:  # the current frame's may yet become a correction's (reused)
-                        entry.pop("pred_masks", None)
-
-    def _keep_correction(self, obj_idx: int, index: int) -> None:
-        """Make the corrected frame a conditioning frame and clear the tracked memories around it."""
-        outputs = self.session.output_dict_per_obj[obj_idx]
-        entry = outputs["non_cond_frame_outputs"].pop(index, None)
-        if entry is not None:
-            outputs["cond_frame_outputs"][index] = entry
-        reach = max(1, self.memory_reach + 1)
-        for frame_idx in list(outputs["non_cond_frame_outputs"]):
-            if abs(frame_idx - index) <= reach:
-                del outputs["non_cond_frame_outputs"][frame_idx]
+        self.session.prune(index, reverse, keep=self.max_memory_frames, memory_reach=self.memory_reach)
 
     def _forget(self, object_id: int) -> None:
         """Remove ``object_id`` from the session, renumbering the others."""
-        session = self.session
         self._tracked.pop(object_id, None)
-        if object_id not in session._obj_id_to_idx:
-            return
-        keep = [i for i in session.obj_ids if i != object_id]
-        old = {name: dict(getattr(session, name)) for name in _PER_OBJECT}
-        old_idx = dict(session._obj_id_to_idx)
-        session._obj_id_to_idx.clear()
-        session._obj_idx_to_id.clear()
-        for name in _PER_OBJECT:
-            getattr(session, name).clear()
-        for new_idx, obj_id in enumerate(keep):
-            session._obj_id_to_idx[obj_id] = new_idx
-            session._obj_idx_to_id[new_idx] = obj_id
-            for name in _PER_OBJECT:
-                getattr(session, name)[new_idx] = old[name][old_idx[obj_id]]
-        session.obj_ids = keep
-        session.obj_with_new_inputs = [i for i in session.obj_with_new_inputs if i != object_id]
-
-
-def _tensor_bytes(value: object) -> int:
-    """Bytes of every tensor in nested dicts, lists and tuples."""
-    torch = import_torch()
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        return sum(_tensor_bytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in value)
-    return 0
+        self.session.forget(object_id)
