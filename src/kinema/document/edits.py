@@ -3,6 +3,8 @@
 An :class:`Edit` is a named change to a :class:`Project`. :class:`History` applies edits and
 keeps the document as it was before each one, so undo restores it exactly whatever the edit
 did (documents are small: kilobytes, while pixels live in files the document only names).
+A :class:`Change` is a step outside the document (a frame of a mask written to disk) with its
+own apply and revert; it takes its turn in the same history.
 """
 
 from __future__ import annotations
@@ -26,56 +28,64 @@ class Edit:
     apply: Callable[[Project], None]
 
 
+@dataclass(frozen=True)
+class Change:
+    """A change outside the document (such as one frame of a mask track on disk) that
+    :class:`History` undoes and redoes in turn with edits: ``apply`` makes it, ``revert``
+    takes it back; each leaves things exactly as the other found them."""
+
+    label: str
+    apply: Callable[[], None]
+    revert: Callable[[], None]
+
+
+_Step = tuple[str, Project | Change]
+"""A history entry: its label, and the document on the other side of it or the change."""
+
+
 class History:
-    """Undo/redo stacks over one project; ``on_change`` runs after every change (autosave)."""
+    """One undo/redo history of a project's edits and of changes outside its document, in the
+    order they were made. It keeps the last ``limit`` steps (older ones are forgotten);
+    ``revision`` goes up with every step, and ``on_change`` runs after every step that changed
+    the document (autosave)."""
 
     def __init__(self, project: Project, *, limit: int = 500,
                  on_change: Callable[[Project], None] | None = None) -> None:
         self.project = project
         self.limit = limit
         self.on_change = on_change
-        self._undo: list[tuple[str, Project]] = []
-        self._redo: list[tuple[str, Project]] = []
-        self.revision = 0  # goes up with every change: views redraw when it moves
+        self._undo: list[_Step] = []
+        self._redo: list[_Step] = []
+        self.revision = 0  # goes up with every step: views redraw when it moves
 
-    def do(self, edit: Edit) -> None:
-        """Apply ``edit``; if it raises, the project is left as it was."""
+    def do(self, step: Edit | Change) -> None:
+        """Apply ``step``; if it raises, nothing is recorded (and an edit leaves the project as
+        it was)."""
+        if isinstance(step, Change):
+            step.apply()
+            self._record(step.label, step, document=False)
+            return
         before = self.project.model_copy(deep=True)
         try:
-            edit.apply(self.project)
+            step.apply(self.project)
             Project.model_validate(self.project.model_dump())
         except ValidationError as exc:
             self._restore(before)
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "value"
-            raise InvalidArgumentError(f"{edit.label}: {where}: {first['msg']}") from None
+            raise InvalidArgumentError(f"{step.label}: {where}: {first['msg']}") from None
         except Exception:
             self._restore(before)
             raise
-        self._undo.append((edit.label, before))
-        del self._undo[: -self.limit]
-        self._redo.clear()
-        self._changed()
+        self._record(step.label, before, document=True)
 
     def undo(self) -> str:
-        """Revert the last edit; returns its label."""
-        if not self._undo:
-            raise InvalidArgumentError("nothing to undo")
-        label, before = self._undo.pop()
-        self._redo.append((label, self.project.model_copy(deep=True)))
-        self._restore(before)
-        self._changed()
-        return label
+        """Revert the last step; returns its label."""
+        return self._move(self._undo, self._redo, "undo", forward=False)
 
     def redo(self) -> str:
-        """Re-apply the last undone edit; returns its label."""
-        if not self._redo:
-            raise InvalidArgumentError("nothing to redo")
-        label, after = self._redo.pop()
-        self._undo.append((label, self.project.model_copy(deep=True)))
-        self._restore(after)
-        self._changed()
-        return label
+        """Re-apply the last undone step; returns its label."""
+        return self._move(self._redo, self._undo, "redo", forward=True)
 
     @property
     def undo_label(self) -> str | None:
@@ -85,14 +95,36 @@ class History:
     def redo_label(self) -> str | None:
         return self._redo[-1][0] if self._redo else None
 
+    def _record(self, label: str, step: Project | Change, *, document: bool) -> None:
+        self._undo.append((label, step))
+        del self._undo[: -self.limit]
+        self._redo.clear()
+        self._changed(document=document)
+
+    def _move(self, source: list[_Step], target: list[_Step], what: str, *, forward: bool) -> str:
+        """Take the last step of ``source`` and record on ``target`` what takes it back."""
+        if not source:
+            raise InvalidArgumentError(f"nothing to {what}")
+        label, step = source[-1]
+        if isinstance(step, Change):
+            (step.apply if forward else step.revert)()
+            back: Project | Change = step
+        else:
+            back = self.project.model_copy(deep=True)
+            self._restore(step)
+        source.pop()
+        target.append((label, back))
+        self._changed(document=not isinstance(step, Change))
+        return label
+
     def _restore(self, state: Project) -> None:
         # Keep the same object: views and jobs hold a reference to it.
         for name in Project.model_fields:
             object.__setattr__(self.project, name, getattr(state, name))
 
-    def _changed(self) -> None:
+    def _changed(self, *, document: bool) -> None:
         self.revision += 1
-        if self.on_change is not None:
+        if document and self.on_change is not None:
             self.on_change(self.project)
 
 
