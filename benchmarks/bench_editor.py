@@ -50,7 +50,7 @@ def run_window(clip: Path, script: list[str], *, proxy: bool) -> tuple[list[floa
     editor = Editor.open(clip)
     try:
         if proxy:
-            job = editor.use_proxy()
+            job = editor.picture.use_proxy()
             if job is not None:
                 job.wait()
         window = Window(editor, script=script, proxy=proxy, screenshot=Path("unused.png"))
@@ -62,7 +62,7 @@ def run_window(clip: Path, script: list[str], *, proxy: bool) -> tuple[list[floa
         def gui() -> None:
             # A UI frame's time is from its start to the next one's: drawing, GL and swap included.
             now = time.perf_counter()
-            marks.append((now - last[0], bool(window.script), editor.busy()))
+            marks.append((now - last[0], bool(window.script), editor.jobs.busy()))
             last[0] = now
             original()
 

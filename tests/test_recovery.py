@@ -50,8 +50,8 @@ def crashed_editor(clip: Path) -> Path:
         import sys, time
         from kinema.ui.editor import Editor
         ed = Editor.open({str(clip)!r})
-        ed.add_object("dog")
-        ed.brush(80, 60, 20)
+        ed.objects.add("dog")
+        ed.tools.brush(80, 60, 20)
         print("ready", flush=True)
         time.sleep(600)
     """)
@@ -83,7 +83,7 @@ def test_killed_editor_leaves_edits_that_recover_restores(clip: Path, tmp_path: 
     try:
         assert ed.pending_autosave and [o.track_id for o in ed.objects] == []
         with pytest.raises(store.UnsavedEditsError):
-            ed.brush(10, 10, 5)
+            ed.tools.brush(10, 10, 5)
     finally:
         ed.close()
     assert (folder / "autosave.json").read_bytes() == autosave
@@ -114,20 +114,20 @@ def test_the_editor_recovers_or_discards_when_asked(clip: Path):
     folder = crashed_editor(clip)
     ed = Editor.open(folder)
     try:
-        ed.recover()
+        ed.session.recover()
         assert not ed.pending_autosave and [o.name for o in ed.objects] == ["dog"]
-        assert ed.overlays(0)
-        ed.save()
+        assert ed.objects.overlays(0)
+        ed.session.save()
     finally:
         ed.close()
     assert "obj1" in store.load(folder).mask_tracks
     crashed_editor(clip)  # this time the unsaved edits are thrown away
     ed = Editor.open(folder)
     try:
-        ed.discard_autosave()
+        ed.session.discard_autosave()
         assert not ed.pending_autosave and [o.name for o in ed.objects] == ["dog"]
-        assert ed.add_object() == "obj2"  # the lost session's obj2 went with its masks
-        assert ed.lane("obj2").sum() == 0 and ed.objects[-1].store.read(0) is None
+        assert ed.objects.add() == "obj2"  # the lost session's obj2 went with its masks
+        assert ed.objects.lane("obj2").sum() == 0 and ed.objects[-1].store.read(0) is None
     finally:
         ed.close()
 

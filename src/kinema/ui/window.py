@@ -1,8 +1,9 @@
 """The editor window (Dear ImGui through imgui-bundle, OpenGL through moderngl).
 
-It draws :class:`~kinema.ui.editor.Editor` and forwards events to it; nothing here decides
-anything the view-model does not. ``script`` commands (``kinema edit --do``) drive the same
-methods a user's clicks do, one per UI frame, for screenshots, tests and bug reports.
+It draws the parts of :class:`~kinema.ui.editor.Editor` and forwards events to their methods;
+nothing here decides anything, or changes the document, other than through them. ``script``
+commands (``kinema edit --do``) drive the same methods a user's clicks do, one per UI frame,
+for screenshots, tests and bug reports.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 from kinema.core.errors import InvalidArgumentError, KinemaError
 from kinema.core.frames import BLEND_MODES
 from kinema.ui.editor import Editor
+from kinema.ui.model.exports import EXPORTS
+from kinema.ui.model.tools import TOOLS
 
 SIDE_WIDTH = 300
 TIMELINE_HEIGHT = 230
@@ -90,7 +93,7 @@ class Window:
         params.callbacks.show_menus = self.menus
         threading.Thread(target=self._load_timeline_media, daemon=True).start()
         if self.proxy:
-            self.editor.guard(self.editor.use_proxy)
+            self.editor.session.guard(self.editor.picture.use_proxy)
         immapp.run(params)
         if self.screenshot is None:
             return None
@@ -114,12 +117,13 @@ class Window:
         from kinema.media.audio import audio_peaks
 
         try:
-            with open_video(self.editor.video_path) as reader:
+            session = self.editor.session
+            with open_video(session.video_path) as reader:
                 self._filmstrip = reader.thumbnails(12, height=48)
-            if self.editor.media.has_audio:
-                self._peaks = audio_peaks(self.editor.video_path, 600)
+            if session.media.has_audio:
+                self._peaks = audio_peaks(session.video_path, 600)
         except Exception as exc:
-            self.editor.note(f"timeline previews unavailable: {exc}", error=True)
+            self.editor.session.note(f"timeline previews unavailable: {exc}", error=True)
 
     # -- one UI frame ---------------------------------------------------------------------------
 
@@ -130,8 +134,8 @@ class Window:
         self.frame_times.append(now - self._last)
         self._last = now
         ed = self.editor
-        ed.tick()
-        failed = ed.poll_jobs()
+        ed.transport.tick()
+        failed = ed.jobs.poll()
         if failed and self._scripting:
             self.failure = failed[0]
         self._keys()
@@ -159,7 +163,7 @@ class Window:
         ed = self.editor
         if self.failure is not None:
             return True
-        if ed.busy() or self.frames_drawn < 2:
+        if ed.jobs.busy() or self.frames_drawn < 2:
             return False
         if self.script:
             command = self.script.pop(0)
@@ -185,23 +189,26 @@ class Window:
         if io.want_text_input:
             return
         ed = self.editor
+        play, propagate = ed.transport, ed.propagation.propagate
         ctrl, shift = io.key_ctrl, io.key_shift
         pressed = imgui.is_key_pressed
         k = imgui.Key
         actions: list[tuple[bool, Callable[[], object]]] = [
-            (pressed(k.space), ed.toggle_play), (pressed(k.j), lambda: ed.shuttle("j")),
-            (pressed(k.k), lambda: ed.shuttle("k")), (pressed(k.l), lambda: ed.shuttle("l")),
-            (pressed(k.left_arrow), lambda: ed.step(-1)), (pressed(k.right_arrow), lambda: ed.step(1)),
-            (pressed(k.home), ed.home), (pressed(k.end), ed.end),
-            (pressed(k.i) and not ctrl, ed.set_in), (pressed(k.o) and not ctrl, ed.set_out),
-            (pressed(k.z) and ctrl and not shift, ed.undo), (pressed(k.z) and ctrl and shift, ed.redo),
-            (pressed(k.s) and ctrl, ed.save), (pressed(k.f) and not ctrl, lambda: ed.propagate("forward")),
-            (pressed(k.b) and not ctrl, lambda: ed.propagate("backward")),
+            (pressed(k.space), play.toggle_play), (pressed(k.j), lambda: play.shuttle("j")),
+            (pressed(k.k), lambda: play.shuttle("k")), (pressed(k.l), lambda: play.shuttle("l")),
+            (pressed(k.left_arrow), lambda: play.step(-1)), (pressed(k.right_arrow), lambda: play.step(1)),
+            (pressed(k.home), play.home), (pressed(k.end), play.end),
+            (pressed(k.i) and not ctrl, play.set_in), (pressed(k.o) and not ctrl, play.set_out),
+            (pressed(k.z) and ctrl and not shift, ed.history.undo),
+            (pressed(k.z) and ctrl and shift, ed.history.redo),
+            (pressed(k.s) and ctrl, ed.session.save),
+            (pressed(k.f) and not ctrl, lambda: propagate("forward")),
+            (pressed(k.b) and not ctrl, lambda: propagate("backward")),
             (pressed(k._0), lambda: setattr(self, "zoom", None)),
         ]
         for hit, action in actions:
             if hit:
-                ed.guard(action)
+                ed.session.guard(action)
 
     def _viewer(self, width: float, height: float) -> None:
         from imgui_bundle import imgui
@@ -209,7 +216,8 @@ class Window:
         ed = self.editor
         if self.viewer is None:
             return
-        fw, fh = ed.size
+        fw, fh = ed.session.size
+        guard, tools, playhead = ed.session.guard, ed.tools, ed.transport.playhead
         fit = min(width / fw, height / fh)
         scale = fit if self.zoom is None else self.zoom
         origin = imgui.get_cursor_screen_pos()
@@ -217,11 +225,11 @@ class Window:
         y0 = origin.y + (height - fh * scale) / 2 + self.pan[1]
         if self.zoom is not None and scale >= 1:
             x0, y0 = round(x0), round(y0)  # pixel-exact at whole zooms
-        overlays = ed.overlays()
-        key = (ed.playhead, tuple(id(m) for m, _ in overlays), tuple(o.visible for o in ed.objects),
+        overlays = ed.objects.overlays(playhead)
+        key = (playhead, tuple(id(m) for m, _ in overlays), tuple(o.visible for o in ed.objects),
                tuple(o.colour for o in ed.objects), self._mask_version())
-        fast = ed.playing or self.scrubbing or self.script_scrub
-        tex = self.viewer.draw(ed.picture(fast=fast), overlays, key + (fast, ed.file.history.revision),
+        fast = ed.transport.playing or self.scrubbing or self.script_scrub
+        tex = self.viewer.draw(ed.picture.shown(fast=fast), overlays, key + (fast, ed.history.revision),
                                shown=(round(fw * scale), round(fh * scale)), full=(fw, fh))
         self.viewer.set_zoom_filter(scale)
         draw = imgui.get_window_draw_list()
@@ -239,10 +247,10 @@ class Window:
         if imgui.is_mouse_dragging(imgui.MouseButton_.middle):
             self.pan += (io.mouse_delta.x, io.mouse_delta.y)
         inside = 0 <= mx < fw and 0 <= my < fh
-        tool = ed.tool
+        tool = tools.tool
         if tool == "brush" and inside and (imgui.is_mouse_down(0) or imgui.is_mouse_down(1)) \
                 and imgui.is_item_hovered():
-            ed.guard(lambda: ed.brush(mx, my, self.brush_radius, erase=imgui.is_mouse_down(1)))
+            guard(lambda: tools.brush(mx, my, self.brush_radius, erase=imgui.is_mouse_down(1)))
         elif tool == "box":
             if imgui.is_mouse_clicked(0) and inside:
                 self.drag_from = (mx, my)
@@ -253,132 +261,160 @@ class Window:
                 if imgui.is_mouse_released(0):
                     self.drag_from = None
                     if abs(mx - sx) > 3 and abs(my - sy) > 3:
-                        ed.guard(lambda: ed.box(sx, sy, min(max(mx, 0), fw - 1), min(max(my, 0), fh - 1)))
+                        guard(lambda: tools.box(sx, sy, min(max(mx, 0), fw - 1), min(max(my, 0), fh - 1)))
         elif tool == "point" and inside:
             if imgui.is_mouse_clicked(0):
-                ed.guard(lambda: ed.click(mx, my))
+                guard(lambda: tools.click(mx, my))
             elif imgui.is_mouse_clicked(1):
-                ed.guard(lambda: ed.click(mx, my, positive=False))
+                guard(lambda: tools.click(mx, my, positive=False))
 
     def _mask_version(self) -> tuple:
-        """Changes whenever a mask on the current frame could have changed (jobs write them)."""
+        """Changes whenever a mask on the current frame could have changed: jobs write them
+        (edits move the history's revision, in the viewer's key too)."""
         ed = self.editor
-        return tuple(int(o.store.state(ed.playhead)) for o in ed.objects) + (
-            len(ed._undo), len(ed._redo), sum(j.done for j in ed.jobs))
+        return tuple(int(o.store.state(ed.transport.playhead)) for o in ed.objects) + (
+            tuple(j.progress for j in ed.jobs.items),)
 
     def _side_panel(self) -> None:
         from imgui_bundle import imgui
 
+        for title, panel in (("Tool", self._tool_panel), ("Objects", self._objects_panel),
+                             ("Propagate", self._propagate_panel), ("Layers", self._layers_panel),
+                             ("Export", self._export_panel), ("Jobs", self._jobs_panel)):
+            imgui.separator_text(title)
+            panel()
+
+    def _tool_panel(self) -> None:
+        from imgui_bundle import imgui
+
         ed = self.editor
-        imgui.separator_text("Tool")
-        for name in ("point", "box", "brush"):
-            if imgui.radio_button(name, ed.tool == name):
-                ed.tool = name
+        tools = ed.tools
+        for name in TOOLS:
+            if imgui.radio_button(name, tools.tool == name):
+                tools.choose(name)
             imgui.same_line()
         imgui.new_line()
-        if ed.tool == "brush":
+        if tools.tool == "brush":
             _, self.brush_radius = imgui.slider_float("radius", self.brush_radius, 1, 100)
         _, self.text_prompt = imgui.input_text("##text", self.text_prompt)
         imgui.same_line()
         if imgui.button("Find") and self.text_prompt.strip():
-            ed.guard(lambda: ed.text(self.text_prompt.strip()))
-        imgui.separator_text("Objects")
-        for obj in list(ed.objects):
+            ed.session.guard(lambda: tools.text(self.text_prompt.strip()))
+
+    def _objects_panel(self) -> None:
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        objects, guard = ed.objects, ed.session.guard
+        for obj in list(objects):
             imgui.push_id(obj.track_id)
-            _, obj.visible = imgui.checkbox("##vis", obj.visible)
+            changed, visible = imgui.checkbox("##vis", obj.visible)
+            if changed:
+                objects.set_visible(obj.track_id, visible)
             imgui.same_line()
             changed, colour = imgui.color_edit3("##col", [c / 255 for c in obj.colour],
                                                 imgui.ColorEditFlags_.no_inputs)
             if changed:
-                ed.guard(lambda obj=obj, colour=colour: ed.recolour(
+                guard(lambda obj=obj, colour=colour: objects.recolour(
                     obj.track_id, tuple(int(c * 255) for c in colour)))
             imgui.same_line()
-            if imgui.selectable(obj.name, ed.active == obj.track_id, 0, imgui.ImVec2(150, 0))[0]:
-                ed.active = obj.track_id
+            if imgui.selectable(obj.name, objects.active == obj.track_id, 0, imgui.ImVec2(150, 0))[0]:
+                objects.select(obj.track_id)
             imgui.same_line()
             if imgui.small_button("x"):
-                ed.guard(lambda obj=obj: ed.delete_object(obj.track_id))
+                guard(lambda obj=obj: objects.delete(obj.track_id))
             imgui.pop_id()
         if imgui.button("+ object"):
-            ed.guard(ed.add_object)
-        if ed.active is not None:
+            guard(objects.add)
+        active = objects.active
+        if active is not None:
             imgui.same_line()
             imgui.set_next_item_width(150)
-            name = next(o.name for o in ed.objects if o.track_id == ed.active)
-            _, self.rename_to = imgui.input_text("rename", self.rename_to or name)
+            _, self.rename_to = imgui.input_text("rename", self.rename_to or objects.get(active).name)
             if imgui.is_item_deactivated_after_edit() and self.rename_to.strip():
-                ed.guard(lambda: ed.rename(ed.active, self.rename_to.strip()))
+                guard(lambda: objects.rename(active, self.rename_to.strip()))
                 self.rename_to = ""
         if self.viewer is not None:
             changed, fill = imgui.slider_float("fill", self.viewer.fill, 0.0, 1.0)
             if changed:
                 self.viewer.fill = fill
                 self.viewer.invalidate()
-        imgui.separator_text("Propagate")
+
+    def _propagate_panel(self) -> None:
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        guard, propagate, tools = ed.session.guard, ed.propagation.propagate, ed.tools
         if imgui.button("<< back"):
-            ed.guard(lambda: ed.propagate("backward"))
+            guard(lambda: propagate("backward"))
         imgui.same_line()
         if imgui.button("forward >>"):
-            ed.guard(lambda: ed.propagate("forward"))
+            guard(lambda: propagate("forward"))
         imgui.same_line()
         if imgui.button("next"):
-            ed.guard(lambda: ed.propagate("forward", self.next_n))
+            guard(lambda: propagate("forward", self.next_n))
         imgui.same_line()
         imgui.set_next_item_width(60)
         _, self.next_n = imgui.input_int("##n", self.next_n, 0)
         if imgui.button("whole clip"):
-            ed.guard(lambda: (ed.propagate("forward"), ed.propagate("backward")))
+            guard(lambda: (propagate("forward"), propagate("backward")))
         if imgui.button("grow"):
-            ed.guard(lambda: ed.adjust(grow=2))
+            guard(lambda: tools.adjust(grow=2))
         imgui.same_line()
         if imgui.button("shrink"):
-            ed.guard(lambda: ed.adjust(grow=-2))
+            guard(lambda: tools.adjust(grow=-2))
         imgui.same_line()
         if imgui.button("smooth edge"):
-            ed.guard(lambda: ed.adjust(feather=4))
-        imgui.separator_text("Layers")
-        layers = ed.file.project.timeline.video_layers
-        for index, layer in reversed(list(enumerate(layers))):
+            guard(lambda: tools.adjust(feather=4))
+
+    def _layers_panel(self) -> None:
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        guard, layers = ed.session.guard, ed.layers
+        stack = layers.items
+        for index, layer in reversed(list(enumerate(stack))):
             imgui.push_id(layer.id)
             changed, visible = imgui.checkbox("##v", layer.visible)
             if changed:
-                ed.guard(lambda layer=layer, visible=visible: ed.set_layer(layer.id, visible=visible))
+                guard(lambda layer=layer, visible=visible: layers.show(layer.id, visible))
             imgui.same_line()
             imgui.text(layer.name[:14])
             imgui.same_line()
-            if imgui.arrow_button("##up", imgui.Dir.up) and index < len(layers) - 1:
-                ed.guard(lambda layer=layer, index=index: ed.move_layer(layer.id, index + 1))
+            if imgui.arrow_button("##up", imgui.Dir.up) and index < len(stack) - 1:
+                guard(lambda layer=layer, index=index: layers.move(layer.id, index + 1))
             imgui.same_line()
             if imgui.arrow_button("##dn", imgui.Dir.down) and index > 0:
-                ed.guard(lambda layer=layer, index=index: ed.move_layer(layer.id, index - 1))
+                guard(lambda layer=layer, index=index: layers.move(layer.id, index - 1))
             imgui.set_next_item_width(90)
             opacity = float(layer.transform.opacity.value)  # type: ignore[arg-type]
             changed, opacity = imgui.slider_float("##o", opacity, 0, 1)
             if imgui.is_item_deactivated_after_edit():
-                ed.guard(lambda layer=layer, opacity=opacity: ed.set_layer(
-                    layer.id, transform=layer.transform.model_copy(update={
-                        "opacity": layer.transform.opacity.model_copy(update={"value": opacity})})))
+                guard(lambda layer=layer, opacity=opacity: layers.set_opacity(layer.id, opacity))
             imgui.same_line()
             imgui.set_next_item_width(110)
             current = BLEND_MODES.index(layer.blend_mode)
             changed, current = imgui.combo("##b", current, list(BLEND_MODES))
             if changed:
-                ed.guard(lambda layer=layer, current=current: ed.set_layer(
-                    layer.id, blend_mode=BLEND_MODES[current]))
+                guard(lambda layer=layer, current=current: layers.set_blend(layer.id, BLEND_MODES[current]))
             imgui.pop_id()
-        imgui.separator_text("Export")
-        _, self.export_kind = imgui.combo("##kind", self.export_kind, ["matte", "cutout", "render"])
+
+    def _export_panel(self) -> None:
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        _, self.export_kind = imgui.combo("##kind", self.export_kind, list(EXPORTS))
         _, self.export_path = imgui.input_text("##path", self.export_path)
         if imgui.button("Export"):
-            kind = ("matte", "cutout", "render")[self.export_kind]
-            ed.guard(lambda: ed.export(kind, self.export_path))
-        imgui.separator_text("Jobs")
-        for job in ed.jobs:
+            kind = EXPORTS[self.export_kind]
+            ed.session.guard(lambda: ed.exports.export(kind, self.export_path))
+
+    def _jobs_panel(self) -> None:
+        from imgui_bundle import imgui
+
+        for job in self.editor.jobs.items:
             imgui.push_id(str(id(job)))
-            state = "failed" if job.error else "cancelled" if job.cancelled else \
-                "done" if job.finished else f"{job.done}/{job.total}"
-            imgui.progress_bar(job.progress if not job.finished else 1.0, imgui.ImVec2(200, 0),
-                               f"{job.label}: {state}")
+            imgui.progress_bar(job.fraction, imgui.ImVec2(200, 0), f"{job.label}: {job.state}")
             if not job.finished:
                 imgui.same_line()
                 if imgui.small_button("cancel"):
@@ -389,22 +425,23 @@ class Window:
         from imgui_bundle import imgui
 
         ed = self.editor
+        play = ed.transport
         if imgui.button("|<"):
-            ed.home()
+            play.home()
         imgui.same_line()
         if imgui.button("<"):
-            ed.step(-1)
+            play.step(-1)
         imgui.same_line()
-        if imgui.button("pause" if ed.playing else "play"):
-            ed.toggle_play()
+        if imgui.button("pause" if play.playing else "play"):
+            play.toggle_play()
         imgui.same_line()
         if imgui.button(">"):
-            ed.step(1)
+            play.step(1)
         imgui.same_line()
         if imgui.button(">|"):
-            ed.end()
+            play.end()
         imgui.same_line()
-        imgui.text(ed.time_label)
+        imgui.text(play.time_label)
         imgui.same_line()
         recent = self.frame_times[-60:]
         imgui.text_disabled(f"  UI {1 / max(np.mean(recent), 1e-6):.0f} fps" if recent else "")
@@ -414,10 +451,10 @@ class Window:
         span = max(right - left, 1)
 
         def x_of(frame: float) -> float:
-            return left + span * frame / max(ed.frames, 1)
+            return left + span * frame / max(play.frames, 1)
 
         rows = [("filmstrip", 48), ("audio", 28)] + [(o.name, 16) for o in ed.objects] + \
-            [(layer.name, 14) for layer in reversed(ed.file.project.timeline.video_layers)]
+            [(layer.name, 14) for layer in reversed(ed.layers.items)]
         y = origin.y
         white = imgui.get_color_u32(imgui.ImVec4(1, 1, 1, 1))
         for label, height in rows:
@@ -428,7 +465,7 @@ class Window:
         self._draw_waveform(draw, left, top + 52, span, 28)
         y = top + 52 + 32
         for obj in ed.objects:
-            states = ed.lane(obj.track_id)
+            states = ed.objects.lane(obj.track_id)
             colour = imgui.get_color_u32(imgui.ImVec4(*[c / 255 for c in obj.colour], 0.55))
             key_colour = imgui.get_color_u32(imgui.ImVec4(*[c / 255 for c in obj.colour], 1.0))
             draw.add_rect_filled(imgui.ImVec2(left, y), imgui.ImVec2(right, y + 16),
@@ -441,22 +478,22 @@ class Window:
                         draw.add_rect_filled(imgui.ImVec2(x_of(f) - 2, y), imgui.ImVec2(x_of(f) + 2, y + 16),
                                              key_colour)
             y += 20
-        for _layer in ed.file.project.timeline.video_layers:
+        for _layer in ed.layers.items:
             draw.add_rect_filled(imgui.ImVec2(left, y + 2), imgui.ImVec2(right, y + 12),
                                  imgui.get_color_u32(imgui.ImVec4(0.3, 0.4, 0.6, 1)))
             y += 18
         grey = imgui.get_color_u32(imgui.ImVec4(1, 1, 1, 0.25))
-        draw.add_rect_filled(imgui.ImVec2(left, top), imgui.ImVec2(x_of(ed.in_point), y), grey)
-        draw.add_rect_filled(imgui.ImVec2(x_of(ed.out_point), top), imgui.ImVec2(right, y), grey)
-        px = x_of(ed.playhead + 0.5)
+        draw.add_rect_filled(imgui.ImVec2(left, top), imgui.ImVec2(x_of(play.in_point), y), grey)
+        draw.add_rect_filled(imgui.ImVec2(x_of(play.out_point), top), imgui.ImVec2(right, y), grey)
+        px = x_of(play.playhead + 0.5)
         red = imgui.get_color_u32(imgui.ImVec4(1, 0.3, 0.2, 1))
         draw.add_line(imgui.ImVec2(px, top), imgui.ImVec2(px, y), red, 2)
         imgui.set_cursor_screen_pos(imgui.ImVec2(left, top))
         imgui.invisible_button("scrub", imgui.ImVec2(span, max(y - top, 1)))
         self.scrubbing = imgui.is_item_active()
         if self.scrubbing:  # click or drag on the timeline scrubs
-            frame = (imgui.get_io().mouse_pos.x - left) / span * ed.frames
-            ed.seek(int(frame))
+            frame = (imgui.get_io().mouse_pos.x - left) / span * play.frames
+            play.seek(int(frame))
 
     def _draw_filmstrip(self, draw: object, left: float, top: float, span: float, height: float) -> None:
         from imgui_bundle import imgui
@@ -489,7 +526,7 @@ class Window:
         from imgui_bundle import imgui
 
         now = time.monotonic()
-        recent = [n for n in self.editor.notes if now - n.at < 6]
+        recent = [n for n in self.editor.session.notes if now - n.at < 6]
         if not recent:
             return
         viewport = imgui.get_main_viewport()
@@ -507,9 +544,9 @@ class Window:
         rest of the window until answered (a script answers with ``recover`` or ``discard``)."""
         from imgui_bundle import imgui
 
-        ed = self.editor
+        session = self.editor.session
         title = "Unsaved edits"
-        if not ed.pending_autosave:
+        if not session.pending_autosave:
             return
         if not imgui.is_popup_open(title):
             imgui.open_popup(title)
@@ -517,11 +554,11 @@ class Window:
             imgui.text("The last session of this project ended without saving its edits.")
             imgui.text("Recover brings them back (save to keep them); Discard drops them.")
             if imgui.button("Recover"):
-                ed.guard(ed.recover)
+                session.guard(session.recover)
             imgui.same_line()
             if imgui.button("Discard"):
-                ed.guard(ed.discard_autosave)
-            if not ed.pending_autosave:
+                session.guard(session.discard_autosave)
+            if not session.pending_autosave:
                 imgui.close_current_popup()
             imgui.end_popup()
 
@@ -531,18 +568,18 @@ class Window:
         ed = self.editor
         if imgui.begin_menu("File"):
             if imgui.menu_item("Save", "Ctrl+S", False)[0]:
-                ed.guard(ed.save)
+                ed.session.guard(ed.session.save)
             for path in recent_files():
                 if imgui.menu_item(f"Recent: {Path(path).name}", "", False)[0]:
-                    ed.note(f"close this window and run: kinema edit {path}")
+                    ed.session.note(f"close this window and run: kinema edit {path}")
             if imgui.menu_item("Quit", "", False)[0]:
                 hello_imgui.get_runner_params().app_shall_exit = True
             imgui.end_menu()
         if imgui.begin_menu("Edit"):
             if imgui.menu_item("Undo", "Ctrl+Z", False)[0]:
-                ed.guard(ed.undo)
+                ed.session.guard(ed.history.undo)
             if imgui.menu_item("Redo", "Ctrl+Shift+Z", False)[0]:
-                ed.guard(ed.redo)
+                ed.session.guard(ed.history.redo)
             imgui.end_menu()
         if imgui.begin_menu("Help"):
             for keys, what in SHORTCUTS:
@@ -571,19 +608,21 @@ def run_command(editor: Editor, line: str) -> None:
         return
     verb, args = words[0], words[1:]
     numbers = [float(a) for a in args if _is_number(a)]
+    session, tools = editor.session, editor.tools
     actions: dict[str, Callable[[], object]] = {
-        "seek": lambda: editor.seek(int(numbers[0])),
-        "click": lambda: editor.click(numbers[0], numbers[1]),
-        "neg": lambda: editor.click(numbers[0], numbers[1], positive=False),
-        "box": lambda: editor.box(*numbers[:4]),
-        "text": lambda: editor.text(" ".join(args)),
-        "brush": lambda: editor.brush(numbers[0], numbers[1], numbers[2]),
-        "object": lambda: editor.add_object(" ".join(args) or None),
-        "propagate": lambda: editor.propagate(args[0] if args else "forward",
+        "seek": lambda: editor.transport.seek(int(numbers[0])),
+        "click": lambda: tools.click(numbers[0], numbers[1]),
+        "neg": lambda: tools.click(numbers[0], numbers[1], positive=False),
+        "box": lambda: tools.box(*numbers[:4]),
+        "text": lambda: tools.text(" ".join(args)),
+        "brush": lambda: tools.brush(numbers[0], numbers[1], numbers[2]),
+        "object": lambda: editor.objects.add(" ".join(args) or None),
+        "propagate": lambda: editor.propagation.propagate(args[0] if args else "forward",
                                               int(numbers[0]) if numbers else None),
-        "export": lambda: editor.export(args[0], args[1], overwrite=True),
-        "undo": editor.undo, "redo": editor.redo, "save": editor.save, "play": editor.toggle_play,
-        "recover": editor.recover, "discard": editor.discard_autosave,
+        "export": lambda: editor.exports.export(args[0], args[1], overwrite=True),
+        "undo": editor.history.undo, "redo": editor.history.redo, "save": session.save,
+        "play": editor.transport.toggle_play, "recover": session.recover,
+        "discard": session.discard_autosave,
     }
     if verb not in actions:
         raise InvalidArgumentError(f"unknown editor command {verb!r}",
