@@ -56,7 +56,8 @@ def fake_package(tmp_path: Path) -> Path:
     info = root / "kinema_fake_backend-0.1.dist-info"
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kinema-fake-backend\nVersion: 0.1\n",
                                    encoding="utf-8")
-    (info / "entry_points.txt").write_text("[kinema.backends]\nfake = kinema_fake_backend\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[kinema.backends]\nfake = kinema_fake_backend\n",
+                                           encoding="utf-8")
     return root
 
 
@@ -119,7 +120,8 @@ def test_built_in_backends_and_errors() -> None:
     assert backends.names("music") == []  # a task of the generative half, no backend yet
     assert backends.get("track", "sam2").model_task == "segment-video"
     assert backends.get("track", "classic").model_task is None
-    with pytest.raises(InvalidArgumentError, match="unknown backend 'nope' for segment; use one of classic, sam2"):
+    with pytest.raises(InvalidArgumentError,
+                       match="unknown backend 'nope' for segment; use one of classic, sam2"):
         make_segmenter("nope")
     with pytest.raises(InvalidArgumentError, match="unknown task"):
         backends.names("dance")

@@ -54,7 +54,8 @@ def test_one_loaded_sam2_serves_a_segmenter_and_a_tracker(tiny: Path) -> None:
 
     click = Prompt(0, 1, points=((16, 24),), labels=(1,))
     alone = Sam2ImageSegmenter(tiny, device="cpu")  # Sam2Model loaded from the folder, as before
-    for got, want in zip(segmenter.segment(frames()[0], click), alone.segment(frames()[0], click), strict=True):
+    pairs = zip(segmenter.segment(frames()[0], click), alone.segment(frames()[0], click), strict=True)
+    for got, want in pairs:
         assert np.array_equal(got.mask, want.mask) and got.score == pytest.approx(want.score, abs=1e-6)
 
     tracker.add_prompt(click)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.extras import require
@@ -39,6 +39,16 @@ def choose_device(force: str | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def placement(device: Any = None, dtype: Any = None) -> tuple[torch.device, torch.dtype]:
+    """Where a model runs and in what precision: ``device`` and ``dtype`` as given (names or
+    torch objects), else what :func:`choose_device` and :func:`choose_dtype` pick."""
+    torch = import_torch()
+    dev = choose_device(str(device) if device is not None else None)
+    if isinstance(dtype, torch.dtype):
+        return dev, dtype
+    return dev, choose_dtype(dev, str(dtype).removeprefix("torch.") if dtype is not None else None)
 
 
 def choose_dtype(device: torch.device, force: str | None = None) -> torch.dtype:

@@ -20,8 +20,8 @@ import numpy as np
 
 from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
 from kinema.core.extras import require
-from kinema.models.device import choose_device, choose_dtype, import_torch
-from kinema.models.preprocessing import read_preprocessor_config
+from kinema.models.device import import_torch, placement
+from kinema.models.preprocessing import Normalisation, Triple, read_preprocessor_config
 from kinema.models.registry import resolve
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ class Embedder(Protocol):
     def texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class ClipPreprocessing:
+@dataclass(frozen=True, kw_only=True)
+class ClipPreprocessing(Normalisation):
     """How a frame becomes ``pixel_values``: the fields of ``preprocessor_config.json`` we use.
 
     ``shortest_edge`` resizes keeping the aspect; ``resize`` ``(height, width)`` resizes to exactly
@@ -58,11 +58,8 @@ class ClipPreprocessing:
     shortest_edge: int | None = DEFAULT_SIZE
     resize: tuple[int, int] | None = None
     crop: tuple[int, int] | None = (DEFAULT_SIZE, DEFAULT_SIZE)
-    mean: tuple[float, float, float] = DEFAULT_MEAN
-    std: tuple[float, float, float] = DEFAULT_STD
-    rescale_factor: float = 1 / 255
-    do_rescale: bool = True
-    do_normalize: bool = True
+    mean: Triple = DEFAULT_MEAN
+    std: Triple = DEFAULT_STD
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike[str]) -> ClipPreprocessing:
@@ -213,9 +210,7 @@ class ClipEmbedder:
         if batch_size < 1:
             raise InvalidArgumentError(f"batch size must be >= 1, got {batch_size}")
         self.model_dir = resolve(model_dir, task="embed")
-        self.device = choose_device(str(device) if device is not None else None)
-        self.dtype = choose_dtype(self.device,
-                                  str(dtype).removeprefix("torch.") if dtype is not None else None)
+        self.device, self.dtype = placement(device, dtype)
         self.batch_size = batch_size
         self.preprocessing = ClipPreprocessing.from_model_dir(self.model_dir)
         try:

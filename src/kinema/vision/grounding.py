@@ -19,8 +19,8 @@ import numpy as np
 
 from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
 from kinema.core.extras import require
-from kinema.models.device import choose_device, choose_dtype, import_torch
-from kinema.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, read_preprocessor_config
+from kinema.models.device import import_torch, placement
+from kinema.models.preprocessing import Normalisation, read_preprocessor_config
 from kinema.models.registry import resolve
 from kinema.vision.base import Box, Prompt
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 # What transformers' GroundingDinoImageProcessor uses when the config leaves a field out.
 DEFAULT_SIZE = {"shortest_edge": 800, "longest_edge": 1333}
-DEFAULT_MEAN, DEFAULT_STD = IMAGENET_MEAN, IMAGENET_STD
 # Tokens that only structure the prompt; the original Grounding DINO treats these as special too.
 SEPARATOR_TOKENS = (".", "?")
 
@@ -44,16 +43,11 @@ class Detection:
     label: str
 
 
-@dataclass(frozen=True)
-class Preprocessing:
+@dataclass(frozen=True, kw_only=True)
+class Preprocessing(Normalisation):
     """How a frame becomes ``pixel_values``: the fields of ``preprocessor_config.json`` we use."""
 
     size: Mapping[str, int]
-    mean: tuple[float, float, float] = DEFAULT_MEAN
-    std: tuple[float, float, float] = DEFAULT_STD
-    rescale_factor: float = 1 / 255
-    do_rescale: bool = True
-    do_normalize: bool = True
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike[str]) -> Preprocessing:
@@ -66,7 +60,7 @@ class Preprocessing:
             size = {"shortest_edge": size,
                     "longest_edge": config.raw.get("max_size", DEFAULT_SIZE["longest_edge"])}
         prep = cls(size={k: int(v) for k, v in size.items() if v is not None},
-                   **asdict(config.normalisation(DEFAULT_MEAN, DEFAULT_STD)))
+                   **asdict(config.normalisation()))
         resized_shape(1, 1, prep.size)  # fail now, not on the first frame, if the size is unusable
         return prep
 
@@ -282,9 +276,7 @@ class TextDetector:
         require("transformers", "ml", feature="text detection")
         from transformers import AutoTokenizer, GroundingDinoForObjectDetection
         self.model_dir = resolve(model_dir, task="detect-text")
-        self.device = choose_device(str(device) if device is not None else None)
-        self.dtype = choose_dtype(self.device,
-                                  str(dtype).removeprefix("torch.") if dtype is not None else None)
+        self.device, self.dtype = placement(device, dtype)
         self.preprocessing = Preprocessing.from_model_dir(self.model_dir)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)

@@ -43,7 +43,7 @@ import numpy as np
 from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
 from kinema.core.extras import require
 from kinema.core.frames import Frame, FrameSource, Mask, check_frame
-from kinema.models.device import choose_device, choose_dtype, import_torch
+from kinema.models.device import import_torch, placement
 from kinema.models.loaded import LoadedModel
 from kinema.models.preprocessing import read_preprocessor_config
 from kinema.models.registry import resolve
@@ -105,14 +105,9 @@ def load_sam2(model_dir: str | os.PathLike[str] | None = None, device: Any = Non
     or ``Sam2Model`` (``"image"``: one frame only) from ``model_dir`` (a folder, a registry name
     or ``None`` for the default), on ``device`` in ``dtype`` (default: :func:`choose_device`,
     :func:`choose_dtype`)."""
-    torch = import_torch()
     transformers = require("transformers", "ml", feature="SAM 2")
     path = resolve(model_dir, task="segment-video")
-    dev = choose_device(str(device) if device is not None else None)
-    if isinstance(dtype, torch.dtype):
-        dt = dtype
-    else:
-        dt = choose_dtype(dev, str(dtype).removeprefix("torch.") if dtype is not None else None)
+    dev, dt = placement(device, dtype)
     cls = transformers.Sam2Model if kind == "image" else transformers.Sam2VideoModel
     with _quiet_transformers():
         try:
