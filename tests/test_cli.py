@@ -114,12 +114,13 @@ def test_error_text_with_brackets_is_printed_verbatim():
 
 def test_a_cancelled_transcode_leaves_nothing_behind(tmp_path: Path):
     from kinema.app.media_jobs import transcode
+    from kinema.core.jobs import Progress
 
     src = write_clip(tmp_path / "src.mp4", n=40)
     dst = tmp_path / "out" / "render.mp4"
     dst.parent.mkdir()
     job = transcode(src, dst)
-    assert next(job) == (1, 40)
+    assert next(job) == Progress(1, 40)
     next(job)
     job.close()  # what a cancel button or Ctrl-C does to the generator
     assert list(dst.parent.iterdir()) == []

@@ -44,8 +44,8 @@ def finish(job) -> None:
 
 def interrupt(job, at: int) -> None:
     """Stop ``job`` after ``at`` frames, as Ctrl-C does: the chunk in progress is dropped."""
-    for done, _ in job:
-        if done == at:
+    for event in job:
+        if event.done == at:
             break
     job.close()
 
@@ -63,7 +63,8 @@ def test_interrupted_render_resumes_to_identical_bytes(project: Path, tmp_path: 
     monkeypatch.setattr(evaluate.FrameEvaluator, "frame",
                         lambda self, t, **kw: evaluated.append(t) or frame(self, t, **kw))
     progress = list(render(project, resumed, codec="prores4444", chunk_frames=8, resume=True))
-    assert progress[0] == (16, 40) and progress[-1] == (40, 40)
+    assert [(p.done, p.total) for p in (progress[0], progress[-1])] == [(16, 40), (40, 40)]
+    assert [p.done for p in progress if p.checkpoint] == [16, 24, 32, 40]  # kept, then each chunk
     assert evaluated == list(range(16, 40))  # only the frames not already on disk
     assert resumed.read_bytes() == whole.read_bytes()
     assert not work_folder(resumed).exists()

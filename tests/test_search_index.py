@@ -28,6 +28,7 @@ from kinema.app.index_jobs import (  # noqa: E402
     search,
 )
 from kinema.core.errors import InvalidArgumentError  # noqa: E402
+from kinema.core.jobs import Progress  # noqa: E402
 from kinema.media import open_video  # noqa: E402
 from kinema.media.image import write_image  # noqa: E402
 from kinema.media.synth import write_clip  # noqa: E402
@@ -252,6 +253,13 @@ def test_vector_index_for_large_tables(tmp_path: Path) -> None:
 # -- indexing videos -----------------------------------------------------------------------
 
 
+def indexed(*args, **kwargs) -> tuple[list[Progress], list[tuple[int, int]], list[tuple[str, str]]]:
+    """``index_videos``' events, as ``(done, total)``, and its messages as ``(video, what)``."""
+    events = list(index_videos(*args, **kwargs))
+    heard = [tuple(p.message.split(": ", 1)) for p in events if p.message]
+    return events, [(p.done, p.total) for p in events], heard
+
+
 @pytest.fixture
 def footage(tmp_path: Path) -> Path:
     folder = tmp_path / "footage"
@@ -276,11 +284,8 @@ def test_helpers(footage: Path, tmp_path: Path) -> None:
 def test_index_search_and_reindex(footage: Path, tmp_path: Path, embedder: ClipEmbedder) -> None:
     db = tmp_path / "db"
     counting = Counting(embedder)
-    heard: list[tuple[str, str]] = []
-    def hear(video: Path, what: str) -> None:
-        heard.append((video.name, what))
-
-    steps = list(index_videos([footage], db, model=counting, progress=hear))
+    events, steps, heard = indexed([footage], db, model=counting)
+    assert [p.done for p in events if p.checkpoint] == [60, 100]  # each video once stored
     assert steps[0] == (0, 100) and steps[-1] == (100, 100)  # frames, over both videos (60 + 40)
     assert (60, 100) in steps and len(steps) > 3  # each video, and batches inside them
     assert all(total == 100 for _, total in steps) and [d for d, _ in steps] == sorted(d for d, _ in steps)
@@ -307,8 +312,8 @@ def test_index_search_and_reindex(footage: Path, tmp_path: Path, embedder: ClipE
 
     # Nothing changed: nothing is decoded or embedded again.
     again = Counting(embedder)
-    heard.clear()
-    assert list(index_videos([footage], db, model=again, progress=hear)) == [(0, 0)]
+    _, steps, heard = indexed([footage], db, model=again)
+    assert steps == [(0, 0)] * 3  # the start, then one message a video
     assert (again.calls, Index(db).count()) == (0, 9)
     assert heard == [("a.mp4", "unchanged"), ("b.mov", "unchanged")]
 
@@ -338,16 +343,15 @@ def test_interrupted_indexing_resumes(footage: Path, tmp_path: Path, embedder: C
     assert index.count() == 6 and set(index.videos()) == {str((footage / "a.mp4").resolve())}
 
     resumed = Counting(embedder)
-    heard: list[tuple[str, str]] = []
-    list(index_videos([footage], db, model=resumed, progress=lambda v, what: heard.append((v.name, what))))
+    _, _, heard = indexed([footage], db, model=resumed)
     assert heard == [("a.mp4", "unchanged"), ("b.mov", "indexed 3 frames")]
     assert resumed.frames == 3 and Index(db).count() == 9
 
     # Stopping the generator between videos leaves whole videos only, too.
     db2 = tmp_path / "db2"
     run = index_videos([footage], db2, model=Counting(embedder))
-    assert next(run) == (0, 100)
-    while next(run)[0] < 60:  # through the first video (60 frames)
+    assert next(run) == Progress(0, 100)
+    while next(run).done < 60:  # through the first video (60 frames)
         pass
     run.close()
     assert Index(db2).count() == 6
@@ -409,9 +413,7 @@ def test_unreadable_video_is_skipped(tmp_path: Path, embedder: ClipEmbedder) -> 
     folder.mkdir()
     (folder / "broken.mp4").write_bytes(b"\x00" * 1000)
     write_clip(folder / "ok.mp4", 20, size=SIZE, fps=Fraction(30000, 1001))
-    heard: list[tuple[str, str]] = []
-    list(index_videos([folder], tmp_path / "db", model=embedder,
-                      progress=lambda video, what: heard.append((video.name, what))))
+    _, _, heard = indexed([folder], tmp_path / "db", model=embedder)
     assert heard[0][0] == "broken.mp4" and heard[0][1].startswith("failed:")
     assert heard[1] == ("ok.mp4", "indexed 3 frames") and Index(tmp_path / "db").count() == 3
 
@@ -432,9 +434,7 @@ def test_bad_videos_are_skipped_with_a_warning(tmp_path: Path, embedder: ClipEmb
             raise ZeroDivisionError("division by zero")
         return [(0, 20)]
 
-    heard: list[tuple[str, str]] = []
-    steps = list(index_videos([folder], tmp_path / "db", model=embedder, shots=shots,
-                              progress=lambda video, what: heard.append((video.name, what))))
+    _, steps, heard = indexed([folder], tmp_path / "db", model=embedder, shots=shots)
     assert dict(heard)["ok.mp4"] == "indexed 3 frames" and Index(tmp_path / "db").count() == 3
     assert dict(heard)["dot.mkv"].startswith("failed: is 1x1: too small to index")
     assert dict(heard)["odd.mp4"] == "failed: cannot be read (ZeroDivisionError: division by zero)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -269,11 +268,9 @@ def test_detect_shots_on_a_file(synthetic_clip: Path, synthetic) -> None:
     from kinema.app.shot_jobs import detect_shots
     from kinema.media import open_video
 
-    calls: list[tuple[int, int]] = []
-    result = detect_shots(synthetic_clip, progress=lambda done, total: calls.append((done, total)))
+    result = detect_shots(synthetic_clip)
     check(result.transitions, synthetic[1])
     assert result.fps == RATE and result.frames == 300
-    assert calls[-1] == (300, 300) and all(b >= a for (a, _), (b, _) in itertools.pairwise(calls))
     assert [s.start for s in result.shots] == [0, 45, 100, result.transitions[2].boundary, 226, 270]
     assert result.ranges()[-1] == (270, 300)
     data = json.loads(json.dumps(result.to_dict()))
@@ -288,13 +285,14 @@ def test_detect_shots_on_a_file(synthetic_clip: Path, synthetic) -> None:
     assert [(s["start"], s["end"]) for s in data["shots"]] == result.ranges()
 
 
-def test_shot_job_reports_every_frame(synthetic_clip: Path) -> None:
-    from kinema.app.shot_jobs import ShotJob, detect_shots
+def test_finding_shots_reports_every_frame(synthetic_clip: Path) -> None:
+    from kinema.app.shot_jobs import detect_shots, find_shots
+    from kinema.core.jobs import Progress, run
 
-    job = ShotJob(synthetic_clip)
-    assert list(job) == [(i, 300) for i in range(1, 301)]
-    assert job.result is not None
-    assert job.result.ranges() == detect_shots(synthetic_clip).ranges()
+    events: list[Progress] = []
+    found = run(find_shots(synthetic_clip), on_progress=events.append)
+    assert events == [Progress(i, 300) for i in range(1, 301)]
+    assert found.ranges() == detect_shots(synthetic_clip).ranges()
 
 
 def test_detect_shots_width(synthetic_clip: Path) -> None:

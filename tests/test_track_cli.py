@@ -315,9 +315,9 @@ def test_masks_are_written_as_they_are_tracked(scene, tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(mask_outputs, "open_labels", lambda *args: Recorder())
     at = 9 if reverse else 0
-    for done, total in track_to(clip, [Prompt(frame=at, mask=masks[at])], tmp_path / "m.npz",
-                                start=start, end=end, reverse=reverse):
-        events.append(f"{done}/{total}")
+    for p in track_to(clip, [Prompt(frame=at, mask=masks[at])], tmp_path / "m.npz",
+                      start=start, end=end, reverse=reverse):
+        events.append(f"{p.done}/{p.total}")
     progress = [e for e in events if "/" in e]
     assert progress == [f"{k}/10" for k in range(1, 11)]
     if reverse:
@@ -341,9 +341,9 @@ def test_tracking_memory_does_not_grow_with_the_clip(scene, tmp_path: Path):
 
     def measure(end: int) -> tuple[int, int]:
         tracemalloc.start()
-        for done, total in track_to(clip, [Prompt(frame=0, mask=masks[0])], tmp_path / "m.npz",
-                                    project=folder, end=end, overwrite=True):
-            held = tracemalloc.get_traced_memory()[0] if done == total else 0
+        for p in track_to(clip, [Prompt(frame=0, mask=masks[0])], tmp_path / "m.npz",
+                          project=folder, end=end, overwrite=True):
+            held = tracemalloc.get_traced_memory()[0] if p.done == p.total else 0
         top = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return held, top

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from kinema.core.errors import InvalidArgumentError
+from kinema.core.jobs import Steps
 from kinema.core.timebase import to_fraction
 from kinema.document import store
 from kinema.document.model import AudioTrack, ClipItem, MediaRef, Project, Timeline, VideoLayer
 from kinema.document.timing import RationalTime, TimeRange
 from kinema.search.beats import Beats
 from kinema.search.cutting import Cut, Piece, beat_cuts, fit_duration, most_relevant_diverse
-
-Progress = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ def _build_crossfaded(cuts: Sequence[Cut], folder: Path, *, fps: Fraction, size:
 
 
 def deliver(cuts: Sequence[Cut], output: EditOutput, *, fps: Fraction, size: tuple[int, int], name: str,
-            music: Path | None = None, crossfade: int = 0) -> Iterator[Progress]:
+            music: Path | None = None, crossfade: int = 0) -> Steps[None]:
     """Build the edit's project (in ``output.project`` or a temporary folder), render it to
     ``output.movie`` and export its timeline to ``output.timeline``."""
     from kinema.app.interchange_jobs import export_timeline

@@ -13,12 +13,11 @@ import numpy as np
 from kinema.app.evaluate import media_paths
 from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError, MediaOpenError
+from kinema.core.jobs import Progress, Steps
 from kinema.document import store
 from kinema.document.masktrack import MaskTrackStore
 from kinema.document.model import MaskTrackRef, Project
 from kinema.render.mattes import matte_from_mask
-
-Progress = tuple[int, int]
 
 
 def _track(project: Project, folder: Path, track_id: str) -> tuple[MaskTrackRef, MaskTrackStore]:
@@ -68,7 +67,7 @@ def _footage(project: Project, folder: Path, ref: MaskTrackRef) -> Path:
 def export_matte(project_path: str | os.PathLike[str], track_id: str,
                  out: str | os.PathLike[str], *, depth: int = 8, grow: float = 0.0,
                  feather: float = 0.0, invert: bool = False, soft: bool = False,
-                 overwrite: bool = False) -> Iterator[Progress]:
+                 overwrite: bool = False) -> Steps[None]:
     """Write a mask track as a matte: a folder gets a grayscale PNG sequence (8 or 16 bits), a
     ``.mov`` ProRes 4444 whose picture and alpha both carry the matte (luma or alpha matte).
     ``soft`` softens the edge along the footage (``feather`` is then the filter's radius)."""
@@ -100,11 +99,11 @@ def export_matte(project_path: str | os.PathLike[str], track_id: str,
             for i, matte in enumerate(mattes):
                 level = np.round(matte * 255).astype(np.uint8)
                 writer.write(np.repeat(level[..., None], 4, axis=2))
-                yield i + 1, ref.frames
+                yield Progress(i + 1, ref.frames)
 
 
 def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth: int,
-                  overwrite: bool) -> Iterator[Progress]:
+                  overwrite: bool) -> Steps[None]:
     from kinema.media.image import encode_png
     from kinema.media.writer import SEQUENCE_NAME
 
@@ -119,7 +118,7 @@ def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth:
             for i, matte in enumerate(mattes):
                 image = np.round(matte * scale).astype(dtype)
                 (temp / f"{SEQUENCE_NAME.format(i)}.png").write_bytes(encode_png(image))
-                yield i + 1, total
+                yield Progress(i + 1, total)
             atomic.commit_frames(temp, target, overwrite)
         except BaseException:
             atomic.discard(temp)
@@ -129,7 +128,7 @@ def _png_sequence(target: Path, mattes: Iterator[np.ndarray], total: int, depth:
 def export_cutout(project_path: str | os.PathLike[str], track_id: str,
                   out: str | os.PathLike[str], *, codec: str | None = None, grow: float = 0.0,
                   feather: float = 0.0, soft: bool = False,
-                  overwrite: bool = False) -> Iterator[Progress]:
+                  overwrite: bool = False) -> Steps[None]:
     """Write the track's footage with the matte as alpha (straight), transparent elsewhere:
     ProRes 4444 ``.mov``, VP9 ``.webm``, or a PNG/EXR sequence folder. ``soft`` softens the
     edge along the picture (hair, motion blur)."""
@@ -156,11 +155,11 @@ def export_cutout(project_path: str | os.PathLike[str], track_id: str,
                 alpha = np.round(matte * 255).astype(np.uint8)
                 rgba = np.dstack([np.where(alpha[..., None] > 0, rgb, 0), alpha])
                 writer.write(rgba)
-                yield i + 1, count
+                yield Progress(i + 1, count)
 
 
 def export_preview(project_path: str | os.PathLike[str], track_ids: list[str] | None,
-                   out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Progress]:
+                   out: str | os.PathLike[str], *, overwrite: bool = False) -> Steps[None]:
     """The footage of the tracks' media with each track's mask tinted in its colour and
     outlined (H.264 ``.mp4``): a quick look at how well the masks hold."""
     import cv2
@@ -202,4 +201,4 @@ def export_preview(project_path: str | os.PathLike[str], track_ids: list[str] | 
                                             np.ones((3, 3), np.uint8)).astype(bool)
                     shown[edge] = ref.color
                 writer.write(np.ascontiguousarray(shown[:even[1], :even[0]]))
-                yield i + 1, count
+                yield Progress(i + 1, count)

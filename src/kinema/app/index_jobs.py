@@ -29,6 +29,7 @@ from kinema.core.errors import (
     MediaError,
 )
 from kinema.core.extras import require
+from kinema.core.jobs import Progress, Steps
 from kinema.media.proxy import PROXY_SUFFIX
 from kinema.search.embed import ClipEmbedder, Embedder, as_rgb, normalize_rows
 from kinema.search.index import Hit, Index
@@ -45,7 +46,6 @@ THUMB_WIDTH = 160
 PROMPT = "a photo of {}"
 
 ShotFinder = Callable[[Path], Sequence[tuple[int, int]]]
-Progress = tuple[int, int]
 ModelArg = str | os.PathLike[str] | Embedder | None
 T = TypeVar("T")
 
@@ -301,14 +301,15 @@ def _check_model(index: Index, embedder: Embedder) -> None:
 
 def index_videos(paths: Sequence[str | os.PathLike[str]], db_dir: str | os.PathLike[str], *,
                  model: ModelArg = None, shots: ShotFinder | None = None, samples_per_shot: int = 3,
-                 progress: Callable[[Path, str], None] | None = None, device: str | None = None,
-                 dtype: str | None = None, batch_size: int = 32, ray: bool = False) -> Iterator[Progress]:
+                 device: str | None = None, dtype: str | None = None, batch_size: int = 32,
+                 ray: bool = False) -> Steps[None]:
     """Index the videos among ``paths`` (files, or folders searched recursively) into the index
-    at ``db_dir``, yielding ``(frames done, frames)`` over all the videos that need indexing.
+    at ``db_dir``, yielding progress in frames over all the videos that need indexing.
 
     ``model`` is a CLIP folder or registry name (or an :class:`Embedder`); ``shots(video)`` gives
-    a video's shots as ``(start, end)`` frames (default: ~2 s chunks). ``progress(video, what)``
-    hears ``"unchanged"``, ``"indexed N frames"`` or ``"failed: why"`` for each video. A video
+    a video's shots as ``(start, end)`` frames (default: ~2 s chunks). Each video gets a
+    message, ``"NAME: unchanged"``, ``"NAME: indexed N frames"`` (a checkpoint: its rows are
+    stored) or ``"NAME: failed: why"``, the unchanged and unopenable ones at the start. A video
     that cannot be read (damaged, not a video, smaller than ``MIN_SIDE`` pixels) is logged as a
     warning and skipped and the rest are indexed; a :class:`MediaError` at the end says when
     none of them could be. With ``ray`` the videos are embedded by a pool of Ray actors (one
@@ -326,34 +327,36 @@ def index_videos(paths: Sequence[str | os.PathLike[str]], db_dir: str | os.PathL
     known = index.videos()  # one scan, not one filtered count per video
     todo: list[tuple[Path, str]] = []
     frames: dict[Path, int] = {}
+    notes: list[str] = []  # the unchanged and unreadable videos
     failed = 0
     for video in videos:
         try:
             key = video_key(video)
             if known.get(str(video)) == key:
-                _tell(progress, video, "unchanged")
+                notes.append(f"{video.name}: unchanged")
                 continue
             frames[video] = indexable_frames(video)
         except (KinemaError, OSError) as exc:
             failed += 1
-            _skipped(video, _why(exc), progress)
+            notes.append(_skipped(video, _why(exc)))
             continue
         todo.append((video, key))
     total, finished, added = sum(frames.values()), 0, 0
-    yield 0, total
+    yield Progress(0, total)
+    for note in notes:
+        yield Progress(0, total, message=note)
     options = {"shots": shots, "samples_per_shot": samples_per_shot, "batch_size": batch_size}
     results = (_embed_with_ray(todo, model, device, dtype, options) if ray and todo
                else _embed_here(todo, model, device, dtype, options, index))
     for item in results:
         if isinstance(item, int):  # frames through the video being embedded
-            yield finished + item, total
+            yield Progress(finished + item, total)
             continue
         video, key, outcome, identity = item
         finished += frames[video]
         if isinstance(outcome, str):
             failed += 1
-            _skipped(video, outcome, progress)
-            yield finished, total
+            yield Progress(finished, total, message=_skipped(video, outcome))
             continue
         for row in outcome:
             row["video_key"] = key
@@ -362,8 +365,8 @@ def index_videos(paths: Sequence[str | os.PathLike[str]], db_dir: str | os.PathL
         if index.meta.get("model_id") != identity["model_id"]:
             index.set_meta(**identity)
         added += len(outcome)
-        _tell(progress, video, f"indexed {len(outcome)} frames")
-        yield finished, total
+        yield Progress(finished, total, message=f"{video.name}: indexed {len(outcome)} frames",
+                       checkpoint=True)
     if added:
         index.optimize(rebuild=False)  # compact the new rows' files, fold them into the ANN index
     if failed == len(videos):
@@ -395,14 +398,10 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _tell(progress: Callable[[Path, str], None] | None, video: Path, what: str) -> None:
-    if progress is not None:
-        progress(video, what)
-
-
-def _skipped(video: Path, why: str, progress: Callable[[Path, str], None] | None) -> None:
+def _skipped(video: Path, why: str) -> str:
+    """Warn that ``video`` is left out, and say so in a line for the user."""
     log.warning("%s: not indexed: %s", video, why)
-    _tell(progress, video, f"failed: {why}")
+    return f"{video.name}: failed: {why}"
 
 
 Embedded = tuple[Path, str, Any, dict[str, Any]]

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import check_index, frame_range
+from kinema.core.jobs import Progress, Steps
 from kinema.core.timebase import parse_time
-
-Progress = tuple[int, int]
-"""``(done, total)`` work units, yielded by long jobs."""
 
 
 def extract_frame(video: str | os.PathLike[str], out: str | os.PathLike[str], *,
@@ -45,7 +42,7 @@ def extract_frame(video: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
 
 def make_proxy(video: str | os.PathLike[str], *, beside: bool = False,
-               force: bool = False) -> Iterator[Progress]:
+               force: bool = False) -> Steps[None]:
     """Build the proxy of ``video`` unless a fresh one exists (``force`` rebuilds); with
     ``beside`` only a fresh one beside it counts, one in the user cache does not."""
     from kinema.media.proxy import build_proxy, find_proxy, proxy_path
@@ -59,7 +56,7 @@ def make_proxy(video: str | os.PathLike[str], *, beside: bool = False,
 def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
               codec: str | None = None, start: int = 0, stop: int | None = None,
               keep_audio: bool = True, alpha: bool = False,
-              overwrite: bool = False) -> Iterator[Progress]:
+              overwrite: bool = False) -> Steps[None]:
     """Re-encode frames ``[start, stop)`` of ``src`` into ``dst`` (codec from its extension).
 
     Audio from the same range is carried over unless ``keep_audio`` is false or the output
@@ -85,7 +82,7 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                          time_base=reader.time_base if vfr else None) as writer:
             for k, frame in enumerate(reader.frames(begin, end)):
                 writer.write(frame, reader.timestamp(begin + k) - first if vfr else None)
-                yield k + 1, end - begin
+                yield Progress(k + 1, end - begin)
 
 
 def _has_audio(path: str | os.PathLike[str]) -> bool:

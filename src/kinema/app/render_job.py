@@ -27,10 +27,10 @@ from kinema.app.provenance import summary, write_provenance
 from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError, MediaWriteError
 from kinema.core.frames import frame_range
+from kinema.core.jobs import Progress, Steps
 from kinema.document import store
 from kinema.document.model import Project
 
-Progress = tuple[int, int]
 CHUNK_SECONDS = 2
 MANIFEST = "render.json"
 
@@ -43,10 +43,10 @@ def work_folder(target: Path) -> Path:
 def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
            start: int = 0, stop: int | None = None, codec: str | None = None,
            overwrite: bool = False, resume: bool = False,
-           chunk_frames: int | None = None) -> Iterator[Progress]:
+           chunk_frames: int | None = None) -> Steps[None]:
     """Render timeline frames ``[start, stop)`` to ``out`` and write its provenance, yielding
-    ``(frames done, total)``. With ``resume``, chunks left by an interrupted render of the same
-    project and settings are kept."""
+    progress in frames, a checkpoint after each finished chunk. With ``resume``, chunks left by
+    an interrupted render of the same project and settings are kept."""
     from kinema.media.codecs import codec_for
     from kinema.media.concat import join_movies, join_sequences, part_suffix
     from kinema.media.writer import VideoWriter
@@ -74,16 +74,18 @@ def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
             _prepare(work, _fingerprint(project, folder, begin, end, spec.name, chunk), resume)
             done = sum(b - a for path, a, b in parts if path.exists())
             if done:
-                yield done, total
+                yield Progress(done, total, checkpoint=True)
             for path, a, b in parts:
                 if path.exists():
                     continue
                 with VideoWriter(path, tl.rate, (tl.width, tl.height), codec=spec.name,
                                  alpha=alpha) as writer:
-                    for frame in _ahead(evaluator, range(a, b), alpha):
+                    for t, frame in enumerate(_ahead(evaluator, range(a, b), alpha), a + 1):
                         writer.write(frame)
                         done += 1
-                        yield done, total
+                        if t < b:  # the chunk's last frame is reported once it is on disk
+                            yield Progress(done, total)
+                yield Progress(done, total, checkpoint=True)
     except MediaWriteError as exc:  # name the output, not the chunk it happened in
         raise MediaWriteError(exc.reason, path=target,
                               hint=f"{exc.hint}, then run the same command with --resume") from exc

@@ -21,6 +21,7 @@ import numpy as np
 
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import FrameSource, Mask
+from kinema.core.jobs import Progress, Steps
 from kinema.models import backends
 from kinema.vision.base import ImageSegmenter, Prompt, VideoTracker
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from kinema.app.mask_outputs import InOrder, LabelSpool
     from kinema.media.reader import VideoReader
 
-Progress = tuple[int, int]
 # Decoded frames a track job's reader keeps around the frame being tracked, counted as 8-bit
 # 4:2:0 frames of the video's size: forwards the decoder simply runs ahead; backwards the
 # reader needs room for its whole prefetch window (3 * PREFETCH_WINDOW frames), or it goes
@@ -214,7 +214,7 @@ def track_to(video: str | os.PathLike[str], prompts: Sequence[Prompt], out: str 
              *, project: str | os.PathLike[str] | None = None, backend: str = "classic",
              start: int | None = None, end: int | None = None, reverse: bool = False,
              choice: ModelChoice = ModelChoice(), cleanup: Cleanup = Cleanup(),
-             overwrite: bool = False) -> Iterator[Progress]:
+             overwrite: bool = False) -> Steps[None]:
     """Track ``prompts`` through ``video`` and write the masks to ``out`` (see
     :func:`kinema.app.mask_outputs.open_labels`) and/or into ``project``'s mask tracks."""
     if project is not None:  # fail now, not after all the tracking, if it cannot be written
@@ -269,7 +269,7 @@ def _sink(out: str | os.PathLike[str], reader: VideoReader, overwrite: bool, rev
 
 
 def _deliver(tracked: Iterator[tuple[int, np.ndarray]], sink: InOrder | None,
-             spool: LabelSpool | None, total: int) -> Iterator[Progress]:
+             spool: LabelSpool | None, total: int) -> Steps[None]:
     """Each label map of ``tracked`` handed to ``sink`` and ``spool`` as it comes, with
     progress ``(done, total)``; the output is complete when this ends, and gone if it fails."""
     try:
@@ -278,7 +278,7 @@ def _deliver(tracked: Iterator[tuple[int, np.ndarray]], sink: InOrder | None,
                 sink.put(index, labels)
             if spool is not None:
                 spool.put(index, labels)
-            yield done, total
+            yield Progress(done, total)
         if sink is not None:
             sink.close()
     except BaseException:

@@ -2,7 +2,7 @@
 
 :func:`detect_shots` returns a :class:`ShotList`: shots as frame ranges, the transitions that
 begin them, and exact times from the reader's timestamps (``to_dict`` gives the JSON form).
-:class:`ShotJob` is the same work as a job that reports every frame, for a progress bar.
+:func:`find_shots` is the same work as a use case that reports every frame, for a progress bar.
 Frames come from :meth:`kinema.media.VideoReader.analysis_frames`: scaled straight from the
 decoder's YUV, no RGB, no deblocking.
 """
@@ -10,17 +10,16 @@ decoder's YUV, no RGB, no deblocking.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from kinema.core.errors import InvalidArgumentError, UnsupportedMediaError
+from kinema.core.jobs import Progress, Steps, run
 from kinema.search.shots import MIN_SIDE, Shot, ShotDetector, Transition, shots_from_transitions
 
 DEFAULT_WIDTH = 192
-PROGRESS_EVERY = 64  # frames between progress calls
 
 
 @dataclass(frozen=True)
@@ -50,62 +49,52 @@ class ShotList:
         }
 
 
-class ShotJob:
-    """Finding the shots of the video at ``path`` as a job: iterating it decodes the video and
-    yields ``(done, total)`` frames after each one; :attr:`result` is then the
-    :class:`ShotList`. Arguments as for :func:`detect_shots`, checked here."""
-
-    def __init__(self, path: str | os.PathLike[str], *, width: int = DEFAULT_WIDTH,
-                 proxy: bool = False, **options: Any) -> None:
-        if not 16 <= width <= 1024:
-            raise InvalidArgumentError(f"width must be 16 to 1024 pixels, got {width}", path=path)
-        self.path = Path(path)
-        self.width = width
-        self.proxy = proxy
-        self.detector = ShotDetector(pixels="yuv", **options)
-        self.result: ShotList | None = None
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        from kinema.media import open_video
-
-        with open_video(self.path, proxy=self.proxy, prefetch=False) as reader:
-            total = len(reader)
-            transitions: list[Transition] = []
-            for i, frame in enumerate(reader.analysis_frames(self._work_size(reader.size))):
-                transitions.extend(self.detector.push(i, frame))
-                yield i + 1, total
-            transitions.extend(self.detector.flush())
-            shots = shots_from_transitions(transitions, total)
-            times = [reader.timestamp(s.start) for s in shots] + [reader.duration]
-            self.result = ShotList(self.path, reader.fps, total, shots, transitions, times)
-
-    def _work_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        """The size frames are decoded to: ``width`` wide (even height, aspect kept), or as
-        they are when smaller; a picture too small to compare is an error naming the file."""
-        w, h = size
-        if min(w, h) < MIN_SIDE:
-            raise UnsupportedMediaError(
-                f"the picture is {w}x{h} pixels, too small to find shots in "
-                f"(at least {MIN_SIDE}x{MIN_SIDE})", path=self.path,
-                hint="give the full-size footage, not a thumbnail or placeholder")
-        if self.width >= w:
-            return w, h
-        return self.width, max(MIN_SIDE, round(h * self.width / w / 2) * 2)
+def find_shots(path: str | os.PathLike[str], *, width: int = DEFAULT_WIDTH, proxy: bool = False,
+               **options: Any) -> Steps[ShotList]:
+    """:func:`detect_shots` as a use case: decodes the video, yielding progress after every
+    frame, and returns the :class:`ShotList`. Arguments are checked before any decoding."""
+    if not 16 <= width <= 1024:
+        raise InvalidArgumentError(f"width must be 16 to 1024 pixels, got {width}", path=path)
+    detector = ShotDetector(pixels="yuv", **options)
+    return _find(Path(path), width, proxy, detector)
 
 
-def detect_shots(path: str | os.PathLike[str], *, width: int = DEFAULT_WIDTH,
-                 progress: Callable[[int, int], None] | None = None, proxy: bool = False,
+def _find(path: Path, width: int, proxy: bool, detector: ShotDetector) -> Steps[ShotList]:
+    from kinema.media import open_video
+
+    with open_video(path, proxy=proxy, prefetch=False) as reader:
+        total = len(reader)
+        transitions: list[Transition] = []
+        for i, frame in enumerate(reader.analysis_frames(_work_size(path, reader.size, width))):
+            transitions.extend(detector.push(i, frame))
+            yield Progress(i + 1, total)
+        transitions.extend(detector.flush())
+        shots = shots_from_transitions(transitions, total)
+        times = [reader.timestamp(s.start) for s in shots] + [reader.duration]
+        return ShotList(path, reader.fps, total, shots, transitions, times)
+
+
+def _work_size(path: Path, size: tuple[int, int], width: int) -> tuple[int, int]:
+    """The size frames are decoded to: ``width`` wide (even height, aspect kept), or as they
+    are when smaller; a picture too small to compare is an error naming the file."""
+    w, h = size
+    if min(w, h) < MIN_SIDE:
+        raise UnsupportedMediaError(
+            f"the picture is {w}x{h} pixels, too small to find shots in "
+            f"(at least {MIN_SIDE}x{MIN_SIDE})", path=path,
+            hint="give the full-size footage, not a thumbnail or placeholder")
+    if width >= w:
+        return w, h
+    return width, max(MIN_SIDE, round(h * width / w / 2) * 2)
+
+
+def detect_shots(path: str | os.PathLike[str], *, width: int = DEFAULT_WIDTH, proxy: bool = False,
                  **options: Any) -> ShotList:
     """Shots of the video at ``path``, decoded at ``width`` pixels wide (aspect kept).
 
-    ``progress(done, total)`` is called every few dozen frames and at the end. With ``proxy``
-    frames come from the video's all-intra proxy (built if missing), which decodes faster than
-    most sources. ``options`` go to :class:`~kinema.search.shots.ShotDetector`
-    (``cut_threshold``, ``cut_ratio``, ``flash_frames``, ``gradual``).
+    With ``proxy`` frames come from the video's all-intra proxy (built if missing), which
+    decodes faster than most sources. ``options`` go to
+    :class:`~kinema.search.shots.ShotDetector` (``cut_threshold``, ``cut_ratio``,
+    ``flash_frames``, ``gradual``). :func:`find_shots` is the same with progress.
     """
-    job = ShotJob(path, width=width, proxy=proxy, **options)
-    for done, total in job:
-        if progress is not None and (done % PROGRESS_EVERY == 0 or done == total):
-            progress(done, total)
-    assert job.result is not None
-    return job.result
+    return run(find_shots(path, width=width, proxy=proxy, **options))

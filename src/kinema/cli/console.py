@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,12 +14,15 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.progress import Progress as Bars
 
 from kinema.core.errors import InvalidArgumentError, KinemaError, os_error_hint
+from kinema.core.jobs import Progress, Steps, run
+
+T = TypeVar("T")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -59,22 +62,36 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def show_progress(jobs: Iterator[tuple[int, int]], label: str, unit: str = "frames") -> None:
-    """Drive a job that yields ``(done, total)``, with a bar, rate and time left when on a TTY."""
-    if not err.is_terminal:
-        for _ in jobs:
-            pass
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task(label, total=None, rate="")
-        start, first = time.monotonic(), None
-        for done, total in jobs:
-            first = done if first is None else first  # a resumed job starts part done
-            elapsed = time.monotonic() - start
-            rate = f"{(done - first) / elapsed:6.1f} {unit}/s" if elapsed > 0.2 else ""
-            progress.update(task, completed=done, total=total, rate=rate)
+def show_progress(steps: Steps[T], label: str) -> T:
+    """Run a use case to its end and return its result, with a bar, rate and time left when on
+    a TTY; the messages it had for the user follow, even when it fails or is interrupted."""
+    messages: list[str] = []
+    try:
+        if not err.is_terminal:
+            return run(steps, on_progress=lambda event: _keep(event, messages))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+        with Bars(*columns, console=err, transient=True) as bars:
+            task = bars.add_task(label, total=None, rate="")
+            start, first = time.monotonic(), None
+
+            def show(event: Progress) -> None:
+                nonlocal first
+                _keep(event, messages)
+                first = event.done if first is None else first  # a resumed job starts part done
+                elapsed = time.monotonic() - start
+                rate = f"{(event.done - first) / elapsed:6.1f} {event.unit}/s" if elapsed > 0.2 else ""
+                bars.update(task, completed=event.done, total=event.total, rate=rate)
+
+            return run(steps, on_progress=show)
+    finally:
+        for line in messages:
+            out.print(escape(line))
+
+
+def _keep(event: Progress, messages: list[str]) -> None:
+    if event.message is not None:
+        messages.append(event.message)
 
 
 @contextmanager

@@ -22,14 +22,12 @@ def shots(
     as_json: Json = False,
 ) -> None:
     """Split a video into shots (hard cuts, dissolves, fades)."""
-    from kinema.app.shot_jobs import ShotJob
+    from kinema.app.shot_jobs import find_shots
     from kinema.cli.console import exit_on_error, out, show_progress
 
     with exit_on_error():
-        job = ShotJob(video)
-        show_progress(iter(job), f"shots {video.name}")
-    assert job.result is not None
-    data = job.result.to_dict()
+        found = show_progress(find_shots(video), f"shots {video.name}")
+    data = found.to_dict()
     if as_json:
         out.print_json(json.dumps(data))
         return
@@ -54,18 +52,11 @@ def index(
     status is non-zero only when nothing could be indexed."""
     from kinema.app.index_jobs import index_videos
     from kinema.app.shot_jobs import detect_shots
-    from kinema.cli.console import exit_on_error, out, show_progress
+    from kinema.cli.console import exit_on_error, show_progress
 
-    notes: list[str] = []
     with exit_on_error():
-        try:
-            show_progress(index_videos(paths, db, model=model, samples_per_shot=samples, ray=ray,
-                                       shots=lambda v: detect_shots(v).ranges(),
-                                       progress=lambda v, what: notes.append(f"{v.name}: {what}")),
-                          "index", unit="frames")
-        finally:
-            for line in notes:
-                out.print(line)
+        show_progress(index_videos(paths, db, model=model, samples_per_shot=samples, ray=ray,
+                                   shots=lambda v: detect_shots(v).ranges()), "index")
 
 
 def search(

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 from kinema.core import atomic
 from kinema.core.errors import CorruptMediaError
+from kinema.core.jobs import Progress, Steps
 from kinema.media.stamp import cache_name, cache_root, source_stamp
 
 log = logging.getLogger("kinema.media")
@@ -61,8 +61,8 @@ def find_proxy(source: str | os.PathLike[str]) -> Path | None:
 
 
 def build_proxy(source: str | os.PathLike[str], *, beside: bool = False,
-                height: int = PROXY_HEIGHT) -> Iterator[tuple[int, int]]:
-    """Write the proxy of ``source``, yielding ``(frames_done, total)``; returns when committed.
+                height: int = PROXY_HEIGHT) -> Steps[None]:
+    """Write the proxy of ``source``, yielding progress in frames; returns when committed.
 
     Frames are scaled to ``height`` lines (never up), rotation applied, encoded all-intra
     H.264 with the source's exact timestamps.
@@ -99,7 +99,7 @@ def build_proxy(source: str | os.PathLike[str], *, beside: bool = False,
                 vf.pts = int((reader.start_time + reader.timestamp(i)) / tb)
                 vf.time_base = tb
                 out.mux(stream.encode(vf))
-                yield i + 1, total
+                yield Progress(i + 1, total)
             out.mux(stream.encode(None))
         finally:
             out.close()
