@@ -31,7 +31,8 @@ from kinema.core.errors import (
 from kinema.core.extras import require
 from kinema.core.jobs import Progress, Steps
 from kinema.media.proxy import PROXY_SUFFIX
-from kinema.search.embed import ClipEmbedder, Embedder, as_rgb, normalize_rows
+from kinema.models import backends
+from kinema.search.embed import Embedder, as_rgb, normalize_rows
 from kinema.search.index import Hit, Index
 
 if TYPE_CHECKING:
@@ -122,10 +123,11 @@ def _clean_shots(shots: Sequence[tuple[int, int]], frames: int) -> list[tuple[in
     return out or [(0, frames)]
 
 
-def _open_embedder(model: ModelArg, device: str | None = None, dtype: str | None = None) -> Embedder:
+def open_embedder(model: ModelArg, device: str | None = None, dtype: str | None = None) -> Embedder:
+    """``model`` if it is already an embedder, else the registry's CLIP embedder loading it."""
     if isinstance(model, Embedder):
         return model
-    return ClipEmbedder(model, device=device, dtype=dtype)
+    return backends.create("embed", "clip", model=model, device=device, dtype=dtype)
 
 
 def thumbnail_png(image: np.ndarray) -> bytes:
@@ -421,7 +423,7 @@ def _embed_here(todo: Sequence[tuple[Path, str]], model: ModelArg, device: str |
     embedder: Embedder | None = None
     for video, key in todo:
         if embedder is None:  # loaded only when something needs embedding
-            embedder = _open_embedder(model, device, dtype)
+            embedder = open_embedder(model, device, dtype)
             _check_model(index, embedder)
         try:
             rows, _ = yield from embed_steps(video, embedder, **options)
@@ -443,7 +445,7 @@ def _embed_with_ray(todo: Sequence[tuple[Path, str]], model: ModelArg, device: s
     @ray.remote
     class Worker:
         def __init__(self) -> None:
-            self.embedder = _open_embedder(model, device, dtype)
+            self.embedder = open_embedder(model, device, dtype)
 
         def embed(self, video: Path, key: str) -> Embedded:
             try:
@@ -492,7 +494,7 @@ def search(db_dir: str | os.PathLike[str], query: str | None = None,
     index = Index(db)
     if index.count() == 0:
         return []
-    embedder = _open_embedder(_search_model(index, model), device, dtype)
+    embedder = open_embedder(_search_model(index, model), device, dtype)
     _check_model(index, embedder)
     vectors = []
     if query is not None:
@@ -515,7 +517,7 @@ def classify(video: str | os.PathLike[str], labels: Sequence[str], shots: Sequen
         raise InvalidArgumentError("give at least one label, none empty", hint='e.g. "dog,cat,car"')
     if samples_per_shot < 1:
         raise InvalidArgumentError(f"samples per shot must be >= 1, got {samples_per_shot}")
-    embedder = _open_embedder(model, device, dtype)
+    embedder = open_embedder(model, device, dtype)
     words = embedder.texts([PROMPT.format(label) for label in labels])
     scale = float(getattr(embedder, "logit_scale", 100.0))
     with open_video(video, prefetch=False) as reader:

@@ -11,15 +11,18 @@ import numpy as np
 
 from kinema.document.model import MediaRef
 from kinema.document.recipes import InputRef, MaskDigest, ModelRef, PromptRecord, TrackRecipe
+from kinema.models import backends
 from kinema.models.registry import ModelIdentity, identity
 from kinema.vision.base import Prompt
 
 
 def track_models(backend: str, prompts: Sequence[Prompt], model: str | None,
                  detector: str | None) -> tuple[ModelIdentity | None, ModelIdentity | None]:
-    """The identities of the tracking model (none for the classical backend) and of the text
-    detector (none without words in ``prompts``), each hashed once for all the objects."""
-    tracker = identity(model, task="segment-video") if backend != "classic" else None
+    """The identities of the tracking model (none for a backend that loads none, such as the
+    classical one) and of the text detector (none without words in ``prompts``), each hashed
+    once for all the objects."""
+    model_task = backends.get("track", backend).model_task
+    tracker = identity(model, task=model_task) if model_task is not None else None
     words = identity(detector, task="detect-text") if any(p.text for p in prompts) else None
     return tracker, words
 

@@ -136,14 +136,14 @@ def highlight(
 ) -> None:
     """A reel of the shots that best match the words, cut on shot boundaries, exact length."""
     from kinema.app.edit_jobs import check_crossfade, highlight_cuts, shot_pieces
+    from kinema.app.index_jobs import open_embedder
     from kinema.cli.console import exit_on_error
-    from kinema.search.embed import ClipEmbedder
 
     with exit_on_error():
         seconds = Fraction(duration).limit_denominator(1000)
         fade_seconds = Fraction(crossfade).limit_denominator(1000)
         check_crossfade(videos, fade_seconds, seconds)
-        pieces, _, fps, size = shot_pieces(videos, embedder=ClipEmbedder(model), query=query)
+        pieces, _, fps, size = shot_pieces(videos, embedder=open_embedder(model), query=query)
         fade = int(round(fade_seconds * fps))
         cuts = highlight_cuts(pieces, seconds, fps, order=order, crossfade=fade)
         _deliver(cuts, output, otio, project, overwrite, fps, size, "highlight", crossfade=fade)
@@ -160,11 +160,11 @@ def summarize(
 ) -> None:
     """A summary: shots that are typical of the video and unlike each other, in story order."""
     from kinema.app.edit_jobs import shot_pieces, summary_cuts
+    from kinema.app.index_jobs import open_embedder
     from kinema.cli.console import exit_on_error
-    from kinema.search.embed import ClipEmbedder
 
     with exit_on_error():
-        pieces, vectors, fps, size = shot_pieces([video], embedder=ClipEmbedder(model))
+        pieces, vectors, fps, size = shot_pieces([video], embedder=open_embedder(model))
         cuts = summary_cuts(pieces, vectors, Fraction(duration).limit_denominator(1000), fps)  # type: ignore[arg-type]
         _deliver(cuts, output, otio, project, overwrite, fps, size, "summary")
 
@@ -208,9 +208,9 @@ def beatcut(
         found, seconds = song_beats(music)
         embedder = None
         if query:
-            from kinema.search.embed import ClipEmbedder
+            from kinema.app.index_jobs import open_embedder
 
-            embedder = ClipEmbedder(model)
+            embedder = open_embedder(model)
         pieces, _, fps, size = shot_pieces(clips, embedder=embedder, query=query)
         if query:
             pieces.sort(key=lambda p: -p.score)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinema.app.segment_jobs import ModelChoice
+from kinema.app.segment_jobs import ModelChoice, make_segmenter
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import Frame, Mask
 from kinema.document.edits import Change
@@ -123,16 +123,6 @@ class Tools:
         return self.session.reader[self.transport.playhead]
 
     def _segment(self, frame: Frame, prompt: Prompt) -> Mask:
-        if self._segmenter is None:
-            if self.session.backend == "sam2":
-                from kinema.models.registry import resolve
-                from kinema.vision.sam2 import Sam2ImageSegmenter
-
-                choice = self.session.choice
-                self._segmenter = Sam2ImageSegmenter(resolve(choice.model, task="segment-video"),
-                                                     device=choice.device, dtype=choice.dtype)
-            else:
-                from kinema.vision.classic import GrabCutSegmenter
-
-                self._segmenter = GrabCutSegmenter()
+        if self._segmenter is None:  # loaded on the first click, kept for the next ones
+            self._segmenter = make_segmenter(self.session.backend, self.session.choice)
         return self._segmenter.segment(frame, prompt)[0].mask
