@@ -79,6 +79,20 @@ def write_sound(path: Path, seconds: float = 0.1) -> Path:
     return path
 
 
+def write_wav(path: Path, samples: np.ndarray, rate: int = 44100) -> Path:
+    """``samples`` (mono float in [-1, 1]) as a 16-bit WAV file."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray((np.clip(samples, -1, 1) * 32767).astype(np.int16)[None],
+                                           format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def decoded_audio(path: Path) -> tuple[np.ndarray, int, str]:
     """The first audio stream of ``path``: mono-mixed float samples, sample rate, codec name."""
     import av

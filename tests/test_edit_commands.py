@@ -11,6 +11,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
+from conftest import write_wav
 from kinema.media import open_video
 from kinema.media.writer import VideoWriter
 from kinema.vision.synthetic import moving_object
@@ -21,20 +22,12 @@ def kinema(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def write_click_track(path: Path, seconds: float, period: float, rate: int = 44100) -> np.ndarray:
-    import av
-
     y = 0.01 * np.random.default_rng(0).normal(size=int(seconds * rate))
     beats = np.arange(period, seconds - 0.1, period)
     for b in beats:
         i = int(b * rate)
         y[i:i + 300] += np.hanning(300) * 0.9
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray((np.clip(y, -1, 1) * 32767).astype(np.int16)[None],
-                                           format="s16", layout="mono")
-        frame.sample_rate, frame.pts = rate, 0
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    write_wav(path, y, rate)
     return beats
 
 

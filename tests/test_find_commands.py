@@ -12,6 +12,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
+from conftest import write_wav
 from kinema.media import open_video
 from kinema.media.image import write_image
 from kinema.media.writer import VideoWriter
@@ -101,19 +102,6 @@ def test_ray_indexing_matches_local(library):
     assert [(h["video"], h["start"], h["end"]) for h in local_hits] == \
         [(h["video"], h["start"], h["end"]) for h in ray_hits]
     assert [h["score"] for h in ray_hits] == pytest.approx([h["score"] for h in local_hits], abs=1e-5)
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = 44100) -> Path:
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray((np.clip(samples, -1, 1) * 32767).astype(np.int16)[None],
-                                           format="s16", layout="mono")
-        frame.sample_rate, frame.pts = rate, 0
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
 
 
 def clicks(seconds: float, period: float, rate: int = 44100) -> np.ndarray:
