@@ -153,3 +153,38 @@ def test_tiny_builders_by_family() -> None:
     assert builder("sam2") is build_tiny_sam2
     with pytest.raises(InvalidArgumentError, match="no tiny builder for llm models"):
         builder("llm")
+
+
+class HoldTracker:
+    """Carries the keyframe's mask unchanged through the shot."""
+
+    def __init__(self, frames, **options) -> None:
+        self.frames, self.masks = frames, {}
+
+    def add_prompt(self, prompt):
+        self.masks[prompt.object_id] = prompt.mask
+        return dict(self.masks)
+
+    def propagate(self, start, stop=None, *, reverse=False):
+        stop = (-1 if reverse else len(self.frames)) if stop is None else stop
+        for index in range(start, stop, -1 if reverse else 1):
+            yield index, dict(self.masks)
+
+
+def test_the_editor_offers_a_registered_backend(clip: Path) -> None:
+    from kinema.ui.editor import Editor
+
+    backends.register(backends.Backend("track", "hold", "keeps the keyframe's mask", HoldTracker))
+    try:
+        editor = Editor.open(clip, backend="hold")
+        try:
+            editor.objects.add("square")
+            painted = editor.tools.brush(30, 20, 6)
+            job = editor.propagation.propagate("forward")
+            assert job.wait(60) and job.error is None, job.error
+            store = editor.objects.get(editor.objects.active).store
+            assert all(np.array_equal(store.read(i), painted) for i in range(1, 6))
+        finally:
+            editor.close()
+    finally:
+        backends.unregister("track", "hold")
