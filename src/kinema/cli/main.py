@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from kinema.cli import export_commands, find_commands, media_commands, project_commands, vision_commands
+from kinema.cli import (
+    export_commands,
+    find_commands,
+    media_commands,
+    pose_commands,
+    project_commands,
+    vision_commands,
+)
 
 app = typer.Typer(
     name="kinema",
@@ -21,6 +28,7 @@ project_commands.register(app)
 export_commands.register(app)
 vision_commands.register(app)
 find_commands.register(app)
+pose_commands.register(app)
 
 
 def _version(value: bool) -> None:

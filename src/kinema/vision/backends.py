@@ -58,9 +58,24 @@ def grounding_detector(*, model: Any = None, device: Any = None, dtype: Any = No
     return TextDetector(model, device=device, dtype=dtype)
 
 
+def mediapipe_pose(*, model: Any = None, **_options: Any) -> Any:
+    """BlazePose (detector + 33 landmarks) from the bundled mediapipe models, on LiteRT;
+    ``model`` a folder holding both ``.tflite`` files, or ``None`` for the bundled ones."""
+    from pathlib import Path
+
+    from kinema.vision.pose import PoseEstimator
+
+    if model is None:
+        return PoseEstimator()
+    folder = Path(model)
+    return PoseEstimator(folder / "pose_detection.tflite", folder / "pose_landmark_full.tflite")
+
+
 register(Backend("segment", "classic", CLASSIC, classic_segmenter))
 register(Backend("segment", "sam2", SAM2, sam2_segmenter, extra="ml", model_task="segment-video"))
 register(Backend("track", "classic", CLASSIC, classic_tracker))
 register(Backend("track", "sam2", SAM2, sam2_tracker, extra="ml", model_task="segment-video"))
 register(Backend("detect", "grounding-dino", "Grounding DINO: boxes for words", grounding_detector,
                  extra="ml", model_task="detect-text"))
+register(Backend("pose", "mediapipe", "MediaPipe BlazePose: people, 33 landmarks; bundled, CPU",
+                 mediapipe_pose, extra="bundled"))

@@ -1,0 +1,119 @@
+"""Body pose through a clip: every person's keypoints, as OpenPose JSON or control images.
+
+:func:`estimate_poses` opens a video, tracks the people in a range of its frames with a
+``pose`` backend (MediaPipe BlazePose by default, from the bundled models) and writes either
+one JSON file in OpenPose's keypoint format (``people[].pose_keypoints_2d``: x, y, confidence
+triples of the 18 COCO body keypoints, per frame) or a folder of OpenPose control images
+(``00000.png`` named by source frame) for ControlNet. It yields progress after each frame.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.frames import frame_range
+from kinema.core.jobs import Progress, Steps
+
+DEFAULT_BACKEND = "mediapipe"
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    """What :func:`estimate_poses` wrote: ``frames`` frames, ``people`` the most seen in one."""
+
+    output: Path
+    frames: int
+    people: int
+
+
+def output_kind(output: str | os.PathLike[str]) -> str:
+    """``"json"`` for ``.json``, ``"images"`` for a folder (no extension); others are errors."""
+    suffix = Path(output).suffix.lower()
+    if suffix == ".json":
+        return "json"
+    if suffix == "" or Path(output).is_dir():
+        return "images"
+    raise InvalidArgumentError(f"cannot write poses as {suffix}", path=output,
+                               hint="use -o poses.json (OpenPose keypoints) or a folder (control images)")
+
+
+def estimate_poses(video: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                   start: int = 0, stop: int | None = None, backend: str = DEFAULT_BACKEND,
+                   overwrite: bool = False, detect_every: int = 10,
+                   smooth: bool = True) -> Steps[PoseResult]:
+    """Track the people in frames ``[start, stop)`` of ``video`` and write ``output``.
+
+    Everything is checked before the first frame: the output's kind, that it may be written
+    and is not the input, the video and range, and the model (a missing bundled model is an
+    error naming ``kinema models fetch-bundled mediapipe``).
+    """
+    from kinema.core import atomic
+    from kinema.media import open_video
+    from kinema.models import backends
+    from kinema.vision.pose import PoseTracker
+
+    target = Path(output)
+    kind = output_kind(target)
+    atomic.check_can_write(target, overwrite, folder=kind == "images")
+    atomic.check_not_input(target, [video])
+    with open_video(video, prefetch=False) as reader:
+        begin, end = frame_range(len(reader), start, stop, path=video)
+        estimator = backends.create("pose", backend)
+        tracker = PoseTracker(estimator, fps=float(reader.fps), detect_every=detect_every,
+                              smooth=smooth)
+        frames = reader.frames(begin, end)
+        if kind == "json":
+            result = yield from _json(video, target, reader, frames, tracker, begin, end, overwrite)
+        else:
+            result = yield from _images(target, reader, frames, tracker, begin, end, overwrite)
+    return result
+
+
+def _json(video: str | os.PathLike[str], target: Path, reader: Any, frames: Any, tracker: Any,
+          begin: int, end: int, overwrite: bool) -> Steps[PoseResult]:
+    from kinema.core.atomic import atomic_write_bytes
+    from kinema.vision.pose import OPENPOSE_NAMES, openpose_json
+
+    width, height = reader.size
+    out, most = [], 0
+    for k, frame in enumerate(frames):
+        people = tracker.update(frame)
+        most = max(most, len(people))
+        out.append({"frame": begin + k, "people": openpose_json(people)})
+        yield Progress(k + 1, end - begin)
+    data = {"version": 1.3, "source": Path(video).name, "fps": str(reader.fps),
+            "canvas_width": width, "canvas_height": height, "keypoints": list(OPENPOSE_NAMES),
+            "frames": out}
+    atomic_write_bytes(target, json.dumps(data, separators=(",", ":")).encode(), overwrite=overwrite)
+    return PoseResult(target, end - begin, most)
+
+
+def _images(target: Path, reader: Any, frames: Any, tracker: Any, begin: int, end: int,
+            overwrite: bool) -> Steps[PoseResult]:
+    from kinema.core import atomic
+    from kinema.media.image import encode_png
+    from kinema.vision.pose import draw_openpose
+
+    temp = atomic.temp_path_for(target)
+    most = 0
+    try:
+        with atomic.naming_errors(target):
+            temp.mkdir()
+        for k, frame in enumerate(frames):
+            people = tracker.update(frame)
+            most = max(most, len(people))
+            image = draw_openpose([p.openpose() for p in people], reader.size)
+            with atomic.naming_errors(target):
+                (temp / f"{begin + k:05d}.png").write_bytes(encode_png(image))
+            yield Progress(k + 1, end - begin)
+        with atomic.naming_errors(target):
+            atomic.commit_frames(temp, target, overwrite)
+    except BaseException:
+        atomic.discard(temp)
+        raise
+    return PoseResult(target, end - begin, most)
