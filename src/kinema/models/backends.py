@@ -14,6 +14,9 @@ registry name, an already-loaded model or ``None`` for the default), ``device`` 
 - ``track``: ``factory(frames, **options) -> VideoTracker``
 - ``detect``: ``factory(**options) -> TextDetector``
 - ``embed``: ``factory(**options) -> Embedder``
+- ``interpolate``: ``factory(**options)``, ``.interpolate(a, b, t)`` the frame at ``t`` in [0, 1]
+- ``upscale``: ``factory(scale, **options)``, ``.upscale(frame)``
+- ``speech``: ``factory(**options) -> SileroVad`` (``search.speech.find_speech`` runs it)
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from typing import Any
 from kinema.core.errors import InvalidArgumentError
 
 TASKS = ("segment", "track", "detect", "embed", "pose", "cutout", "generate", "restyle",
-         "propagate", "interpolate", "upscale", "t2v", "music", "llm")
+         "propagate", "interpolate", "upscale", "t2v", "music", "llm", "speech")
 # Where the built-in backends are declared; imported on the first lookup.
-BUILTIN = ("kinema.vision.backends", "kinema.search.backends")
+BUILTIN = ("kinema.vision.backends", "kinema.search.backends", "kinema.generate.backends")
 ENTRY_POINT_GROUP = "kinema.backends"
 
 
