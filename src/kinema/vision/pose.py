@@ -278,7 +278,7 @@ class OneEuro:
     divided by ``scale`` (a person's size) before the speed is measured, so the same settings
     hold for a person near and far."""
 
-    def __init__(self, *, min_cutoff: float = 0.05, beta: float = 80.0, d_cutoff: float = 1.0):
+    def __init__(self, *, min_cutoff: float = 0.3, beta: float = 10.0, d_cutoff: float = 1.0):
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self._x: np.ndarray | None = None
         self._dx: np.ndarray | None = None
@@ -419,10 +419,11 @@ class Estimator(Protocol):
 
 
 def match(previous: Sequence[np.ndarray], current: Sequence[np.ndarray], *,
-          min_iou: float = 0.2) -> dict[int, int]:
+          min_iou: float = 0.2, max_distance: float = 0.0) -> dict[int, int]:
     """Pairs ``{current index: previous index}`` of boxes (x0, y0, x1, y1), best overlap
-    first; boxes that overlap no free one by ``min_iou`` stay unmatched. Where overlaps tie
-    (none at all, say) the nearest centres, relative to the box size, decide."""
+    first; a pair needs an overlap of ``min_iou``, or centres at most ``max_distance``
+    previous-box diagonals apart (for someone seen again after a gap); the others stay
+    unmatched. Where overlaps tie (none at all, say) the nearest centres decide."""
     if not len(previous) or not len(current):
         return {}
     iou = box_iou(np.array(current), np.array(previous))
@@ -435,7 +436,7 @@ def match(previous: Sequence[np.ndarray], current: Sequence[np.ndarray], *,
     used: set[int] = set()
     for flat in np.argsort(-cost, axis=None, kind="stable"):
         c, p = divmod(int(flat), len(previous))
-        if c in pairs or p in used or iou[c, p] < min_iou:
+        if c in pairs or p in used or (iou[c, p] < min_iou and dist[c, p] > max_distance):
             continue
         pairs[c] = p
         used.add(p)
@@ -508,7 +509,7 @@ class PoseTracker:
                 continue
             if self._tracks and _duplicate(person, [t.person for t in self._tracks]):
                 continue
-            back = match([t.person.box for t in self._lost], [person.box])
+            back = match([t.person.box for t in self._lost], [person.box], max_distance=1.0)
             if 0 in back:
                 track = self._lost.pop(back[0])
                 track.person, track.lost_at = person, None
