@@ -12,6 +12,7 @@ from kinema.cli import (
     media_commands,
     pose_commands,
     project_commands,
+    restore_commands,
     vision_commands,
 )
 
@@ -29,6 +30,7 @@ export_commands.register(app)
 vision_commands.register(app)
 find_commands.register(app)
 pose_commands.register(app)
+restore_commands.register(app)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,79 @@
+"""Restore commands: interpolate (new frame rates), upscale (images and videos), speech."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Overwrite = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace the output if it exists.")]
+Output = Annotated[Path, typer.Option("--output", "-o", help="The output file.", show_default=False)]
+
+
+def interpolate(
+    video: Annotated[Path, typer.Argument(help="The video.", show_default=False)],
+    output: Output,
+    factor: Annotated[int | None, typer.Option(
+        "--factor", help="Multiply the frame rate (2, 4, ...).")] = None,
+    fps: Annotated[str | None, typer.Option(
+        "--fps", help="The new frame rate, e.g. 60 or 60000/1001.")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="rife (optical flow) or blend (cross-fade).")] = "rife",
+    codec: Annotated[str | None, typer.Option(
+        "--codec", help="Output codec (default from the extension).")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Make in-between frames (RIFE v3.9): a higher frame rate or slow motion; the sound is kept."""
+    from kinema.app.restore_jobs import interpolate_video
+    from kinema.cli.console import exit_on_error, out, show_progress
+
+    with exit_on_error():
+        rate = show_progress(interpolate_video(video, output, factor=factor, fps=fps, backend=backend,
+                                               codec=codec, overwrite=overwrite), f"interpolate {video.name}")
+    out.print(f"wrote {output} at {rate} fps")
+
+
+def upscale(
+    source: Annotated[Path, typer.Argument(help="An image or a video.", show_default=False)],
+    output: Output,
+    scale: Annotated[int, typer.Option("--scale", help="2, 3 or 4.")] = 4,
+    model: Annotated[str, typer.Option(
+        "--model",
+        help="x4plus (photographs), animevideov3 (animation, fast) or lanczos (no model).")] = "x4plus",
+    codec: Annotated[str | None, typer.Option("--codec", help="Output codec for a video.")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Upscale an image or a video with Real-ESRGAN (tiled, CPU) or Lanczos."""
+    from kinema.app.restore_jobs import upscale_media
+    from kinema.cli.console import exit_on_error, out, show_progress
+
+    with exit_on_error():
+        size = show_progress(upscale_media(source, output, scale=scale, model=model, codec=codec,
+                                           overwrite=overwrite), f"upscale {source.name}")
+    out.print(f"wrote {output} ({size[0]}x{size[1]})")
+
+
+def speech(
+    video: Annotated[Path, typer.Argument(help="A video or a sound file.", show_default=False)],
+    threshold: Annotated[float, typer.Option("--threshold", help="Speech probability, 0-1.")] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Where someone speaks (Silero VAD): spans in seconds."""
+    from kinema.app.restore_jobs import speech_spans
+    from kinema.cli.console import exit_on_error, out
+
+    with exit_on_error():
+        spans = speech_spans(video, threshold=threshold)
+    if as_json:
+        out.print_json(json.dumps({"speech": [s.to_json() for s in spans]}))
+        return
+    for s in spans:
+        out.print(f"{s.start:9.3f}s-{s.end:.3f}s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the restore commands to ``app``."""
+    for command in (interpolate, upscale, speech):
+        app.command()(command)
