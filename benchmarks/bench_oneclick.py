@@ -43,7 +43,7 @@ def first_frames(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
         with open_video(video) as reader:
             frame = reader[0]
         z = np.load(data / "masks" / f"{video.stem}.npz")
-        _, h, w = z["shape"]
+        w = z["shape"][2]
         truth = np.unpackbits(z["masks"][0], axis=-1, count=int(w)).astype(bool)
         out.append((video.stem, frame, truth))
     return out

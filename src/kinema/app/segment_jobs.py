@@ -1,7 +1,8 @@
 """Segment and track: prompts on frames of a video in, masks for every frame out.
 
 Backends come from :mod:`kinema.models.backends`: ``classic`` (optical flow, colour, GrabCut;
-no weights; the default), ``sam2`` (Segment Anything 2 through transformers) and any other
+no weights; the default tracker), ``auto`` (one click on the bundled models, else GrabCut; the
+default image segmenter), ``sam2`` (Segment Anything 2 through transformers) and any other
 registered for the task. Text prompts go through a detector first and become boxes. Results
 go to a file (label-map ``.npz``, palette PNGs, ProRes matte) and/or into a project's mask
 tracks.
@@ -71,6 +72,19 @@ class ModelChoice:
     max_objects: int = 1  # per text prompt: the best matches become objects
 
 
+DEFAULT_SEGMENTER = "auto"  # one click on the bundled models, else GrabCut with a warning
+
+
+def click_backend(track_backend: str) -> str:
+    """The image segmenter for clicks and boxes beside ``track_backend``: the backend's own
+    where it loads weights of its own and segments images too (sam2), else the embedded default
+    (:data:`DEFAULT_SEGMENTER`), which needs no download and falls back to GrabCut."""
+    tracker = backends.get("track", track_backend)
+    if tracker.model_task is not None and track_backend in backends.names("segment"):
+        return track_backend
+    return DEFAULT_SEGMENTER
+
+
 def backend_names(task: str = "track") -> list[str]:
     """The names of ``task``'s backends (see :mod:`kinema.models.backends`), as the CLI and the
     editor offer them."""
@@ -129,7 +143,7 @@ def label_map(masks: dict[int, Mask], shape: tuple[int, int]) -> np.ndarray:
     return labels
 
 
-def segment_frame(frames: FrameSource, prompts: Sequence[Prompt], backend: str = "classic",
+def segment_frame(frames: FrameSource, prompts: Sequence[Prompt], backend: str = DEFAULT_SEGMENTER,
                   choice: ModelChoice = ModelChoice()) -> np.ndarray:
     """The label map of one frame (all ``prompts`` must be on it)."""
     frame_ids = {p.frame for p in prompts}
@@ -363,7 +377,7 @@ def _store_in_project(project: str | os.PathLike[str], video: str | os.PathLike[
 
 
 def segment_video_frame(video: str | os.PathLike[str], prompts: Sequence[Prompt],
-                        out: str | os.PathLike[str], *, backend: str = "classic",
+                        out: str | os.PathLike[str], *, backend: str = DEFAULT_SEGMENTER,
                         choice: ModelChoice = ModelChoice(), overwrite: bool = False) -> Path:
     """Segment one frame of ``video`` and write its label map: ``OUT.png`` (a palette PNG,
     DAVIS style) or ``OUT.npz`` (``masks``: ``uint8 (1, H, W)``)."""

@@ -61,7 +61,7 @@ def segment(
     neg: Annotated[list[str] | None, typer.Option("--neg", help="X,Y not on the object (repeat).")] = None,
     box: Annotated[str | None, typer.Option("--box", help="X0,Y0,X1,Y1 around the object.")] = None,
     text: Annotated[str | None, typer.Option("--text", help='Words, e.g. "person".')] = None,
-    backend: SegmentBackend = "classic",
+    backend: SegmentBackend = "auto",
     model: Model = None,
     detector: Detector = None,
     device: Device = None,

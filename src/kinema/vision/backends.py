@@ -1,4 +1,6 @@
-"""The vision backends kinema ships: classic and SAM 2 segmenters and trackers, Grounding DINO.
+"""The vision backends kinema ships: classic and SAM 2 segmenters and trackers, the one-click
+segmenter on the bundled models (``oneclick``; ``auto``, the default for clicks, falls back to
+classic without them), Grounding DINO.
 
 Importing this module is cheap: each factory imports its implementation when it is called.
 """
@@ -24,6 +26,37 @@ def classic_segmenter(**_options: Any) -> ImageSegmenter:
     from kinema.vision.classic import GrabCutSegmenter
 
     return GrabCutSegmenter()
+
+
+ONECLICK = "one click on the bundled models: people (MediaPipe), salient objects (U2-Net small)"
+AUTO = "the default: oneclick when the bundled models are here, else classic with a warning"
+
+
+def oneclick_segmenter(*, model: Any = None, **_options: Any) -> ImageSegmenter:
+    """Person segmentation and salient objects from the bundled models, refined to the picture
+    (:mod:`kinema.vision.oneclick`); it takes no other model."""
+    if model is not None:
+        raise InvalidArgumentError("the oneclick backend uses the bundled models only",
+                                   hint="leave --model out, or use --backend sam2")
+    from kinema.vision.oneclick import OneClickSegmenter
+
+    return OneClickSegmenter()
+
+
+def auto_segmenter(**options: Any) -> ImageSegmenter:
+    """:func:`oneclick_segmenter`, or GrabCut with one ``warning:`` naming
+    ``kinema models fetch-bundled`` when the bundled models or their runtimes are missing."""
+    import logging
+
+    from kinema.core.errors import MissingExtraError, ModelNotFoundError
+
+    try:
+        return oneclick_segmenter(**options)
+    except (ModelNotFoundError, MissingExtraError) as exc:
+        fetch = "" if "fetch-bundled" in str(exc) else "; then: kinema models fetch-bundled u2netp mediapipe"
+        logging.getLogger("kinema.vision").warning(
+            "clicks use the classic backend (GrabCut), not the bundled models: %s%s", exc, fetch)
+        return classic_segmenter()
 
 
 def classic_tracker(frames: FrameSource, *, model: Any = None, **_options: Any) -> VideoTracker:
@@ -73,6 +106,8 @@ def mediapipe_pose(*, model: Any = None, **_options: Any) -> Any:
 
 register(Backend("segment", "classic", CLASSIC, classic_segmenter))
 register(Backend("segment", "sam2", SAM2, sam2_segmenter, extra="ml", model_task="segment-video"))
+register(Backend("segment", "auto", AUTO, auto_segmenter))
+register(Backend("segment", "oneclick", ONECLICK, oneclick_segmenter, extra="bundled"))
 register(Backend("track", "classic", CLASSIC, classic_tracker))
 register(Backend("track", "sam2", SAM2, sam2_tracker, extra="ml", model_task="segment-video"))
 register(Backend("detect", "grounding-dino", "Grounding DINO: boxes for words", grounding_detector,

@@ -161,6 +161,22 @@ def nearest_component(mask: Mask, point: Point, radius: float) -> Mask:
     return component_under(mask, [(float(xs[k]), float(ys[k]))])
 
 
+def _watershed(frame: Frame, mask: Mask, markers: np.ndarray, outside: int) -> np.ndarray:
+    """``cv2.watershed`` of ``markers`` inside ``mask``: everything outside it is painted one
+    flat colour far from the frame's and marked ``outside``, so the mask's own border is an
+    edge the outside region floods across last, and the seeds inside split the mask between
+    them along the picture's edges. Returns the labels (``-1`` on the boundaries)."""
+    cv2 = _cv2()
+    image = np.ascontiguousarray(frame[..., :3][..., ::-1]).copy()
+    inside = image[mask]
+    far = np.where(inside.mean(0) > 127, 0, 255) if len(inside) else np.array([255, 0, 255])
+    image[~mask] = far.astype(np.uint8)
+    markers = markers.copy()
+    markers[~mask] = outside
+    cv2.watershed(image, markers)
+    return markers
+
+
 def remove_negatives(mask: Mask, frame: Frame, positives: list[Point], negatives: list[Point]) -> Mask:
     """``mask`` without what the negative clicks are on: a component under a negative click
     and no positive one goes; where a component holds both, a watershed on ``frame`` between
@@ -168,7 +184,7 @@ def remove_negatives(mask: Mask, frame: Frame, positives: list[Point], negatives
     if not negatives or not mask.any():
         return mask
     cv2 = _cv2()
-    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     out = mask.copy()
     pos_labels = {int(labels[int(y), int(x)]) for x, y in positives}
     for x, y in negatives:
@@ -178,12 +194,11 @@ def remove_negatives(mask: Mask, frame: Frame, positives: list[Point], negatives
     shared = [(x, y) for x, y in negatives if int(labels[int(y), int(x)]) in pos_labels - {0}]
     if shared and positives:
         markers = np.zeros(mask.shape, np.int32)
-        markers[~cv2.dilate(out.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)] = 3
         for x, y in positives:
             cv2.circle(markers, (int(x), int(y)), 3, 1, -1)
         for x, y in shared:
             cv2.circle(markers, (int(x), int(y)), 3, 2, -1)
-        cv2.watershed(np.ascontiguousarray(frame[..., :3][..., ::-1]), markers)
+        markers = _watershed(frame, out, markers, 3)
         out &= markers != 2
         out = component_under(out, positives) if out.any() else out
     return out
@@ -208,8 +223,7 @@ def split_by_cores(mask: Mask, prob: np.ndarray, frame: Frame, positives: list[P
     for k in cores:
         markers[labels == k] = k
     outside = n + 1
-    markers[~cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)] = outside
-    cv2.watershed(np.ascontiguousarray(frame[..., :3][..., ::-1]), markers)
+    markers = _watershed(frame, mask, markers, outside)
     chosen = {int(markers[int(y), int(x)]) for x, y in positives} - {-1, 0, outside}
     if not chosen:
         return mask
@@ -247,8 +261,7 @@ def separate_people(mask: Mask, frame: Frame, people: list[np.ndarray],
     if seeded < 2:
         return mask
     outside = len(people) + 1
-    markers[~cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)] = outside
-    cv2.watershed(np.ascontiguousarray(frame[..., :3][..., ::-1]), markers)
+    markers = _watershed(frame, mask, markers, outside)
     chosen = {int(markers[int(y), int(x)]) for x, y in positives} - {-1, 0, outside}
     if not chosen:
         return mask
@@ -410,7 +423,6 @@ class OneClickSegmenter(ImageSegmenter):
         if self.pose is None:
             return []
         people = [p.landmarks[:, :2] for p in self.pose.people(rgb)]
-        h, w = rgb.shape[:2]
         for xy in people:
             x0, y0 = xy.min(0)
             x1, y1 = xy.max(0)
@@ -472,10 +484,7 @@ class OneClickSegmenter(ImageSegmenter):
         inside[by0:by1, bx0:bx1] = True
         prob[~inside] = 0
         found = prob > s.threshold
-        if positives:
-            mask = component_under(found, positives)
-        else:
-            mask = _large_components(found)
+        mask = component_under(found, positives) if positives else _large_components(found)
         if not mask.any():
             from kinema.vision.classic import grabcut_mask
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinema.app.segment_jobs import ModelChoice, make_segmenter
+from kinema.app.segment_jobs import ModelChoice, click_backend, make_segmenter
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import Frame, Mask
 from kinema.document.edits import Change
@@ -124,5 +124,5 @@ class Tools:
 
     def _segment(self, frame: Frame, prompt: Prompt) -> Mask:
         if self._segmenter is None:  # loaded on the first click, kept for the next ones
-            self._segmenter = make_segmenter(self.session.backend, self.session.choice)
+            self._segmenter = make_segmenter(click_backend(self.session.backend), self.session.choice)
         return self._segmenter.segment(frame, prompt)[0].mask
