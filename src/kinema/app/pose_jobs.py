@@ -5,6 +5,10 @@
 one JSON file in OpenPose's keypoint format (``people[].pose_keypoints_2d``: x, y, confidence
 triples of the 18 COCO body keypoints, per frame) or a folder of OpenPose control images
 (``00000.png`` named by source frame) for ControlNet. It yields progress after each frame.
+
+For the editor's pose overlay, :class:`FramePoses` answers single frames in any order,
+:func:`skeleton` gives the OpenPose drawing as shapes to draw over the footage, and
+:func:`check_pose_models` says at once whether the bundled models are there.
 """
 
 from __future__ import annotations
@@ -117,3 +121,61 @@ def _images(target: Path, reader: Any, frames: Any, tracker: Any, begin: int, en
         atomic.discard(temp)
         raise
     return PoseResult(target, end - begin, most)
+
+
+# --- single frames, for the editor's overlay -----------------------------------------------
+
+RGB = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """Every person's OpenPose drawing as shapes in frame pixels, for a viewer to draw over the
+    footage: ``limbs`` ``(x0, y0, x1, y1, colour)`` in OpenPose's order and colours, then
+    ``joints`` ``(x, y, colour)``, each keypoint in its colour."""
+
+    limbs: tuple[tuple[float, float, float, float, RGB], ...]
+    joints: tuple[tuple[float, float, RGB], ...]
+
+
+def skeleton(people: list[Any]) -> Skeleton:
+    """The shapes of :func:`kinema.vision.pose.draw_openpose` for ``people`` (``(18, 3)``
+    OpenPose keypoints each): a keypoint of confidence 0 is left out, and so are its limbs."""
+    from kinema.vision.pose import OPENPOSE_COLOURS, OPENPOSE_LIMBS
+
+    limbs = tuple((float(kp[a, 0]), float(kp[a, 1]), float(kp[b, 0]), float(kp[b, 1]), OPENPOSE_COLOURS[k])
+                  for k, (a, b) in enumerate(OPENPOSE_LIMBS) for kp in people
+                  if kp[a, 2] > 0 and kp[b, 2] > 0)
+    joints = tuple((float(kp[k, 0]), float(kp[k, 1]), OPENPOSE_COLOURS[k])
+                   for k in range(len(OPENPOSE_COLOURS)) for kp in people if kp[k, 2] > 0)
+    return Skeleton(limbs, joints)
+
+
+def check_pose_models(backend: str = DEFAULT_BACKEND) -> None:
+    """Raise a :class:`~kinema.core.errors.ModelNotFoundError` naming ``kinema models
+    fetch-bundled mediapipe`` when the bundled pose models are missing or damaged (quick: each
+    file is hashed once per process); other backends are checked when made."""
+    if backend == "mediapipe":
+        from kinema.models.bundled import model_file
+
+        for member in ("pose_detection.tflite", "pose_landmark_full.tflite"):
+            model_file("mediapipe", member)
+
+
+class FramePoses:
+    """Poses on single frames of one video, in any order (detection and landmarks on each, no
+    tracking): ``poses(i)`` is every person's OpenPose keypoints ``(18, 3)`` on frame ``i``.
+    It reads the video itself, so it may run on a worker thread; :meth:`close` releases it."""
+
+    def __init__(self, video: str | os.PathLike[str], *, backend: str = DEFAULT_BACKEND) -> None:
+        from kinema.media import open_video
+        from kinema.models import backends
+
+        self._estimator = backends.create("pose", backend)
+        self._reader = open_video(video, prefetch=False)
+
+    def __call__(self, index: int) -> list[Any]:
+        return [p.openpose() for p in self._estimator.people(self._reader[index])]
+
+    def close(self) -> None:
+        self._reader.close()
