@@ -21,6 +21,7 @@ from kinema.ui.model.jobs import Jobs
 from kinema.ui.model.layers import Layers
 from kinema.ui.model.objects import Objects
 from kinema.ui.model.picture import Picture
+from kinema.ui.model.pose_overlay import PoseOverlay
 from kinema.ui.model.propagation import Propagation
 from kinema.ui.model.session import Session, project_for
 from kinema.ui.model.tools import Tools
@@ -29,7 +30,7 @@ from kinema.ui.model.transport import Transport
 
 class Editor:
     """An open project: its session (project, footage, notes), transport, history, objects,
-    tools, layers, picture, jobs, propagation and exports."""
+    tools, layers, picture, jobs, propagation, exports and the pose overlay."""
 
     def __init__(self, folder: str | os.PathLike[str], *, backend: str = "classic",
                  choice: ModelChoice | None = None) -> None:
@@ -45,6 +46,7 @@ class Editor:
             self.picture = Picture(self.session, self.transport, self.jobs)
             self.propagation = Propagation(self.session, self.transport, self.objects, self.jobs)
             self.exports = Exports(self.session, self.objects, self.jobs)
+            self.pose = PoseOverlay(self.session, self.transport)
         except BaseException:
             self.session.close()
             raise
@@ -79,5 +81,6 @@ class Editor:
         """Stop jobs and release the project and the footage (saving is the caller's choice;
         unsaved edits stay in the autosave)."""
         self.jobs.stop()
+        self.pose.close()
         self.picture.close()
         self.session.close()

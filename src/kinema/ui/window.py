@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kinema.app.pose_jobs import Skeleton
 from kinema.core.errors import InvalidArgumentError, KinemaError
 from kinema.core.frames import BLEND_MODES
 from kinema.ui.editor import Editor
@@ -30,7 +31,8 @@ SHORTCUTS = [
     ("left click", "add to the object (point tool)"), ("right click", "not the object"),
     ("drag", "box (box tool) or paint (brush tool; right button erases)"),
     ("F", "propagate forward"), ("B", "propagate backward"), ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
-    ("Ctrl+S", "save"), ("mouse wheel", "zoom the viewer"), ("middle drag", "pan"), ("0", "fit")]
+    ("Ctrl+S", "save"), ("mouse wheel", "zoom the viewer"), ("middle drag", "pan"), ("0", "fit"),
+    ("P", "pose overlay on / off (View menu)")]
 
 
 class Window:
@@ -163,7 +165,7 @@ class Window:
         ed = self.editor
         if self.failure is not None:
             return True
-        if ed.jobs.busy() or self.frames_drawn < 2:
+        if ed.jobs.busy() or ed.pose.busy() or self.frames_drawn < 2:
             return False
         if self.script:
             command = self.script.pop(0)
@@ -205,6 +207,7 @@ class Window:
             (pressed(k.f) and not ctrl, lambda: propagate("forward")),
             (pressed(k.b) and not ctrl, lambda: propagate("backward")),
             (pressed(k._0), lambda: setattr(self, "zoom", None)),
+            (pressed(k.p) and not ctrl, ed.pose.toggle),
         ]
         for hit, action in actions:
             if hit:
@@ -235,6 +238,9 @@ class Window:
         draw = imgui.get_window_draw_list()
         draw.add_image(imgui.ImTextureRef(tex), imgui.ImVec2(x0, y0),
                        imgui.ImVec2(x0 + fw * scale, y0 + fh * scale))
+        skeleton = ed.pose.skeleton(playhead, near=3 if fast else 0)
+        if skeleton is not None:
+            _draw_skeleton(draw, skeleton, x0, y0, scale)
         imgui.invisible_button("canvas", imgui.ImVec2(width, height),
                                imgui.ButtonFlags_.mouse_button_left | imgui.ButtonFlags_.mouse_button_right
                                | imgui.ButtonFlags_.mouse_button_middle)
@@ -581,10 +587,31 @@ class Window:
             if imgui.menu_item("Redo", "Ctrl+Shift+Z", False)[0]:
                 ed.session.guard(ed.history.redo)
             imgui.end_menu()
+        if imgui.begin_menu("View"):
+            if imgui.menu_item("Pose overlay", "P", ed.pose.on)[0]:
+                ed.session.guard(ed.pose.toggle)
+            imgui.end_menu()
         if imgui.begin_menu("Help"):
             for keys, what in SHORTCUTS:
                 imgui.text(f"{keys:24} {what}")
             imgui.end_menu()
+
+
+def _draw_skeleton(draw: object, skeleton: Skeleton, x0: float, y0: float, scale: float) -> None:
+    """The pose overlay over the frame shown at ``(x0, y0)``, ``scale`` screen pixels a frame
+    pixel: limbs in OpenPose's colours, then each keypoint a disc in its colour."""
+    from imgui_bundle import imgui
+
+    def colour(rgb: tuple[int, int, int], alpha: float = 1.0) -> int:
+        return imgui.get_color_u32(imgui.ImVec4(rgb[0] / 255, rgb[1] / 255, rgb[2] / 255, alpha))
+
+    width, radius = max(2.0, 6 * scale), max(3.0, 4 * scale)
+    for xa, ya, xb, yb, rgb in skeleton.limbs:
+        draw.add_line(imgui.ImVec2(x0 + xa * scale, y0 + ya * scale),  # type: ignore[attr-defined]
+                      imgui.ImVec2(x0 + xb * scale, y0 + yb * scale), colour(rgb, 0.8), width)
+    for x, y, rgb in skeleton.joints:
+        draw.add_circle_filled(imgui.ImVec2(x0 + x * scale, y0 + y * scale), radius,  # type: ignore[attr-defined]
+                               colour(rgb))
 
 
 def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
@@ -600,9 +627,10 @@ def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
 def run_command(editor: Editor, line: str) -> None:
     """One scripted action: ``seek N``, ``click X Y``, ``neg X Y``, ``box X0 Y0 X1 Y1``,
     ``text WORDS``, ``brush X Y R``, ``object [NAME]``, ``propagate forward|backward [N]``,
-    ``export matte|cutout|render PATH``, ``undo``, ``redo``, ``save``, ``play``, and ``recover``
-    or ``discard`` for unsaved edits an earlier session left. (The window adds ``scrub N``: a
-    seek as dragging the playhead does it, from the proxy if there is one.) Errors raise."""
+    ``export matte|cutout|render PATH``, ``undo``, ``redo``, ``save``, ``play``, ``pose on|off``
+    (the pose overlay), and ``recover`` or ``discard`` for unsaved edits an earlier session
+    left. (The window adds ``scrub N``: a seek as dragging the playhead does it, from the proxy
+    if there is one.) Errors raise."""
     words = shlex.split(line)
     if not words:
         return
@@ -623,6 +651,7 @@ def run_command(editor: Editor, line: str) -> None:
         "undo": editor.history.undo, "redo": editor.history.redo, "save": session.save,
         "play": editor.transport.toggle_play, "recover": session.recover,
         "discard": session.discard_autosave,
+        "pose": lambda: editor.pose.set({"on": True, "off": False}[args[0]]),
     }
     if verb not in actions:
         raise InvalidArgumentError(f"unknown editor command {verb!r}",
@@ -632,6 +661,8 @@ def run_command(editor: Editor, line: str) -> None:
     except IndexError:
         raise InvalidArgumentError(f"{line!r} is missing arguments",
                                    hint="see kinema edit --help") from None
+    except KeyError:
+        raise InvalidArgumentError(f"{line!r}: say on or off", hint="pose on, or pose off") from None
 
 
 def _is_number(text: str) -> bool:
