@@ -203,7 +203,7 @@ def _deepest(mask: np.ndarray) -> tuple[float, float]:
     return float(x), float(y)
 
 
-@pytest.mark.parametrize(("clip", "kind", "floor"), [("hike", "person", 0.85), ("rhino", "salient", 0.9),
+@pytest.mark.parametrize(("clip", "kind", "floor"), [("hike", "person", 0.85), ("rhino", "salient", 0.85),
                                                      ("soccerball", "salient", 0.8)])
 def test_real_one_click_matches_the_ground_truth(real, clip, kind, floor):
     image, truth = _davis(clip)
@@ -212,17 +212,17 @@ def test_real_one_click_matches_the_ground_truth(real, clip, kind, floor):
     assert iou(mask, truth) >= floor
 
 
-def test_real_negative_clicks_remove_regions(real):
-    # flamingo: the salient blob under the click holds the bird, a bush and another bird
+def test_real_negative_click_removes_a_region(real):
+    # flamingo: the salient blob under the click holds the bird and the bird behind it
     image, truth = _davis("flamingo")
     x, y = _deepest(truth)
     whole = real.segment(image, Prompt(frame=0, points=((x, y),), labels=(1,)))[0].mask
-    bush, bird = (200, 220), (640, 80)
-    assert whole[bush[1], bush[0]] and whole[bird[1], bird[0]]
-    cut = real.segment(image, Prompt(frame=0, points=((x, y), bush, bird), labels=(1, 0, 0)))[0].mask
-    assert not cut[bush[1], bush[0]] and not cut[bird[1], bird[0]] and cut[int(y), int(x)]
+    other = (640, 80)
+    assert whole[other[1], other[0]] and not truth[other[1], other[0]]
+    cut = real.segment(image, Prompt(frame=0, points=((x, y), other), labels=(1, 0)))[0].mask
+    assert not cut[other[1], other[0]] and cut[int(y), int(x)]
     assert cut.sum() < 0.75 * whole.sum()
-    assert iou(cut, truth) > iou(whole, truth) + 0.1
+    assert iou(cut, truth) > iou(whole, truth) + 0.2
 
 
 def test_real_box_restricts_the_mask(real):

@@ -56,10 +56,10 @@ class Settings:
     """What the segmenter's decisions turn on (tuned on half of ``davis-train``)."""
 
     person_threshold: float = 0.5  # person probability under the click that makes it a person
-    threshold: float = 0.5  # probability above which a pixel is the object
+    threshold: float = 0.4  # probability above which a pixel is the object
     sure_fg: float = 0.9  # GrabCut seeds: sure foreground above, sure background below sure_bg
     sure_bg: float = 0.1
-    margin: float = 0.25  # the crop around a found object, as a fraction of its size per side
+    margin: float = 0.4  # the crop around a found object, as a fraction of its size per side
     refine: str = "guided"  # "guided", "grabcut" or "none"
     grabcut_iterations: int = 3
     band: int = 12  # pixels around the object's edge that GrabCut may change
@@ -78,6 +78,9 @@ class SalientModel:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         ort = require("onnxruntime", "bundled")
         options = ort.SessionOptions()
+        # no busy-waiting between runs: a click is one or two runs, and the editor's other
+        # threads (and other programs) need the cores more than a few milliseconds of latency
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
