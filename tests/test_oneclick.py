@@ -17,7 +17,6 @@ from kinema.vision.oneclick import (
     OneClickSegmenter,
     Settings,
     component_under,
-    nearest_component,
     refine,
     remove_negatives,
     separate_people,
@@ -40,12 +39,6 @@ def test_component_under_keeps_only_the_clicked_blob():
     assert np.array_equal(component_under(a | b, [(150, 50)]), b)
     assert np.array_equal(component_under(a | b, [(50, 50), (150, 50)]), a | b)
     assert not component_under(a | b, [(100, 95)]).any()
-
-
-def test_nearest_component_reaches_a_blob_next_to_the_click():
-    a, b = disc((100, 200), (50, 50), 20), disc((100, 200), (150, 50), 20)
-    assert np.array_equal(nearest_component(a | b, (125, 50), radius=10), b)
-    assert not nearest_component(a | b, (100, 50), radius=10).any()
 
 
 def test_negative_click_removes_its_own_component():

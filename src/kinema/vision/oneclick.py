@@ -4,24 +4,27 @@ Two small models that ship inside packages on PyPI (see :mod:`kinema.models.bund
 the object; the classical tools make the edge follow the picture:
 
 - **people**: MediaPipe's selfie segmentation (TFLite, ``ai-edge-litert``) gives a person
-  probability for every pixel. A click where it is high is a click on a person.
+  probability for every pixel; BlazePose (:mod:`kinema.vision.pose`) finds people.
 - **anything else**: U²-Net small (``u2netp``, ONNX, ``onnxruntime``, 320x320), a salient
   object model.
 
-From the probability map the connected component under the click is kept (several people
-standing together are one blob for the person model; where the salient model separates them
-better its components split it). Each is computed twice: once on the whole frame to find the
-object, then again on a crop around it, so the model sees it at its full input size. The
-edge is refined by GrabCut seeded from the probabilities (sure foreground where the model is
-sure, sure background where it is sure of the opposite, probable in between) inside a band
-around the object. A click the salient model misses (a small object) zooms in on crops
-around the click until the click is salient.
+A click where the person model is sure, on someone the pose detector finds, is a click on a
+person; anything else goes to the salient model. From the probability map the connected
+component under the click is kept, computed twice: once on the whole frame to find the object,
+then again on a crop around it, so the model sees it at its full input size (for a person,
+the larger of the person and salient probabilities, so what the person holds comes along).
+People standing together, one blob for the person model, are split by a watershed seeded
+with each person's skeleton. The edge is refined to the picture: a guided filter of the
+probabilities (or GrabCut seeded from them: sure foreground where the model is sure, sure
+background where it is sure of the opposite, probable in between). A click the salient model
+misses (a small object) zooms in on crops around the click until the click is salient, and
+failing that is GrabCut as in the classic backend.
 
 Negative clicks remove the component under them, or split it where it is the clicked one
 (a watershed between the clicks along the picture's edges); a box crops the salient model's
 input to the box and keeps what is inside it.
 
-Frames in, masks out: no file I/O here beyond loading the two model files once.
+Frames in, masks out: no file I/O here beyond loading the model files once.
 """
 
 from __future__ import annotations
@@ -144,24 +147,6 @@ def component_under(mask: Mask, points: list[Point]) -> Mask:
         return np.zeros_like(mask, bool)
     keep = {int(labels[int(y), int(x)]) for x, y in points} - {0}
     return np.isin(labels, list(keep)) if keep else np.zeros_like(mask, bool)
-
-
-def nearest_component(mask: Mask, point: Point, radius: float) -> Mask:
-    """The component of ``mask`` under ``point``, else the nearest within ``radius`` pixels."""
-    cv2 = _cv2()
-    x, y = int(point[0]), int(point[1])
-    if mask[y, x]:
-        return component_under(mask, [point])
-    if not mask.any():
-        return np.zeros_like(mask, bool)
-    distance, nearest = cv2.distanceTransformWithLabels((~mask).astype(np.uint8), cv2.DIST_L2, 5,
-                                                        labelType=cv2.DIST_LABEL_PIXEL)
-    if distance[y, x] > radius:
-        return np.zeros_like(mask, bool)
-    ys, xs = np.nonzero(mask)
-    # the labels of DIST_LABEL_PIXEL number the zero pixels of the input (the mask) in scan order
-    k = int(nearest[y, x]) - 1
-    return component_under(mask, [(float(xs[k]), float(ys[k]))])
 
 
 def _watershed(frame: Frame, mask: Mask, markers: np.ndarray, outside: int) -> np.ndarray:
