@@ -69,6 +69,22 @@ def classic_tracker(frames: FrameSource, *, model: Any = None, **_options: Any) 
     return ClassicTracker(frames)
 
 
+GUIDED = "classic guided by the bundled models: a person prior, saliency to re-find a lost object"
+
+
+def guided_tracker(frames: FrameSource, *, model: Any = None, **_options: Any) -> VideoTracker:
+    """The classic tracker with MediaPipe person segmentation as a prior for people and U2-Net
+    small to re-find a lost object (:mod:`kinema.vision.guided`); it takes no other model."""
+    if model is not None:
+        raise InvalidArgumentError("the guided backend uses the bundled models only",
+                                   hint="leave --model out, or use --backend sam2")
+    from kinema.vision.guided import GuidedTracker
+    from kinema.vision.oneclick import load_models
+
+    salient, person = load_models()
+    return GuidedTracker(frames, person=person, salient=salient)
+
+
 def sam2_segmenter(*, model: Any = None, device: Any = None, dtype: Any = None) -> ImageSegmenter:
     """SAM 2 on one frame; ``model`` a folder, a registry name, a loaded SAM 2 or ``None``."""
     from kinema.vision.sam2 import Sam2ImageSegmenter
@@ -109,6 +125,7 @@ register(Backend("segment", "sam2", SAM2, sam2_segmenter, extra="ml", model_task
 register(Backend("segment", "auto", AUTO, auto_segmenter))
 register(Backend("segment", "oneclick", ONECLICK, oneclick_segmenter, extra="bundled"))
 register(Backend("track", "classic", CLASSIC, classic_tracker))
+register(Backend("track", "guided", GUIDED, guided_tracker, extra="bundled"))
 register(Backend("track", "sam2", SAM2, sam2_tracker, extra="ml", model_task="segment-video"))
 register(Backend("detect", "grounding-dino", "Grounding DINO: boxes for words", grounding_detector,
                  extra="ml", model_task="detect-text"))

@@ -368,6 +368,9 @@ class ClassicTracker(VideoTracker):
         prior = 0.5 + (cv2.GaussianBlur(warped, (0, 0), sigmaX=self.band / 2) - 0.5) * self.motion_trust
         prior = np.where(unreliable, 0.5 + (prior - 0.5) * 0.3, prior)  # lean on colour there
         prior = np.where(hidden, np.maximum(prior, 0.5), prior)  # colour decides hidden parts
+        evidence = self._evidence(obj, current, (y0, y1, x0, x1), hard | hidden)
+        if evidence is not None:  # a model's probability: it may also move the edge outside the band
+            band |= near & ((evidence > 0.5) != hard)
 
         recent = _ColourModel.learn(previous, mask, self._ring(mask)) if mask.any() else None
         anchor = self._anchors.get(obj)
@@ -378,6 +381,9 @@ class ClassicTracker(VideoTracker):
         idx = _colour_index(current[y0:y1, x0:x1][ys, xs])
         lf, lb = model.fg[idx] + 1e-4, model.bg[idx] + 1e-4
         p = prior[ys, xs]
+        if evidence is not None:
+            q, weight = evidence[ys, xs].clip(0.02, 0.98), self._evidence_weight(obj)
+            lf, lb = lf * q**weight, lb * (1 - q)**weight
         posterior = p * lf / (p * lf + (1 - p) * lb)
         out = hard.copy()
         out[ys, xs] = posterior > 0.5
@@ -394,6 +400,17 @@ class ClassicTracker(VideoTracker):
             shape = out  # more hidden than seen: the rigid fit has drifted, start again
         self._shapes[obj] = _placed(shape, (h, w), (y0, x0))
         return _placed(out, (h, w), (y0, x0))
+
+
+    def _evidence(self, obj: int, current: Frame, box: tuple[int, int, int, int],
+                  expected: Mask) -> np.ndarray | None:
+        """A model's probability that each pixel of ``current[y0:y1, x0:x1]`` (``box``) is
+        ``obj``, weighed with motion and colour (``expected``: where they put it); ``None``
+        here: the classic tracker has no model (see :mod:`kinema.vision.guided`)."""
+        return None
+
+    def _evidence_weight(self, obj: int) -> float:
+        return 1.0
 
 
 def _placed(part: Mask, shape: tuple[int, int], at: tuple[int, int]) -> Mask:

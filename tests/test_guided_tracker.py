@@ -1,0 +1,157 @@
+"""The guided tracker (classic + the bundled models' evidence): synthetic clips with known
+masks, re-finding an object after a full occlusion with a stand-in saliency model, and J
+floors on davis-train with the real bundled models (skipped where they or the clips are
+missing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kinema.vision.base import Prompt
+from kinema.vision.classic import ClassicTracker
+from kinema.vision.guided import GuidedTracker
+from kinema.vision.maskops import iou
+from kinema.vision.synthetic import moving_object
+
+DAVIS = Path(__file__).resolve().parents[1] / ".." / "shared" / "davis-train"
+
+
+def scores(tracker, frames, masks) -> list[float]:
+    tracker.add_prompt(Prompt(frame=0, mask=masks[0]))
+    out = []
+    for i, held in tracker.propagate(0):
+        pred, truth = held[1], masks[i]
+        out.append(1.0 if not pred.any() and not truth.any() else iou(pred, truth))
+    return out
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"occluder": True}, {"similar_colours": 0.5}],
+                         ids=["grow", "occluder", "similar-colours"])
+def test_without_models_it_tracks_like_the_classic_one(kwargs):
+    scene = moving_object(n=40, size=(320, 240), **kwargs)
+    assert np.mean(scores(GuidedTracker(scene), scene.frames, scene.masks)) >= 0.9
+
+
+class Oracle:
+    """A stand-in model: the truth for frames it knows (by content), plus a distractor."""
+
+    def __init__(self, frames, masks, distractor):
+        self.known = {f.tobytes(): m for f, m in zip(frames, masks, strict=True)}
+        self.distractor = distractor
+        self.calls = 0
+
+    def __call__(self, rgb):
+        self.calls += 1
+        mask = self.known.get(rgb.tobytes())
+        if mask is None:  # a crop: no opinion
+            return np.full(rgb.shape[:2], 0.5, np.float32)
+        return (mask | self.distractor).astype(np.float32)
+
+
+def occluded_clip():
+    """A moving object fully hidden (behind a grey wall) on frames 12..19, and a salient
+    distractor of other colours in a corner on every frame."""
+    scene = moving_object(n=36, size=(320, 240), seed=5)
+    frames = [f.copy() for f in scene.frames]
+    masks = [m.copy() for m in scene.masks]
+    rng = np.random.default_rng(1)
+    for i in range(12, 20):
+        frames[i][:] = rng.normal(128, 6, frames[i].shape).clip(0, 255).astype(np.uint8)
+        masks[i][:] = False
+    distractor = np.zeros_like(masks[0])
+    distractor[8:40, 8:48] = True
+    for f in frames:
+        f[distractor] = (20, 220, 40)
+    return frames, masks, distractor
+
+
+def test_refinds_the_object_after_a_full_occlusion():
+    frames, masks, distractor = occluded_clip()
+    salient = Oracle(frames, masks, distractor)
+    guided = scores(GuidedTracker(frames, salient=salient), frames, masks)
+    classic = scores(ClassicTracker(frames), frames, masks)
+    assert salient.calls > 0
+    assert min(guided[26:]) >= 0.8, np.round(guided, 2)  # found again, not the distractor
+    assert np.mean(guided[20:]) > np.mean(classic[20:]) + 0.2, (np.round(guided, 2), np.round(classic, 2))
+
+
+def test_a_person_prior_is_used_only_where_it_fits_the_keyframe():
+    scene = moving_object(n=12, size=(320, 240))
+    everywhere = GuidedTracker(scene, person=lambda rgb: np.ones(rgb.shape[:2], np.float32))
+    everywhere.add_prompt(Prompt(frame=0, mask=scene.masks[0]))
+    assert everywhere.kind(1) == ""
+    oracle = Oracle(scene.frames, scene.masks, np.zeros_like(scene.masks[0]))
+    tracker = GuidedTracker(scene, person=lambda rgb: oracle(rgb) if oracle.known.get(rgb.tobytes())
+                            is not None else _crop_truth(scene, rgb))
+    tracker.add_prompt(Prompt(frame=0, mask=scene.masks[0]))
+    assert tracker.kind(1) == "person"
+    assert np.mean([iou(m[1], scene.masks[i]) for i, m in tracker.propagate(0)]) >= 0.9
+
+
+def _crop_truth(scene, rgb):
+    """The true mask under a crop of one of ``scene``'s frames (found by template match)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    for frame, mask in zip(scene.frames, scene.masks, strict=True):
+        hit = cv2.matchTemplate(frame, rgb, cv2.TM_SQDIFF)
+        _, _, (x, y), _ = cv2.minMaxLoc(hit)
+        if np.array_equal(frame[y:y + h, x:x + w], rgb):
+            return mask[y:y + h, x:x + w].astype(np.float32)
+    return np.full((h, w), 0.5, np.float32)
+
+
+def test_memory_does_not_grow_with_the_shot():
+    import tracemalloc
+
+    frames, masks, distractor = occluded_clip()
+    salient = Oracle(frames, masks, distractor)
+
+    def held_after(n: int) -> int:
+        tracker = GuidedTracker(frames, salient=salient)
+        tracker.add_prompt(Prompt(frame=0, mask=masks[0]))
+        tracemalloc.start()
+        for _ in tracker.propagate(0, n):
+            pass
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        return held
+
+    short, long = held_after(6), held_after(36)
+    assert long - short < 5 * masks[0].nbytes, (short, long)
+
+
+@pytest.fixture(scope="module")
+def models():
+    from kinema.core.errors import KinemaError
+    from kinema.vision.oneclick import load_models
+
+    try:
+        return load_models(threads=2)
+    except KinemaError as exc:
+        pytest.skip(f"the bundled u2netp/mediapipe models are not usable here: {exc}")
+
+
+def _davis(name: str, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+    from kinema.media import open_video
+
+    if not (DAVIS / "videos" / f"{name}.mp4").is_file():
+        pytest.skip(f"{DAVIS} is not present")
+    with open_video(DAVIS / "videos" / f"{name}.mp4", prefetch=False) as reader:
+        frames = [reader[i] for i in range(n)]
+    z = np.load(DAVIS / "masks" / f"{name}.npz")
+    masks = np.unpackbits(z["masks"][:n], axis=-1, count=int(z["shape"][2])).astype(bool)
+    return frames, masks
+
+
+@pytest.mark.parametrize(("clip", "kind", "floor"), [("tennis", "person", 0.8), ("bus", "", 0.85)])
+def test_davis_floors_with_the_bundled_models(models, clip, kind, floor):
+    salient, person = models
+    frames, masks = _davis(clip, 20)
+    tracker = GuidedTracker(frames, person=person, salient=salient)
+    j = np.mean(scores(tracker, frames, masks)[1:])
+    assert tracker.kind(1) == kind
+    assert j >= floor, j
