@@ -43,6 +43,9 @@ class GuidedSettings:
 
     person_fit: float = 0.75 # IoU of the person model with the keyframe mask that makes it a person
     person_weight: float = 1.0  # exponent of the person probability in the posterior
+    salient_fit: float = 0.8  # IoU of the salient model with the keyframe mask that makes it a guide
+    salient_every: int = 0  # frames between salient passes over a salient object (0: never)
+    salient_weight: float = 1.0
     lost_fraction: float = 0.15  # mask area under this fraction of the keyframe's: lost, re-find
     lost_match: float = 0.4  # colour match under this fraction of the keyframe's: lost too
     refind_margin: float = 0.1  # how much better than the mask it has a found one must match
@@ -71,6 +74,7 @@ class GuidedTracker(ClassicTracker):
         self._key_area: dict[int, int] = {}
         self._lost_for: dict[int, int] = {}
         self._key_match: dict[int, float] = {}
+        self._evidence_count: dict[int, int] = {}
         cv2 = _cv2()
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -93,6 +97,13 @@ class GuidedTracker(ClassicTracker):
             fit = _iou(prob > 0.5, mask[y0:y1, x0:x1])
             if fit >= self.settings.person_fit:
                 self._kind[obj] = "person"
+        if not self._kind[obj] and self.salient is not None and self.settings.salient_every and mask.any():
+            frame = self.frames[prompt.frame]
+            y0, y1, x0, x1 = self._reach(mask)
+            prob = self.salient(np.ascontiguousarray(frame[y0:y1, x0:x1, :3]))
+            if _iou(prob > 0.5, mask[y0:y1, x0:x1]) >= self.settings.salient_fit:
+                self._kind[obj] = "salient"
+        self._evidence_count[obj] = 0
         return masks
 
     def kind(self, obj: int) -> str:
@@ -106,13 +117,21 @@ class GuidedTracker(ClassicTracker):
 
     def _evidence(self, obj: int, current: Frame, box: tuple[int, int, int, int],
                   expected: Mask) -> np.ndarray | None:
-        if self._kind.get(obj) != "person":
-            return None
+        kind = self._kind.get(obj)
         y0, y1, x0, x1 = box
-        return self.person(np.ascontiguousarray(current[y0:y1, x0:x1, :3]))
+        crop = np.ascontiguousarray(current[y0:y1, x0:x1, :3])
+        if kind == "person":
+            return self.person(crop)
+        if kind == "salient":
+            count = self._evidence_count.get(obj, 0) + 1
+            self._evidence_count[obj] = count
+            if count % self.settings.salient_every == 0:
+                return self.salient(crop)
+        return None
 
     def _evidence_weight(self, obj: int) -> float:
-        return self.settings.person_weight
+        person = self._kind.get(obj) == "person"
+        return self.settings.person_weight if person else self.settings.salient_weight
 
     def _step(self, obj: int, previous: Frame, current: Frame, mask: Mask,
               flows: tuple[np.ndarray, np.ndarray, float]) -> Mask:
