@@ -83,7 +83,7 @@ def test_an_installed_backend_is_offered_and_runs_end_to_end(fake_package: Path,
     wrong = kinema("track", str(clip), "--point", "20,20@0", "--backend", "nope", "-o", "x.npz",
                    site=fake_package)
     assert wrong.returncode != 0 and "unknown backend 'nope'" in wrong.stderr
-    assert "classic, sam2, fake" in wrong.stderr
+    assert "classic, sam2, guided, fake" in wrong.stderr
 
     out = tmp_path / "masks.npz"
     run = kinema("track", str(clip), "--point", "20,30@0", "--backend", "fake", "-o", str(out),

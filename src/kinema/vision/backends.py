@@ -69,7 +69,7 @@ def classic_tracker(frames: FrameSource, *, model: Any = None, **_options: Any) 
     return ClassicTracker(frames)
 
 
-GUIDED = "classic guided by the bundled models: a person prior, saliency to re-find a lost object"
+GUIDED = "classic guided by the bundled models"
 
 
 def guided_tracker(frames: FrameSource, *, model: Any = None, **_options: Any) -> VideoTracker:
@@ -125,8 +125,8 @@ register(Backend("segment", "sam2", SAM2, sam2_segmenter, extra="ml", model_task
 register(Backend("segment", "auto", AUTO, auto_segmenter))
 register(Backend("segment", "oneclick", ONECLICK, oneclick_segmenter, extra="bundled"))
 register(Backend("track", "classic", CLASSIC, classic_tracker))
-register(Backend("track", "guided", GUIDED, guided_tracker, extra="bundled"))
 register(Backend("track", "sam2", SAM2, sam2_tracker, extra="ml", model_task="segment-video"))
+register(Backend("track", "guided", GUIDED, guided_tracker, extra="bundled"))
 register(Backend("detect", "grounding-dino", "Grounding DINO: boxes for words", grounding_detector,
                  extra="ml", model_task="detect-text"))
 register(Backend("pose", "mediapipe", "MediaPipe BlazePose: people, 33 landmarks; bundled, CPU",
