@@ -218,12 +218,16 @@ class ClassicTracker(VideoTracker):
     moved boundary colour may overrule motion; ``anchor_weight`` how much of the colour model
     comes from the last keyframe rather than the previous frame (higher: less drift, slower
     to follow lighting changes); ``motion_trust`` (0..1) how strongly the moved mask holds
-    against colour inside the band (flow bleeds across boundaries, colour does not).
+    against colour inside the band (flow bleeds across boundaries, colour does not);
+    ``prior_sigma`` how far (pixels) the moved mask is blurred into a prior (default
+    ``band / 2``; smaller keeps thin parts motion carried).
     """
 
     def __init__(self, frames: FrameSource, *, work_width: int = 854, band: int = 14,
-                 anchor_weight: float = 0.8, motion_trust: float = 1.0) -> None:
+                 anchor_weight: float = 0.8, motion_trust: float = 1.0,
+                 prior_sigma: float | None = None) -> None:
         super().__init__(frames)
+        self.prior_sigma = prior_sigma
         self.motion_trust = motion_trust
         self.work_width = work_width
         self.band = band
@@ -365,7 +369,8 @@ class ClassicTracker(VideoTracker):
         band = cv2.dilate(edge, kernel, iterations=self.band).astype(bool) | hidden
         near = cv2.dilate((hard | hidden).astype(np.uint8), kernel, iterations=2 * self.band).astype(bool)
         band |= unreliable & near
-        prior = 0.5 + (cv2.GaussianBlur(warped, (0, 0), sigmaX=self.band / 2) - 0.5) * self.motion_trust
+        prior = 0.5 + (cv2.GaussianBlur(warped, (0, 0), sigmaX=self.prior_sigma or self.band / 2)
+                       - 0.5) * self.motion_trust
         prior = np.where(unreliable, 0.5 + (prior - 0.5) * 0.3, prior)  # lean on colour there
         prior = np.where(hidden, np.maximum(prior, 0.5), prior)  # colour decides hidden parts
         evidence = self._evidence(obj, current, (y0, y1, x0, x1), hard | hidden)
