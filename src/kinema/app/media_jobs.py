@@ -65,6 +65,7 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     from kinema.core.atomic import check_not_input
     from kinema.media import open_video
     from kinema.media.codecs import codec_for
+    from kinema.media.container import has_audio
     from kinema.media.writer import VideoWriter
 
     target = Path(dst)
@@ -72,7 +73,7 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     with open_video(src, prefetch=False, alpha=alpha) as reader:
         begin, end = frame_range(len(reader), start, stop, path=src)
         spec = codec_for(target, codec, alpha and reader.has_alpha)
-        audio = src if keep_audio and not spec.image_sequence and _has_audio(src) else None
+        audio = src if keep_audio and not spec.image_sequence and has_audio(src) else None
         # Stamped k / fps, a variable-rate source's frames would drift away from its sound.
         vfr = reader.is_vfr
         first = reader.timestamp(begin)
@@ -83,13 +84,3 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
             for k, frame in enumerate(reader.frames(begin, end)):
                 writer.write(frame, reader.timestamp(begin + k) - first if vfr else None)
                 yield Progress(k + 1, end - begin)
-
-
-def _has_audio(path: str | os.PathLike[str]) -> bool:
-    from kinema.media.container import open_input
-
-    container = open_input(path)
-    try:
-        return bool(container.streams.audio)
-    finally:
-        container.close()

@@ -22,16 +22,6 @@ IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".exr"
 WRITABLE_IMAGES = (".png", ".exr")
 
 
-def _has_audio(path: str | os.PathLike[str]) -> bool:
-    from kinema.media.container import open_input
-
-    container = open_input(path)
-    try:
-        return bool(container.streams.audio)
-    finally:
-        container.close()
-
-
 def output_rate(source: Fraction, factor: int | None, fps: Fraction | float | str | None) -> Fraction:
     """The output frame rate: ``source * factor`` or ``fps`` (exactly one of them)."""
     from kinema.core.timebase import to_fraction
@@ -61,6 +51,7 @@ def interpolate_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
     from kinema.core.atomic import check_not_input
     from kinema.media import open_video
     from kinema.media.codecs import codec_for
+    from kinema.media.container import has_audio
     from kinema.media.writer import VideoWriter
     from kinema.models import backends
 
@@ -72,7 +63,7 @@ def interpolate_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
         count = max(1, int(n * rate / reader.fps))
         model = interpolator or backends.create("interpolate", backend, device=device)
         spec = codec_for(target, codec, False)
-        audio = src if not spec.image_sequence and _has_audio(src) else None
+        audio = src if not spec.image_sequence and has_audio(src) else None
         pair: dict[int, Any] = {}
 
         def frame(i: int) -> Any:
@@ -135,12 +126,13 @@ def upscale_media(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, s
 
     from kinema.media import open_video
     from kinema.media.codecs import codec_for
+    from kinema.media.container import has_audio
     from kinema.media.writer import VideoWriter
 
     with open_video(src, prefetch=False) as reader:
         size = (reader.size[0] * scale, reader.size[1] * scale)
         spec = codec_for(target, codec, False)
-        audio = src if not spec.image_sequence and _has_audio(src) else None
+        audio = src if not spec.image_sequence and has_audio(src) else None
         net = upscaler or backends.create("upscale", model, scale)
         with VideoWriter(target, reader.fps, size, codec=spec.name, audio_from=audio,
                          audio_start=reader.start_time, overwrite=overwrite) as writer:

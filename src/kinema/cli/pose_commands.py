@@ -24,27 +24,14 @@ def pose(
     Uses MediaPipe BlazePose from the bundled models (kinema models fetch-bundled mediapipe)."""
     from kinema.app.pose_jobs import estimate_poses
     from kinema.cli.console import exit_on_error, out, show_progress
+    from kinema.cli.prompt_args import parse_range
 
     with exit_on_error():
-        start, stop = _frame_range(frames)
+        start, stop = parse_range(frames)
         result = show_progress(estimate_poses(video, output, start=start, stop=stop,
                                               backend=backend, overwrite=overwrite),
                                f"pose {video.name}")
     out.print(f"{result.frames} frames, up to {result.people} people: {result.output}")
-
-
-def _frame_range(text: str | None) -> tuple[int, int | None]:
-    from kinema.core.errors import InvalidArgumentError
-
-    if text is None:
-        return 0, None
-    a, sep, b = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return (int(a) if a else 0), (int(b) if b else None)
-    except ValueError:
-        raise InvalidArgumentError(f"not a frame range: {text!r} (use A:B, e.g. 0:100)") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -42,9 +42,10 @@ def render(
     --resume to continue where it stopped."""
     from kinema.app.render_job import render as run_render
     from kinema.cli.console import Terminated, exit_on_error, fail, out, show_progress
+    from kinema.cli.prompt_args import parse_range
 
     with exit_on_error():
-        start, stop = _frame_range(frames)
+        start, stop = parse_range(frames)
         try:
             show_progress(run_render(project, output, start=start, stop=stop, codec=codec,
                                      overwrite=overwrite, resume=resume), f"render {project.name}")
@@ -120,20 +121,6 @@ def recover(
     else:
         out.print(f"recovered the unsaved edits into {escape(str(project))} "
                   "(the previous save is project.json.bak)")
-
-
-def _frame_range(text: str | None) -> tuple[int, int | None]:
-    from kinema.core.errors import InvalidArgumentError
-
-    if text is None:
-        return 0, None
-    a, sep, b = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return (int(a) if a else 0), (int(b) if b else None)
-    except ValueError:
-        raise InvalidArgumentError(f"not a frame range: {text!r} (use A:B, e.g. 0:100)") from None
 
 
 def register(app: typer.Typer) -> None:

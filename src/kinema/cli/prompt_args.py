@@ -64,3 +64,16 @@ def parse_prompts(pairs: list[tuple[str, str]], default_frame: int | None) -> li
         else:
             raise InvalidArgumentError(f"unknown prompt option {option}")
     return prompts
+
+
+def parse_range(text: str | None) -> tuple[int, int | None]:
+    """``--range A:B`` as ``(A, B)``; either side may be left out (``None``: to the end)."""
+    if text is None:
+        return 0, None
+    a, sep, b = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return (int(a) if a else 0), (int(b) if b else None)
+    except ValueError:
+        raise InvalidArgumentError(f"not a frame range: {text!r} (use A:B, e.g. 0:100)") from None

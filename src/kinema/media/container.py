@@ -81,3 +81,12 @@ def video_stream(container: av.container.InputContainer, path: str | os.PathLike
 def _ffmpeg_reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(":")[0].strip() or type(exc).__name__
+
+
+def has_audio(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` has a sound stream."""
+    container = open_input(path)
+    try:
+        return bool(container.streams.audio)
+    finally:
+        container.close()

@@ -211,6 +211,14 @@ def split_by_cores(mask: Mask, prob: np.ndarray, frame: Frame, positives: list[P
     for k in cores:
         markers[labels == k] = k
     outside = n + 1
+    return _keep_clicked(frame, mask, markers, outside, positives)
+
+
+def _keep_clicked(frame: Frame, mask: Mask, markers: np.ndarray, outside: int,
+                  positives: list[Point]) -> Mask:
+    """The watershed regions of ``markers`` (seeds inside ``mask``) that the clicks fall in,
+    with the boundary pixels between kept and dropped regions; ``mask`` if none is clicked."""
+    cv2 = _cv2()
     markers = _watershed(frame, mask, markers, outside)
     chosen = {int(markers[int(y), int(x)]) for x, y in positives} - {-1, 0, outside}
     if not chosen:
@@ -249,15 +257,7 @@ def separate_people(mask: Mask, frame: Frame, people: list[np.ndarray],
     if seeded < 2:
         return mask
     outside = len(people) + 1
-    markers = _watershed(frame, mask, markers, outside)
-    chosen = {int(markers[int(y), int(x)]) for x, y in positives} - {-1, 0, outside}
-    if not chosen:
-        return mask
-    out = mask & np.isin(markers, list(chosen))
-    # the watershed's own boundary pixels (-1) between kept and dropped: keep them with the person
-    edge = mask & (markers == -1) & cv2.dilate(out.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    out = component_under(out | edge, positives)
-    return out if out.any() else mask
+    return _keep_clicked(frame, mask, markers, outside, positives)
 
 
 def refine(frame: Frame, prob: np.ndarray, mask: Mask, settings: Settings = Settings(),
