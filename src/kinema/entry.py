@@ -25,8 +25,8 @@ def edit(
         "--screenshot", help="Draw, run --do, save the whole window as PNG and exit.")] = None,
     do: Annotated[str | None, typer.Option(
         "--do", help='Editor commands separated by ";", e.g. "seek 10; click 320 240; propagate '
-                     'forward 10; export matte m.mov". Only "save" saves; "recover" or "discard" '
-                     'answer for unsaved edits a killed session left.')] = None,
+                     'forward 10; pose on; export matte m.mov". Only "save" saves; "recover" or '
+                     '"discard" answer for unsaved edits a killed session left.')] = None,
     backend: Annotated[str, typer.Option(
         "--backend", "-b", help=f"One of: {describe('track')}.")] = "classic",
     model: Annotated[str | None, typer.Option("--model", help="SAM 2 folder or model name.")] = None,

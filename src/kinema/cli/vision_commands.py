@@ -11,7 +11,8 @@ from typer.core import TyperCommand
 
 from kinema.models.backends import describe
 
-models_app = typer.Typer(help="Model weights: list, pull, locate, or build tiny test models.",
+models_app = typer.Typer(help="Model weights: list, pull, locate, fetch the bundled ones, or build "
+                              "tiny test models.",
                          no_args_is_help=True)
 
 PROMPT_OPTIONS = {"point": "--point", "neg": "--neg", "box": "--box", "text": "--text", "mask": "--mask",
