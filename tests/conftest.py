@@ -131,3 +131,30 @@ def kinema_warnings():
     yield handler.messages
     logger.removeHandler(handler)
     logger.setLevel(old)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SDXL pipeline folder (``kinema models tiny sdxl``)."""
+    pytest.importorskip("diffusers")
+    from kinema.models.tiny_sdxl import build_tiny_sdxl
+
+    return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "sdxl")
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SDXL ControlNet matching :func:`tiny_sdxl`."""
+    pytest.importorskip("diffusers")
+    from kinema.models.tiny_sdxl import build_tiny_controlnet
+
+    return build_tiny_controlnet(tmp_path_factory.mktemp("models") / "controlnet")
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LoRA ``.safetensors`` for :func:`tiny_sdxl`'s UNet."""
+    pytest.importorskip("peft")
+    from kinema.models.tiny_sdxl import build_tiny_lora
+
+    return build_tiny_lora(tmp_path_factory.mktemp("models") / "tiny_lora.safetensors")
