@@ -39,6 +39,16 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "lcm": ("LCMScheduler", {}),
 }
 TILE_ABOVE = 1024 * 1024
+# SDXL in half precision needs about 10 GiB with its ControlNets; below this much VRAM the
+# modules wait in CPU memory and visit the GPU in turn (diffusers' model CPU offload).
+OFFLOAD_BELOW = 12 * 2**30
+
+
+def small_gpu(device: Any) -> bool:
+    """Whether CUDA ``device`` has too little memory to hold SDXL whole (see OFFLOAD_BELOW)."""
+    import torch
+
+    return torch.cuda.get_device_properties(device).total_memory < OFFLOAD_BELOW
 
 
 @dataclass(frozen=True)
@@ -112,11 +122,12 @@ def _variant(folder: Path, sub: str) -> str | None:
 class ImageGenerator:
     """SDXL weights loaded once on one device, serving text-to-image, image-to-image and
     inpainting calls, each with any of its ControlNets and with its LoRAs mixed at their
-    weights."""
+    weights. ``offload`` keeps modules in CPU memory between uses on CUDA (``None``: when the
+    GPU has under 12 GiB)."""
 
     def __init__(self, folder: str | Path, *, controlnets: Mapping[str, str | Path] | None = None,
                  loras: Sequence[tuple[str | Path, float]] = (), card: Mapping[str, Any] | None = None,
-                 device: Any = None, dtype: Any = None, offload: bool = False) -> None:
+                 device: Any = None, dtype: Any = None, offload: bool | None = None) -> None:
         torch = require("torch", "ml", feature="image generation")
         diffusers = require("diffusers", "ml", feature="image generation")
         self.folder = Path(folder)
@@ -139,7 +150,7 @@ class ImageGenerator:
             name: diffusers.ControlNetModel.from_pretrained(Path(path), dtype=self.dtype,
                                                             variant=_variant(Path(path), ""))
             for name, path in (controlnets or {}).items()}
-        self.offload = offload and self.device.type == "cuda"
+        self.offload = self.device.type == "cuda" and (small_gpu(self.device) if offload is None else offload)
         if self.offload:
             self._base.enable_model_cpu_offload(device=self.device)
         else:
