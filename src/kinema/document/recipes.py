@@ -148,13 +148,19 @@ class _Diffusion(RecipeBase):
 
 
 class AssetRecipe(_Diffusion):
-    """A generated image of ``size`` cut out around ``subject`` (the prompt's subject when
-    none) by the ``cutout`` model (none: the image was kept uncut)."""
+    """A generated image of ``size`` cut out around ``subject`` (the words looked for: the
+    prompt's subject when none were given): ``detector`` (Grounding DINO) boxed it and the
+    ``cutout`` model made its matte (SAM 2 in that box, or a salient-object model alone), with
+    ``cutout_settings`` (thresholds, edge radius, margin). ``uncut``: the cut-out found nothing
+    and the whole image was kept, opaque; no ``cutout`` model: none ran."""
 
     operation: Literal["asset"] = "asset"
     size: tuple[int, int]
     subject: str | None = None
     cutout: ModelRef | None = None
+    detector: ModelRef | None = None
+    cutout_settings: dict[str, float] = Field(default_factory=dict)
+    uncut: bool = False
 
 
 class RestyleRecipe(_Diffusion):
