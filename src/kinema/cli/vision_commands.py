@@ -221,7 +221,7 @@ def path(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
 def tiny(
     name: Annotated[str, typer.Argument(
         help="Model name or family whose architecture to copy: sam2, grounding-dino, clip, sdxl, "
-             "controlnet (matching the tiny sdxl), or lora (a LoRA file for the tiny sdxl).")],
+             "controlnet (matching the tiny sdxl), depth, or lora (a LoRA file for the tiny sdxl).")],
     folder: Annotated[Path, typer.Argument(help="New folder (or .safetensors file, for lora) to write.")],
 ) -> None:
     """Write a tiny random-weight model of NAME's architecture (for offline smoke tests)."""

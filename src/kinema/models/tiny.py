@@ -16,13 +16,15 @@ from kinema.core.errors import InvalidArgumentError
 from kinema.models.registry import spec
 
 FAMILIES = {"sam2": "sam2-tiny", "grounding-dino": "grounding-dino-tiny", "clip": "clip-vit-b32",
-            "sdxl": "sdxl-base", "controlnet": "controlnet-canny-sdxl"}
+            "sdxl": "sdxl-base", "controlnet": "controlnet-canny-sdxl",
+            "depth": "depth-anything-v2-small"}
 # Each family's builder, ``module:function`` taking the new folder; imported when it is used.
 BUILDERS = {"sam2": "kinema.models.tiny_sam2:build_tiny_sam2",
             "grounding-dino": "kinema.models.tiny_grounding_dino:build_tiny_grounding_dino",
             "clip": "kinema.models.tiny_clip:build_tiny_clip",
             "sdxl": "kinema.models.tiny_sdxl:build_tiny_sdxl",
-            "controlnet-sdxl": "kinema.models.tiny_sdxl:build_tiny_controlnet"}
+            "controlnet-sdxl": "kinema.models.tiny_sdxl:build_tiny_controlnet",
+            "depth": "kinema.models.tiny_depth:build_tiny_depth"}
 # Not a registry model but a file: a LoRA for the tiny SDXL.
 LORA = "lora"
 
@@ -43,9 +45,9 @@ def builder(family: str) -> Callable[[Path], Path]:
 
 def build_tiny(name: str, out: str | os.PathLike[str]) -> Path:
     """Write a tiny random-weight model of registry model ``name``'s family (or of the family
-    ``name`` itself: ``sam2``, ``grounding-dino``, ``clip``, ``sdxl``, ``controlnet``) into the
-    new folder ``out``; ``lora`` writes a LoRA file for the tiny SDXL (``out`` a new
-    ``.safetensors`` file or folder)."""
+    ``name`` itself: ``sam2``, ``grounding-dino``, ``clip``, ``sdxl``, ``controlnet``,
+    ``depth``) into the new folder ``out``; ``lora`` writes a LoRA file for the tiny SDXL
+    (``out`` a new ``.safetensors`` file or folder)."""
     target = Path(out)
     if name == LORA:
         from kinema.models.tiny_sdxl import build_tiny_lora
