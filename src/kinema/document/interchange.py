@@ -1,11 +1,12 @@
 """The project timeline as an OpenTimelineIO timeline, and back.
 
 Layers become video tracks (bottom first, as in OTIO), audio tracks audio tracks, clips clips
-with external references to the footage, solids and adjustment layers generator references, and
-spaces between items gaps; so Resolve, Premiere, Nuke or any OTIO adapter sees the edit.
-What OTIO has no field for (layer transforms, masks, blend modes, ids, mask tracks, recipes)
-travels in ``metadata["kinema"]``, so a kinema round trip restores the document exactly. OTIO
-counts time in floats; the exact rates ride along as strings and win over the floats on import.
+with external references to the footage, solids, adjustment and style items generator
+references, and spaces between items gaps; so Resolve, Premiere, Nuke or any OTIO adapter sees
+the edit. What OTIO has no field for (layer transforms, masks, blend modes, ids, mask tracks,
+recipes) travels in ``metadata["kinema"]``, so a kinema round trip restores the document
+exactly. OTIO counts time in floats; the exact rates ride along as strings and win over the
+floats on import.
 Timelines from other tools (no kinema metadata) import as one layer per video track.
 """
 
@@ -28,6 +29,7 @@ from kinema.document.model import (
     MediaRef,
     Project,
     SolidItem,
+    StyleItem,
     Timeline,
     VideoLayer,
 )
@@ -39,11 +41,12 @@ if TYPE_CHECKING:
 KEY = "kinema"
 SOLID = "SolidColor"
 ADJUSTMENT = "kinema.Adjustment"
+STYLE = "kinema.Style"
 
 
 def to_otio(project: Project, *, generators: bool = True) -> otio.schema.Timeline:
     """The project's timeline in OTIO's model. Without ``generators`` (for formats whose
-    adapters cannot write them: EDL, FCP XML), solids and adjustment layers become gaps."""
+    adapters cannot write them: EDL, FCP XML), solids, adjustment and style items become gaps."""
     import opentimelineio as otio
 
     tl = project.timeline
@@ -123,10 +126,11 @@ def _clip(item: Item, frames: int, project: Project) -> otio.schema.Clip:
             available_range=whole)
         return otio.schema.Clip(name="Solid", media_reference=generator, source_range=whole,
                                 metadata={KEY: meta})
-    assert isinstance(item, AdjustmentItem)
-    generator = otio.schema.GeneratorReference(generator_kind=ADJUSTMENT, available_range=whole,
+    assert isinstance(item, (AdjustmentItem, StyleItem))
+    kind, name = (ADJUSTMENT, "Adjustment") if isinstance(item, AdjustmentItem) else (STYLE, "Style")
+    generator = otio.schema.GeneratorReference(generator_kind=kind, available_range=whole,
                                                parameters={"recipe_id": item.recipe_id})
-    return otio.schema.Clip(name="Adjustment", media_reference=generator, source_range=whole,
+    return otio.schema.Clip(name=name, media_reference=generator, source_range=whole,
                             metadata={KEY: meta})
 
 

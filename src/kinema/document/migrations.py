@@ -41,12 +41,18 @@ def _v3_to_v4(data: Data) -> Data:
     return {**data, "schema_version": 4}
 
 
+def _v4_to_v5(data: Data) -> Data:
+    """v5: layers may hold style items (``kind: "style"``: styled key frames), absent before."""
+    return {**data, "schema_version": 5}
+
+
 def _exact_rate(value: float | str) -> Fraction:
     """v1 wrote rates as floats: 29.97 means 30000/1001."""
     return snap_rate(to_fraction(value))
 
 
-MIGRATIONS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
+                                                 4: _v4_to_v5}
 """``MIGRATIONS[n]`` turns a version-``n`` document into version ``n + 1``."""
 
 

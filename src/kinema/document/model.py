@@ -15,10 +15,10 @@ from pydantic import Field
 
 from kinema.core.frames import BlendMode
 from kinema.document.base import DocumentModel
-from kinema.document.recipes import Recipe
+from kinema.document.recipes import Recipe, StyleKey
 from kinema.document.timing import Rational, TimeRange
 
-SchemaVersion = Literal[4]
+SchemaVersion = Literal[5]
 """The layout of project.json; it goes up with every change, with a step in ``migrations``."""
 SCHEMA_VERSION: int = get_args(SchemaVersion)[0]
 
@@ -138,7 +138,25 @@ class AdjustmentItem(DocumentModel):
     duration: int
 
 
-Item = Annotated[ClipItem | AssetItem | SolidItem | AdjustmentItem, Field(discriminator="kind")]
+class StyleItem(DocumentModel):
+    """An object's styled key frames, the inputs of a stylise layer: the PNGs in ``keys_path``
+    (also relative to the project folder, like media), one per source frame of mask track
+    ``track_id``'s footage in ``keys``, made by recipe ``recipe_id``. Propagating them through
+    the shot is the next step; until then a render passes the item by (the layer shows nothing)."""
+
+    kind: Literal["style"] = "style"
+    id: str
+    track_id: str
+    keys_path: str
+    keys_relative_path: str | None = None
+    keys: list[StyleKey] = Field(default_factory=list)
+    recipe_id: str | None = None
+    start: int = 0
+    duration: int
+
+
+Item = Annotated[ClipItem | AssetItem | SolidItem | AdjustmentItem | StyleItem,
+                 Field(discriminator="kind")]
 
 
 class VideoLayer(DocumentModel):

@@ -165,8 +165,9 @@ class AssetRecipe(_Diffusion):
 
 class RestyleRecipe(_Diffusion):
     """An object restyled inside mask track ``track_id`` (or a mask file among the inputs),
-    grown by ``margin`` pixels and feathered: key ``frames`` (the ``keys`` engine) or every
-    frame in windows of ``window`` with ``overlap`` (the video engines)."""
+    grown by ``margin`` pixels and feathered: key ``frames`` (the ``keys`` engine; ``grid`` x
+    ``grid`` keys per picture) or every frame in windows of ``window`` with ``overlap`` (the
+    video engines). ``annotators`` made the control images (pose, depth)."""
 
     operation: Literal["restyle"] = "restyle"
     engine: Literal["keys", "animatediff", "wan-vace"] = "keys"
@@ -176,6 +177,8 @@ class RestyleRecipe(_Diffusion):
     margin: int = 0
     feather: float = 0.0
     controls: list[ControlRef] = Field(default_factory=list)
+    annotators: list[ModelRef] = Field(default_factory=list)
+    grid: int = 1
     window: int | None = None
     overlap: int | None = None
 
