@@ -1,0 +1,567 @@
+"""Restyle an object on key frames of a video or a project: ``kinema restyle``.
+
+:func:`restyle` reads each key frame and the object's mask there (a project's mask track, or
+a ``kinema track -o masks.npz`` label map, whose non-zero labels are the object), grows the
+mask by the margin and feathers it, makes the control images the key asks for (canny at the
+model's scale, OpenPose skeletons from the bundled pose model on frames where it finds people,
+depth from Depth Anything where that model is present) and hands the keys, one at a time, to
+:func:`kinema.generate.restyle.restyle_keys`. Outside the grown and feathered matte every
+pixel of a key is the decoded source frame, bit for bit.
+
+Output: a folder with one PNG per key named by its source frame, ``{frame:05d}.png``
+(``00024.png`` is frame 24 of the footage), written atomically as a kinema folder output (see
+:func:`kinema.core.atomic.commit_frames`). The :class:`~kinema.document.recipes.RestyleRecipe`
+goes to ``KEYS.provenance.json`` beside the folder, the sidecar every kinema file operation
+writes (:mod:`kinema.app.operation_records`), so the folder holds nothing but the keys. With a
+project, the recipe is also stored there and the keys become the inputs of a stylise layer on
+top (a :class:`~kinema.document.model.StyleItem`); restyling into the same folder again
+updates that layer.
+
+The model loads once and keys stream: a key's frame is read when its turn comes and its PNG
+written as soon as it is made, so memory does not grow with the number of keys. The diffusion
+runs on a worker thread, so progress comes after every denoising step.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from itertools import count
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from kinema.core.errors import CancelledError, InvalidArgumentError, MediaOpenError, ModelNotFoundError
+from kinema.core.jobs import Progress, Steps
+from kinema.generate.control import CANNY_THRESHOLDS, ControlSpec, check_thresholds
+
+DEFAULT_MODEL = "sdxl-inpaint"
+KEY_NAME = "{frame:05d}.png"
+"""The name of a key's PNG in the output folder: its source frame, five digits."""
+
+
+@dataclass(frozen=True)
+class RestyleResult:
+    """What :func:`restyle` wrote: the keys folder, the key ``frames``, those that got the pose
+    condition (``posed``), the provenance record, and in a project the recipe and layer ids."""
+
+    output: Path
+    frames: tuple[int, ...]
+    posed: tuple[int, ...]
+    record: Path
+    recipe_id: str | None = None
+    layer_id: str | None = None
+
+
+class MaskSource(Protocol):
+    """An object's masks by source frame: ``read(i)`` is a ``bool (H, W)`` or ``None``."""
+
+    name: str
+    frames: int
+    size: tuple[int, int]
+
+    def read(self, i: int) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrackMasks:
+    """A project's mask track as a :class:`MaskSource`, named by the track's name."""
+
+    name: str
+    frames: int
+    size: tuple[int, int]
+    store: Any
+
+    def read(self, i: int) -> np.ndarray | None:
+        return self.store.read(i)
+
+    def close(self) -> None:
+        """Nothing to release: the track's chunks are read as needed."""
+
+
+class LabelFile:
+    """The label maps of a ``kinema track -o masks.npz`` file, read one frame at a time (the
+    file is never loaded whole; frames asked for in increasing order are read in one pass).
+    A frame's mask is where any object is (labels above 0)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        if not self.path.is_file():
+            raise MediaOpenError("mask file not found", path=self.path,
+                                 hint="give a label map from kinema track -o masks.npz")
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+            self._entry = self._zip.open("masks.npy")
+            version = np.lib.format.read_magic(self._entry)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _fortran, dtype = read_header(self._entry)
+        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+            raise InvalidArgumentError(f"is not a kinema label map ({exc})", path=self.path,
+                                       hint="give a file kinema track -o masks.npz wrote") from None
+        if len(shape) != 3 or dtype != np.uint8:
+            raise InvalidArgumentError(f"holds {dtype} {shape} masks, not uint8 (frames, H, W)",
+                                       path=self.path)
+        self.frames, height, width = shape
+        self.size = (width, height)
+        self._start = self._entry.tell()
+
+    def read(self, i: int) -> np.ndarray:
+        width, height = self.size
+        self._entry.seek(self._start + i * width * height)
+        data = self._entry.read(width * height)
+        return np.frombuffer(data, np.uint8).reshape(height, width) > 0
+
+    def close(self) -> None:
+        self._entry.close()
+        self._zip.close()
+
+
+def pose_control(estimator: Any, frame: np.ndarray) -> np.ndarray | None:
+    """The OpenPose control image of everyone the pose model finds in ``frame``, or ``None``
+    when it finds no one (that frame gets no pose condition)."""
+    from kinema.vision.pose import draw_openpose
+
+    people = [kp for kp in (p.openpose() for p in estimator.people(frame)) if (kp[:, 2] > 0).any()]
+    return draw_openpose(people, (frame.shape[1], frame.shape[0])) if people else None
+
+
+def restyle(source: str | os.PathLike[str], output: str | os.PathLike[str], *, prompt: str,
+            frames: Sequence[int], track: str | None = None, mask: str | os.PathLike[str] | None = None,
+            negative: str = "", controls: Sequence[ControlSpec] = (),
+            loras: Sequence[tuple[str | os.PathLike[str], float]] = (), seed: int = 0,
+            strength: float = 0.7, steps: int | None = None, guidance: float | None = None,
+            scheduler: str | None = None, margin: int = 8, feather: float = 4.0, grid: bool = False,
+            model: str | os.PathLike[str] | None = None,
+            controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
+            depth_model: str | os.PathLike[str] | None = None,
+            canny: tuple[int, int] = CANNY_THRESHOLDS, device: Any = None, dtype: Any = None,
+            overwrite: bool = False,
+            on_key: Callable[[int, np.ndarray], None] | None = None) -> Steps[RestyleResult]:
+    """Restyle the object on key ``frames`` of ``source`` (a video with ``mask``, or a project
+    with ``track``: a mask track's id or name) and write one PNG per key into ``output``.
+
+    Everything is checked before the model loads: the output may be written and is not an
+    input, the masks exist and are not empty on any key, every key is inside the footage, the
+    models and LoRA files are here. ``on_key(frame, image)`` sees each finished key (a
+    preview). Progress counts denoising steps; its messages say which keys had no people for
+    the pose condition.
+    """
+    from kinema.app import operation_records as records
+    from kinema.core import atomic
+    from kinema.media import open_video
+
+    target = atomic.output_path(output)
+    atomic.check_can_write(target, overwrite, folder=True)
+    is_project = _is_project(source)
+    project = source if is_project else None
+    atomic.check_not_input(target, [source, mask])
+    records.check_project(project)
+    settings = _settings(prompt, negative, seed, strength, steps, guidance, scheduler)
+    check_thresholds(*canny)
+    masks, footage, track_id = _open_masks(source, is_project, track, mask)
+    keys = sorted(set(frames))
+    try:
+        with open_video(footage, prefetch=False) as reader:
+            boxes = _check_keys(keys, masks, reader, margin, feather)
+            models = _Models.resolve(model, controls, controlnets, depth_model, loras)
+            generator = models.load(device, dtype)
+            annotators = models.annotators(device)
+            window = _window(generator, boxes, reader.size, grid)
+            posed: list[int] = []
+            stream = _keys(keys, reader, masks, controls, annotators, canny, margin, feather, posed)
+            written = yield from _write_keys(generator, stream, window, settings, target, overwrite,
+                                             len(keys), on_key)
+    finally:
+        masks.close()
+    sources = [records.Source.of(footage)] + ([records.Source.of(mask)] if mask is not None else [])
+    recipe = models.recipe(generator, settings, keys, track_id, margin, feather, controls, canny,
+                           window.grid, sources, name=target.name)
+    record = records.write_record(target, recipe, sources)
+    if project is None or track_id is None:
+        return RestyleResult(target, tuple(keys), tuple(posed), record)
+    recipe_id = records.store_recipe(project, recipe, sources)
+    layer_id = _style_layer(project, track_id, recipe_id, target, written)
+    return RestyleResult(target, tuple(keys), tuple(posed), record, recipe_id, layer_id)
+
+
+def _is_project(source: str | os.PathLike[str]) -> bool:
+    from kinema.document.store import DOCUMENT, SUFFIX
+
+    path = Path(source)
+    return path.suffix == SUFFIX or (path / DOCUMENT).is_file()
+
+
+def _open_masks(source: str | os.PathLike[str], is_project: bool, track: str | None,
+                mask: str | os.PathLike[str] | None) -> tuple[MaskSource, Path, str | None]:
+    """The object's masks, the footage they belong to, and the mask track's id (a project)."""
+    if is_project:
+        if track is None or mask is not None:
+            raise InvalidArgumentError("a project takes --track OBJ (its mask track), not --mask")
+        return _project_track(source, track)
+    if mask is None or track is not None:
+        raise InvalidArgumentError("a video takes --mask MASKS.npz (from kinema track -o); "
+                                   "--track names a project's mask track")
+    return LabelFile(mask), Path(source), None
+
+
+def _project_track(source: str | os.PathLike[str], name: str) -> tuple[MaskSource, Path, str]:
+    from kinema.app.evaluate import media_paths
+    from kinema.document import store
+    from kinema.document.masktrack import MaskTrackStore
+
+    folder = store.project_path(source)
+    project = store.load(folder)
+    ref = project.mask_tracks.get(name) or next(
+        (t for t in project.mask_tracks.values() if t.name == name), None)
+    if ref is None:
+        known = ", ".join(f"{t.id} ({t.name})" for t in project.mask_tracks.values()) or "none yet"
+        raise InvalidArgumentError(f"no mask track {name!r}", path=folder,
+                                   hint=f"tracks in this project: {known}")
+    paths, missing = media_paths(project, folder)
+    if ref.media_id in missing:
+        raise MediaOpenError(f"footage of track {ref.name!r} is missing: "
+                             f"{project.media[ref.media_id].path}", path=folder,
+                             hint="relink it (kinema relink) or put the file back")
+    masks = MaskTrackStore(folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
+    return TrackMasks(ref.name, ref.frames, (ref.width, ref.height), masks), paths[ref.media_id], ref.id
+
+
+def _check_keys(keys: list[int], masks: MaskSource, reader: Any, margin: int,
+                feather: float) -> list[tuple[int, int, int, int]]:
+    """Every key inside the footage and the masks, the object on each; their mattes' boxes."""
+    from kinema.core.frames import check_index
+    from kinema.generate.restyle import matte_box
+
+    if not keys:
+        raise InvalidArgumentError("no key frames given", hint="give --frames, e.g. 0,24,47")
+    if masks.size != reader.size:
+        raise InvalidArgumentError(f"the masks are {masks.size[0]}x{masks.size[1]} but the footage "
+                                   f"is {reader.size[0]}x{reader.size[1]}", path=masks.name)
+    for frame in keys:
+        check_index(frame, min(len(reader), masks.frames), path=masks.name)
+    boxes, empty = [], []
+    for frame in keys:
+        box = matte_box(_mattes(masks.read(frame), masks.size, margin, feather)[1])
+        if box is None:
+            empty.append(frame)
+        else:
+            boxes.append(box)
+    if empty:
+        which = "every key frame" if len(empty) == len(keys) else "key frames " + ", ".join(map(str, empty))
+        raise InvalidArgumentError(f"the mask of {masks.name} is empty on {which}",
+                                   hint="track the object on those frames, or choose frames where it is")
+    return boxes
+
+
+def _mattes(mask: np.ndarray | None, size: tuple[int, int], margin: int,
+            feather: float) -> tuple[np.ndarray, np.ndarray]:
+    """The region the model repaints (the mask grown by ``margin``) and the matte the key is
+    composited through (that region feathered)."""
+    from kinema.render.mattes import matte_from_mask
+
+    if mask is None:
+        mask = np.zeros(size[::-1], bool)
+    region = matte_from_mask(mask, grow=margin) > 0.5
+    return region, matte_from_mask(region, feather=feather)
+
+
+@dataclass
+class _Models:
+    """The weights a restyle runs, resolved before any work: the SDXL folder and its card, a
+    ControlNet per condition, the depth model when asked for, the LoRA files."""
+
+    name: str | os.PathLike[str]
+    folder: Path
+    card: dict | None
+    nets: dict[str, tuple[str | os.PathLike[str] | None, Path]]
+    depth: tuple[str | os.PathLike[str] | None, Path] | None
+    pose: bool
+    loras: list[tuple[Path, float]]
+
+    @classmethod
+    def resolve(cls, model: str | os.PathLike[str] | None, controls: Sequence[ControlSpec],
+                controlnets: Mapping[str, str | os.PathLike[str]] | None,
+                depth_model: str | os.PathLike[str] | None,
+                loras: Sequence[tuple[str | os.PathLike[str], float]]) -> _Models:
+        from kinema.models.registry import MODELS, resolve
+
+        name = model if model is not None else DEFAULT_MODEL
+        folder = resolve(name, task="text-to-image")
+        card = MODELS[str(name)].card if str(name) in MODELS else None
+        given = dict(controlnets or {})
+        unused = sorted(set(given) - {c.kind for c in controls})
+        if unused:
+            raise InvalidArgumentError(f"--controlnet {', '.join(unused)} is given but not asked for",
+                                       hint="add it to --control, e.g. --control canny=0.6")
+        nets = {c.kind: (given.get(c.kind), resolve(given.get(c.kind), task=f"control-{c.kind}"))
+                for c in controls}
+        kinds = {c.kind for c in controls}
+        depth = (depth_model, resolve(depth_model, task="depth")) if "depth" in kinds else None
+        if "pose" in kinds:
+            from kinema.app.pose_jobs import check_pose_models
+
+            check_pose_models()
+        for path, _weight in loras:
+            if not Path(path).is_file():
+                raise ModelNotFoundError("LoRA file not found", path=path,
+                                         hint="give a .safetensors file (kinema lora train writes one)")
+        return cls(name, folder, card, nets, depth, "pose" in kinds,
+                   [(Path(p), float(w)) for p, w in loras])
+
+    def load(self, device: Any, dtype: Any) -> Any:
+        from kinema.generate.sdxl import ImageGenerator
+
+        return ImageGenerator(self.folder, controlnets={k: f for k, (_n, f) in self.nets.items()},
+                              loras=self.loras, card=self.card, device=device, dtype=dtype)
+
+    def annotators(self, device: Any) -> dict[str, Any]:
+        """The models that make control images from frames: ``pose``, ``depth``."""
+        found: dict[str, Any] = {}
+        if self.pose:
+            from kinema.app.pose_jobs import DEFAULT_BACKEND
+            from kinema.models import backends
+
+            found["pose"] = backends.create("pose", DEFAULT_BACKEND)
+        if self.depth is not None:
+            from kinema.vision.depth import DepthEstimator
+
+            found["depth"] = DepthEstimator(self.depth[1], device=device)
+        return found
+
+    def recipe(self, generator: Any, settings: Any, keys: list[int], track_id: str | None,
+               margin: int, feather: float, controls: Sequence[ControlSpec],
+               canny: tuple[int, int], grid: int, sources: list[Any], *, name: str) -> Any:
+        """The :class:`~kinema.document.recipes.RestyleRecipe` of this run."""
+        from kinema.app.operation_records import placement_of
+        from kinema.app.pose_jobs import DEFAULT_BACKEND, pose_models
+        from kinema.core.hashing import file_sha256
+        from kinema.document.recipes import ControlRef, LoraRef, ModelRef, RestyleRecipe
+        from kinema.generate.sdxl import Request
+        from kinema.models.registry import identity
+
+        def ref(model: str | os.PathLike[str] | None, task: str) -> dict[str, Any]:
+            found = identity(model, task=task)
+            return {"model_id": found.model_id, "revision": found.revision,
+                    "weights_sha256": found.weights_sha256}
+
+        sampled = Request(settings.prompt, steps=settings.steps, guidance=settings.guidance,
+                          scheduler=settings.scheduler).settled(generator.card)
+        annotators = []
+        if self.pose:
+            made = pose_models(DEFAULT_BACKEND)
+            annotators += [m for m in (made.get("model"), made.get("detector")) if m is not None]
+        if self.depth is not None:
+            annotators.append(ModelRef(**ref(self.depth[0], "depth")))
+        return RestyleRecipe(
+            id=f"restyle-{name}", model=ModelRef(**ref(self.name, "text-to-image")),
+            **placement_of(generator), seed=settings.seed, inputs=[s.as_input() for s in sources],
+            prompt=settings.prompt, negative=settings.negative, steps=sampled.steps,
+            guidance=sampled.guidance, scheduler=sampled.scheduler,
+            loras=[LoraRef(model_id=str(p.resolve()), weights_sha256=file_sha256(p), weight=w)
+                   for p, w in self.loras],
+            track_id=track_id, frames=keys, strength=settings.strength, margin=margin,
+            feather=feather, grid=grid, annotators=annotators,
+            controls=[ControlRef(**ref(self.nets[c.kind][0], f"control-{c.kind}"), kind=c.kind,
+                                 weight=c.weight, start=c.start, end=c.end,
+                                 thresholds=canny if c.kind == "canny" else None)
+                      for c in controls])
+
+
+def _window(generator: Any, boxes: list[tuple[int, int, int, int]], size: tuple[int, int],
+            grid: bool) -> Any:
+    from kinema.generate.restyle import plan_window
+
+    width, height = generator.card.size
+    return plan_window(boxes, size, area=width * height, grid=2 if grid else 1)
+
+
+def _settings(prompt: str, negative: str, seed: int, strength: float, steps: int | None,
+              guidance: float | None, scheduler: str | None) -> Any:
+    from kinema.generate.restyle import Settings
+
+    if not prompt.strip():
+        raise InvalidArgumentError("the prompt is empty", hint="say what the object becomes: --prompt ...")
+    if not 0 < strength <= 1:
+        raise InvalidArgumentError(f"--strength must be in (0, 1], got {strength}")
+    return Settings(prompt, negative, seed, strength, steps, guidance, scheduler)
+
+
+def _keys(keys: list[int], reader: Any, masks: MaskSource, controls: Sequence[ControlSpec],
+          annotators: dict[str, Any], canny: tuple[int, int], margin: int, feather: float,
+          posed: list[int]) -> Iterator[tuple[Any, str | None]]:
+    """Each key frame with its mattes and control images, read when its turn comes, and a note
+    for the user (a frame where the pose model finds no one)."""
+    from kinema.generate.control import canny_image, depth_image
+    from kinema.generate.restyle import Key, KeyControl
+
+    for frame in keys:
+        image = reader[frame]
+        region, alpha = _mattes(masks.read(frame), masks.size, margin, feather)
+        made: list[KeyControl] = []
+        note = None
+        for c in controls:
+            if c.kind == "canny":
+                picture: Any = partial(canny_image, low=canny[0], high=canny[1])
+            elif c.kind == "depth":
+                picture = depth_image(annotators["depth"].depth(image))
+            else:
+                picture = pose_control(annotators["pose"], image)
+                if picture is None:
+                    note = f"key {frame}: no people found, no pose condition"
+                    continue
+                posed.append(frame)
+            made.append(KeyControl(c.kind, picture, c.weight, c.start, c.end))
+        yield Key(frame, image, region, alpha, tuple(made)), note
+
+
+def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window: Any, settings: Any,
+                target: Path, overwrite: bool, total_keys: int,
+                on_key: Callable[[int, np.ndarray], None] | None) -> Steps[dict[int, str]]:
+    """Restyle the keys on a worker thread, writing each PNG into a temporary folder as it
+    comes, then commit the folder; returns each key's sha256 by frame."""
+    import hashlib
+
+    from kinema.core import atomic
+    from kinema.generate.restyle import restyle_keys
+    from kinema.media.image import encode_png
+
+    calls = -(-total_keys // window.cells)
+    temp = atomic.temp_path_for(target)
+
+    def work(emit: Callable[[str, Any], None]) -> None:
+        def keys() -> Iterator[Any]:
+            for key, note in stream:
+                if note is not None:
+                    emit("note", note)
+                yield key
+
+        for done in restyle_keys(generator, keys(), window, settings,
+                                 on_step=lambda i, n: emit("step", (i, n))):
+            emit("key", done)
+
+    written: dict[int, str] = {}
+    done = total = 0
+    try:
+        with atomic.naming_errors(target):
+            temp.mkdir()
+        for kind, value in _on_worker(work):
+            if kind == "note":
+                yield Progress(done, total, "steps", message=value)
+            elif kind == "step":
+                step, steps = value
+                done, total = len(written) // window.cells * steps + step, calls * steps
+                yield Progress(done, total, "steps")
+            else:
+                data = encode_png(value.image)
+                with atomic.naming_errors(target):
+                    (temp / KEY_NAME.format(frame=value.frame)).write_bytes(data)
+                written[value.frame] = hashlib.sha256(data).hexdigest()
+                if on_key is not None:
+                    on_key(value.frame, value.image)
+        with atomic.naming_errors(target):
+            atomic.commit_frames(temp, target, overwrite)
+    except BaseException:
+        atomic.discard(temp)
+        raise
+    return written
+
+
+def _on_worker(work: Callable[[Callable[[str, Any], None]], None]) -> Iterator[tuple[str, Any]]:
+    """The events ``work(emit)`` emits on a worker thread, as they come. Closing this iterator
+    (a cancel, an error here) stops the work at its next event."""
+    events: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                events.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def emit(kind: str, value: Any) -> None:
+        if not put(kind, value):
+            raise CancelledError("cancelled")
+
+    def run() -> None:
+        try:
+            work(emit)
+            put("done", None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put("error", exc)
+
+    thread = threading.Thread(target=run, daemon=True, name="kinema-restyle")
+    thread.start()
+    try:
+        while (event := events.get())[0] != "done":
+            if event[0] == "error":
+                raise event[1]
+            yield event
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _style_layer(project: str | os.PathLike[str], track_id: str, recipe_id: str, target: Path,
+                 keys: dict[int, str]) -> str:
+    """Put the keys in ``project`` as a stylise layer's inputs: a new layer on top holding a
+    :class:`~kinema.document.model.StyleItem`, or the layer already holding this folder's keys
+    updated. Returns the layer's id."""
+    from kinema.document import store
+    from kinema.document.edits import Edit, add_layer
+    from kinema.document.model import Project, StyleItem, VideoLayer
+    from kinema.document.recipes import StyleKey
+
+    folder = store.project_path(project)
+    with store.ProjectFile(folder) as pf:
+        p = pf.project
+        start, duration = _placement(p, p.mask_tracks[track_id].media_id)
+        existing = next(((layer, item) for layer in p.timeline.video_layers for item in layer.items
+                         if isinstance(item, StyleItem) and Path(item.keys_path) == target), None)
+        item_ids = {item.id for layer in p.timeline.video_layers for item in layer.items}
+        item = StyleItem(
+            id=existing[1].id if existing else next(f"s{k}" for k in count(1) if f"s{k}" not in item_ids),
+            track_id=track_id, keys_path=str(target),
+            keys_relative_path=os.path.relpath(target, folder.resolve()),
+            keys=[StyleKey(frame=f, sha256=h) for f, h in sorted(keys.items())],
+            recipe_id=recipe_id, start=start, duration=duration)
+        if existing is not None:
+            layer_id = existing[0].id
+
+            def replace(doc: Project) -> None:
+                for layer in doc.timeline.video_layers:
+                    layer.items = [item if i.id == item.id else i for i in layer.items]
+
+            pf.history.do(Edit("Update style keys", replace))
+        else:
+            layer_ids = {layer.id for layer in p.timeline.video_layers}
+            layer_id = next(f"l{k}" for k in count(1) if f"l{k}" not in layer_ids)
+            name = f"{p.mask_tracks[track_id].name} style"
+            pf.history.do(add_layer(VideoLayer(id=layer_id, name=name, items=[item])))
+        pf.save()
+    return layer_id
+
+
+def _placement(project: Any, media_id: str) -> tuple[int, int]:
+    """Where a style of ``media_id``'s object sits on the timeline: over the first clip of that
+    media, else over the whole timeline."""
+    from kinema.document.model import ClipItem
+
+    rate = project.timeline.rate
+    for layer in project.timeline.video_layers:
+        for item in layer.items:
+            if isinstance(item, ClipItem) and item.media_id == media_id:
+                return item.start, int(item.source_range.duration.seconds * rate)
+    return 0, project.timeline.duration
