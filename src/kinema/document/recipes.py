@@ -204,6 +204,9 @@ class InterpolateRecipe(RecipeBase):
     backend: str
     factor: int | None = None
     rate: Rational | None = None
+    cut_guard: bool = False
+    """Whether in-betweens across a hard cut repeated a source frame instead (kinema writes it
+    always; recipes from before the guard had none, hence the default)."""
 
 
 class UpscaleRecipe(RecipeBase):
@@ -212,6 +215,20 @@ class UpscaleRecipe(RecipeBase):
     operation: Literal["upscale"] = "upscale"
     backend: str
     scale: int
+
+
+class PoseRecipe(RecipeBase):
+    """Body keypoints of every person through frames ``[start, end)`` by ``backend``: ``model``
+    the landmark model, ``detector`` the person detector, a detection every ``detect_every``
+    frames, landmarks smoothed (One Euro) with ``smooth``."""
+
+    operation: Literal["pose"] = "pose"
+    backend: str
+    detector: ModelRef | None = None
+    start: int
+    end: int
+    detect_every: int
+    smooth: bool
 
 
 class T2VRecipe(_Diffusion):
@@ -292,6 +309,6 @@ def upgrade(data: object) -> object:
 
 Recipe = Annotated[
     TrackRecipe | SegmentRecipe | AssetRecipe | RestyleRecipe | PropagateRecipe
-    | InterpolateRecipe | UpscaleRecipe | T2VRecipe | MusicRecipe | ForeignRecipe,
+    | InterpolateRecipe | UpscaleRecipe | PoseRecipe | T2VRecipe | MusicRecipe | ForeignRecipe,
     Field(discriminator="operation"), BeforeValidator(upgrade)]
 """Any recipe, told apart by ``operation``; older ones are upgraded as they are read."""
