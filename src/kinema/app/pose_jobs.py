@@ -4,7 +4,8 @@
 ``pose`` backend (MediaPipe BlazePose by default, from the bundled models) and writes either
 one JSON file in OpenPose's keypoint format (``people[].pose_keypoints_2d``: x, y, confidence
 triples of the 18 COCO body keypoints, per frame) or a folder of OpenPose control images
-(``00000.png`` named by source frame) for ControlNet. It yields progress after each frame.
+(``00000.png`` named by source frame) for ControlNet. It yields progress after each frame,
+and records its recipe beside the output (``OUT.provenance.json``) and in a project if given.
 
 For the editor's pose overlay, :class:`FramePoses` answers single frames in any order,
 :func:`skeleton` gives the OpenPose drawing as shapes to draw over the footage, and
@@ -48,15 +49,20 @@ def output_kind(output: str | os.PathLike[str]) -> str:
 
 def estimate_poses(video: str | os.PathLike[str], output: str | os.PathLike[str], *,
                    start: int = 0, stop: int | None = None, backend: str = DEFAULT_BACKEND,
-                   overwrite: bool = False, detect_every: int = 10,
-                   smooth: bool = True) -> Steps[PoseResult]:
+                   overwrite: bool = False, detect_every: int = 10, smooth: bool = True,
+                   project: str | os.PathLike[str] | None = None) -> Steps[PoseResult]:
     """Track the people in frames ``[start, stop)`` of ``video`` and write ``output``.
 
     Everything is checked before the first frame: the output's kind, that it may be written
-    and is not the input, the video and range, and the model (a missing bundled model is an
-    error naming ``kinema models fetch-bundled mediapipe``).
+    and is not the input, the video and range, the project, and the model (a missing bundled
+    model is an error naming ``kinema models fetch-bundled mediapipe``). The
+    :class:`~kinema.document.recipes.PoseRecipe` goes to ``OUT.provenance.json`` beside the
+    output (beside the folder of control images) and, with ``project``, into its recipes
+    (see :mod:`kinema.app.operation_records`).
     """
+    from kinema.app import operation_records as records
     from kinema.core import atomic
+    from kinema.document.recipes import PoseRecipe
     from kinema.media import open_video
     from kinema.models import backends
     from kinema.vision.pose import PoseTracker
@@ -64,10 +70,13 @@ def estimate_poses(video: str | os.PathLike[str], output: str | os.PathLike[str]
     target = Path(output)
     kind = output_kind(target)
     atomic.check_can_write(target, overwrite, folder=kind == "images")
-    atomic.check_not_input(target, [video])
+    atomic.check_not_input(target, [video, project])
+    records.check_project(project)
     with open_video(video, prefetch=False) as reader:
         begin, end = frame_range(len(reader), start, stop, path=video)
         estimator = backends.create("pose", backend)
+        models = pose_models(backend)
+        sources = [records.Source.of(video)]
         tracker = PoseTracker(estimator, fps=float(reader.fps), detect_every=detect_every,
                               smooth=smooth)
         frames = reader.frames(begin, end)
@@ -75,7 +84,30 @@ def estimate_poses(video: str | os.PathLike[str], output: str | os.PathLike[str]
             result = yield from _json(video, target, reader, frames, tracker, begin, end, overwrite)
         else:
             result = yield from _images(target, reader, frames, tracker, begin, end, overwrite)
+    recipe = PoseRecipe(id=f"pose-{target.name}", backend=backend, start=begin, end=end,
+                        detect_every=detect_every, smooth=smooth, **models,
+                        inputs=[s.as_input() for s in sources])
+    records.write_record(target, recipe, sources)
+    if project is not None:
+        records.store_recipe(project, recipe, sources)
     return result
+
+
+BUNDLED_POSE = {"mediapipe": ("mediapipe", "pose_landmark_full.tflite", "pose_detection.tflite")}
+"""The bundled files each built-in pose backend loads: bundle, landmark model, detector."""
+
+
+def pose_models(backend: str) -> dict[str, Any]:
+    """What a pose recipe names for ``backend``: its landmark ``model`` and ``detector`` (the
+    bundled files, each checked) and ``device`` (LiteRT runs on the CPU); nothing for a
+    backend kinema does not ship."""
+    from kinema.app.operation_records import bundled_model
+
+    if backend not in BUNDLED_POSE:
+        return {}
+    bundle, landmarks, detector = BUNDLED_POSE[backend]
+    return {"model": bundled_model(bundle, landmarks), "detector": bundled_model(bundle, detector),
+            "device": "cpu"}
 
 
 def _json(video: str | os.PathLike[str], target: Path, reader: Any, frames: Any, tracker: Any,
@@ -155,11 +187,12 @@ def check_pose_models(backend: str = DEFAULT_BACKEND) -> None:
     """Raise a :class:`~kinema.core.errors.ModelNotFoundError` naming ``kinema models
     fetch-bundled mediapipe`` when the bundled pose models are missing or damaged (quick: each
     file is hashed once per process); other backends are checked when made."""
-    if backend == "mediapipe":
+    if backend in BUNDLED_POSE:
         from kinema.models.bundled import model_file
 
-        for member in ("pose_detection.tflite", "pose_landmark_full.tflite"):
-            model_file("mediapipe", member)
+        bundle, *members = BUNDLED_POSE[backend]
+        for member in members:
+            model_file(bundle, member)
 
 
 class FramePoses:

@@ -16,12 +16,15 @@ def pose(
     frames: Annotated[str | None, typer.Option(
         "--range", help="Frames A:B (B excluded); either side may be left out.")] = None,
     backend: Annotated[str, typer.Option("--backend", help="The pose backend.")] = "mediapipe",
+    project: Annotated[Path | None, typer.Option(
+        "--project", "-p", help="Also store the recipe in this project.")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", "-y", help="Replace an output that exists.")] = False,
 ) -> None:
     """Body pose of every person through a clip, tracked, in the OpenPose 18-keypoint layout.
 
-    Uses MediaPipe BlazePose from the bundled models (kinema models fetch-bundled mediapipe)."""
+    Uses MediaPipe BlazePose from the bundled models (kinema models fetch-bundled mediapipe).
+    OUT.provenance.json beside the output holds the recipe."""
     from kinema.app.pose_jobs import estimate_poses
     from kinema.cli.console import exit_on_error, out, show_progress
     from kinema.cli.prompt_args import parse_range
@@ -29,7 +32,8 @@ def pose(
     with exit_on_error():
         start, stop = parse_range(frames)
         result = show_progress(estimate_poses(video, output, start=start, stop=stop,
-                                              backend=backend, overwrite=overwrite),
+                                              backend=backend, overwrite=overwrite,
+                                              project=project),
                                f"pose {video.name}")
     out.print(f"{result.frames} frames, up to {result.people} people: {result.output}")
 

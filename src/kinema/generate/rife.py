@@ -163,6 +163,8 @@ class Rife:
 
     ``weights`` is a ``flownet.pkl`` path, a state dict, or ``None`` for the bundled file.
     ``scale`` is the flow resolution: 1 for footage up to about 1080p, 0.5 for 4K.
+    ``bundled`` is ``(bundle, member)`` when the weights are the bundled file, ``path`` the
+    weights file (``None`` for a state dict): what a recipe names.
     """
 
     def __init__(self, weights: str | Path | dict[str, Any] | None = None, *, device: Any = None,
@@ -177,6 +179,7 @@ class Rife:
         self.dtype = dtype if self.device.type != "cpu" else torch.float32
         self.scale = scale
         self.path = None
+        self.bundled = (BUNDLE, WEIGHTS) if weights is None else None
         if weights is None or not isinstance(weights, dict):
             self.path = weights if weights is not None else _bundled_weights()
             state = _load_state(self.path)

@@ -171,6 +171,9 @@ class RealEsrgan:
         self.name = MODELS[model].format(scale=self.native)
         param, weights = self._files(folder)
         self.files = (param, weights)
+        self.path = weights  # what a recipe names: the weights file, the bundled member
+        self.bundled = (BUNDLE, f"{self.name}.bin") if folder is None else None
+        self.device = "cpu"  # ncnn with Vulkan off
         self.net = NcnnNet(param, weights, threads=threads)
         self.tile, self.overlap = tile, overlap
 
