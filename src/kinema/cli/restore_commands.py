@@ -10,29 +10,43 @@ import typer
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace the output if it exists.")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="The output file.", show_default=False)]
+Project = Annotated[Path | None, typer.Option(
+    "--project", "-p", help="Also store the recipe in this project; a video output joins its media.")]
+Device = Annotated[str | None, typer.Option("--device", help="cuda, mps or cpu (default: the best here).")]
 
 
 def interpolate(
     video: Annotated[Path, typer.Argument(help="The video.", show_default=False)],
     output: Output,
     factor: Annotated[int | None, typer.Option(
-        "--factor", help="Multiply the frame rate (2, 4, ...).")] = None,
+        "--factor", help="Multiply the frame rate (2, 4, ...); a variable-rate source gets N x "
+        "its average rate.")] = None,
     fps: Annotated[str | None, typer.Option(
         "--fps", help="The new frame rate, e.g. 60 or 60000/1001.")] = None,
     backend: Annotated[str, typer.Option(
         "--backend", help="rife (optical flow) or blend (cross-fade).")] = "rife",
+    cut_guard: Annotated[bool, typer.Option(
+        "--cut-guard/--no-cut-guard",
+        help="Repeat a frame instead of blending two shots across a hard cut.")] = True,
+    device: Device = None,
     codec: Annotated[str | None, typer.Option(
         "--codec", help="Output codec (default from the extension).")] = None,
+    project: Project = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Make in-between frames (RIFE v3.9): a higher frame rate or slow motion; the sound is kept."""
+    """Make in-between frames (RIFE v3.9): a higher frame rate or slow motion; the sound is kept.
+
+    In-betweens follow the source's real frame times (variable frame rates included); across
+    a hard cut a frame is repeated. OUT.provenance.json beside the output holds the recipe."""
     from kinema.app.restore_jobs import interpolate_video
     from kinema.cli.console import exit_on_error, out, show_progress
 
     with exit_on_error():
-        rate = show_progress(interpolate_video(video, output, factor=factor, fps=fps, backend=backend,
-                                               codec=codec, overwrite=overwrite), f"interpolate {video.name}")
-    out.print(f"wrote {output} at {rate} fps")
+        result = show_progress(interpolate_video(video, output, factor=factor, fps=fps,
+                                                 backend=backend, codec=codec, overwrite=overwrite,
+                                                 device=device, cut_guard=cut_guard,
+                                                 project=project), f"interpolate {video.name}")
+    out.print(f"wrote {output} at {result.rate} fps")
 
 
 def upscale(
@@ -43,15 +57,19 @@ def upscale(
         "--model",
         help="x4plus (photographs), animevideov3 (animation, fast) or lanczos (no model).")] = "x4plus",
     codec: Annotated[str | None, typer.Option("--codec", help="Output codec for a video.")] = None,
+    project: Project = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Upscale an image or a video with Real-ESRGAN (tiled, CPU) or Lanczos."""
+    """Upscale an image or a video with Real-ESRGAN (tiled, CPU) or Lanczos.
+
+    OUT.provenance.json beside the output holds the recipe."""
     from kinema.app.restore_jobs import upscale_media
     from kinema.cli.console import exit_on_error, out, show_progress
 
     with exit_on_error():
         size = show_progress(upscale_media(source, output, scale=scale, model=model, codec=codec,
-                                           overwrite=overwrite), f"upscale {source.name}")
+                                           overwrite=overwrite, project=project),
+                             f"upscale {source.name}")
     out.print(f"wrote {output} ({size[0]}x{size[1]})")
 
 
