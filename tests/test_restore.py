@@ -99,7 +99,8 @@ def test_interpolate_command_doubles_the_rate_and_keeps_sound(tmp_path: Path) ->
     with VideoWriter(src, 12, (160, 96), audio_samples=tone, audio_rate=48000) as w:
         for k in range(12):
             w.write(scene(10 + 8 * k))
-    assert run(interpolate_video(src, dst, factor=2, interpolator=Blend())) == 24
+    result = run(interpolate_video(src, dst, factor=2, interpolator=Blend(), backend="blend"))
+    assert result.rate == 24 and result.frames == 24 and not result.vfr
     info = probe(dst)
     assert info.video.frames == 24 and info.video.fps == "24"
     assert info.audio and abs(info.audio[0].duration - 1.0) < 0.05
@@ -244,3 +245,23 @@ def test_speech_command_json_and_no_sound(tmp_path: Path) -> None:
     picture = write_image(tmp_path / "p.png", np.zeros((8, 8, 3), np.uint8))
     result = CliRunner().invoke(app, ["speech", str(picture)])
     assert result.exit_code == 1 and "has no sound" in result.output
+
+
+def test_upscale_keeps_a_variable_rate_source_s_frame_times(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from kinema.app.restore_jobs import upscale_media
+    from kinema.core.jobs import run
+    from kinema.media import open_video
+    from kinema.media.synth import decode_index, pattern_frame
+    from kinema.media.writer import VideoWriter
+
+    times = [Fraction(ms, 1000) for ms in (0, 33, 73, 123, 190, 290, 307, 390)]
+    src = tmp_path / "vfr.mkv"
+    with VideoWriter(src, 30, (160, 96), time_base=Fraction(1, 1000)) as writer:
+        for i, t in enumerate(times):
+            writer.write(pattern_frame(i, 160, 96), t)
+    assert run(upscale_media(src, tmp_path / "big.mkv", scale=2, model="lanczos")) == (320, 192)
+    with open_video(tmp_path / "big.mkv") as out:
+        assert out.is_vfr and [out.timestamp(i) for i in range(len(out))] == times
+        assert [decode_index(out[i]) for i in range(len(out))] == list(range(len(times)))
