@@ -24,6 +24,7 @@ def pose(
     """Body pose of every person through a clip, tracked, in the OpenPose 18-keypoint layout.
 
     Uses MediaPipe BlazePose from the bundled models (kinema models fetch-bundled mediapipe).
+
     OUT.provenance.json beside the output holds the recipe."""
     from kinema.app.pose_jobs import estimate_poses
     from kinema.cli.console import exit_on_error, out, show_progress

@@ -36,8 +36,9 @@ def interpolate(
 ) -> None:
     """Make in-between frames (RIFE v3.9): a higher frame rate or slow motion; the sound is kept.
 
-    In-betweens follow the source's real frame times (variable frame rates included); across
-    a hard cut a frame is repeated. OUT.provenance.json beside the output holds the recipe."""
+    In-betweens follow the real frame times (variable rates too); across a hard cut a frame repeats.
+
+    OUT.provenance.json beside the output holds the recipe."""
     from kinema.app.restore_jobs import interpolate_video
     from kinema.cli.console import exit_on_error, out, show_progress
 
