@@ -42,6 +42,9 @@ from kinema.core.jobs import Progress, Steps
 from kinema.generate.control import CANNY_THRESHOLDS, ControlSpec, check_thresholds
 
 DEFAULT_MODEL = "sdxl-inpaint"
+READ_CACHE_BYTES = 32 * 2**20
+"""The footage reader's own frame cache: each key is read once, in order, so the process-wide
+cache (1 GiB) would only keep the frames decoded on the way to them."""
 KEY_NAME = "{frame:05d}.png"
 """The name of a key's PNG in the output folder: its source frame, five digits."""
 
@@ -171,7 +174,7 @@ def restyle(source: str | os.PathLike[str], output: str | os.PathLike[str], *, p
     masks, footage, track_id = _open_masks(source, is_project, track, mask)
     keys = sorted(set(frames))
     try:
-        with open_video(footage, prefetch=False) as reader:
+        with open_video(footage, prefetch=False, cache_bytes=READ_CACHE_BYTES) as reader:
             boxes = _check_keys(keys, masks, reader, margin, feather)
             models = _Models.resolve(model, controls, controlnets, depth_model, loras)
             generator = models.load(device, dtype)
