@@ -7,12 +7,15 @@ from typing import Annotated
 import typer
 
 from kinema.cli import (
+    asset_commands,
     export_commands,
     find_commands,
+    lora_commands,
     media_commands,
     pose_commands,
     project_commands,
     restore_commands,
+    restyle_commands,
     vision_commands,
 )
 
@@ -31,6 +34,9 @@ vision_commands.register(app)
 find_commands.register(app)
 pose_commands.register(app)
 restore_commands.register(app)
+asset_commands.register(app)
+restyle_commands.register(app)
+lora_commands.register(app)
 
 
 def _version(value: bool) -> None:
