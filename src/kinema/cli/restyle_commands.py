@@ -98,12 +98,13 @@ def restyle(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", "-y", help="Replace the keys kinema wrote in the folder before.")] = False,
 ) -> None:
-    """Restyle an object on key frames: inpaint inside its matte with ControlNet conditions;
-    every pixel outside the grown and feathered matte stays the source's.
+    """Restyle an object on key frames, inside its matte; every pixel outside it stays the source's.
 
-    The pose condition joins on frames where the bundled pose model finds people. Keys share
-    the seed and initial noise. KEYS.provenance.json beside the folder holds the recipe; in a
-    project the keys also become a style layer's inputs."""
+    The pose condition joins only on frames where people are found. Keys share seed and noise.
+
+    KEYS.provenance.json beside the folder holds the recipe.
+
+    In a project the keys also become the inputs of a style layer."""
     from kinema.app.restyle_jobs import restyle as run_restyle
     from kinema.cli.console import exit_on_error, out, show_progress
     from kinema.generate.control import parse_controls
