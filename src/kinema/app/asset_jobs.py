@@ -31,6 +31,8 @@ from kinema.document.recipes import AssetRecipe, LoraRef, ModelRef
 from kinema.vision.cutout import Cutout, Cutter, Settings
 
 if TYPE_CHECKING:
+    from kinema.document.edits import Edit
+    from kinema.document.model import Project
     from kinema.generate.sdxl import ImageGenerator, Request
 
 log = logging.getLogger(__name__)
@@ -53,13 +55,16 @@ class Spot:
 
 @dataclass(frozen=True)
 class Asset:
-    """What :func:`make_asset` wrote: the PNG (``size`` W, H), its provenance record, whether
-    the cut-out found the object, and the layer it became in the project (if one was given)."""
+    """What :func:`make_asset` wrote: the PNG (``size`` W, H; its object's ``centre`` in it),
+    its provenance record and recipe, whether the cut-out found the object, and the layer it
+    became in the project (if one was given)."""
 
     output: Path
     record: Path
     size: tuple[int, int]
+    centre: tuple[float, float]
     found: bool
+    recipe: AssetRecipe
     layer: str | None = None
 
 
@@ -245,9 +250,10 @@ def make_asset(request: Request, out: str | os.PathLike[str], *, subject: str | 
     if not cut.found:
         log.warning(f"the cut-out found no {words!r} in the picture: kept it whole and opaque "
                     "(try --object with other words)")
+    size = (cut.rgba.shape[1], cut.rgba.shape[0])
     record, layer = _write(target, cut, recipe, overwrite, project, spot)
     yield Progress(total, total, "steps")
-    return Asset(target, record, (cut.rgba.shape[1], cut.rgba.shape[0]), cut.found, layer)
+    return Asset(target, record, size, cut.centre, cut.found, recipe, layer)
 
 
 def _write(target: Path, cut: Cutout, recipe: AssetRecipe, overwrite: bool,
@@ -262,7 +268,10 @@ def _write(target: Path, cut: Cutout, recipe: AssetRecipe, overwrite: bool,
     record = records.record_path(target)
     try:
         records.write_record(target, recipe, [])
-        layer = _place(project, target, recipe, cut, spot) if project is not None and spot else None
+        layer = None
+        if project is not None and spot is not None:
+            size = (cut.rgba.shape[1], cut.rgba.shape[0])
+            layer = _place(project, Asset(target, record, size, cut.centre, cut.found, recipe), spot)
     except BaseException:
         target.unlink(missing_ok=True)
         record.unlink(missing_ok=True)
@@ -270,53 +279,60 @@ def _write(target: Path, cut: Cutout, recipe: AssetRecipe, overwrite: bool,
     return record, layer
 
 
-def _place(project: str | os.PathLike[str], png: Path, recipe: AssetRecipe, cut: Cutout,
-           spot: Spot) -> str:
-    """``png`` into ``project``'s media pool (its facts renewed where the pool has it), a new
-    top layer showing it still from ``spot.frame`` on with its object's centre at the spot,
-    and ``recipe`` as ``asset-<media id>``, in one save; returns the layer's id."""
-    from kinema.app.project_jobs import media_facts
-    from kinema.document import edits, store
-    from kinema.document.model import Animated, AssetItem, MediaRef, Transform, VideoLayer
+def _place(project: str | os.PathLike[str], asset: Asset, spot: Spot) -> str:
+    """``asset`` placed at ``spot`` in ``project`` (:func:`placement`), in one save; returns
+    the new layer's id."""
+    from kinema.document import store
 
     folder = store.project_path(project)
-    path = png.resolve()
-    facts = media_facts(path)
-    relative = os.path.relpath(path, folder.resolve())
     with store.ProjectFile(folder) as pf:
-        p = pf.project
-        known = next((m.id for m in p.media.values() if Path(m.path).resolve() == path), None)
-        if known is not None:
-            media_id = known
-            pf.history.do(edits.relink_media(media_id, str(path), relative, **facts))
-        else:
-            media_id = _free(p.media, "m")
-            pf.history.do(edits.add_media(MediaRef(id=media_id, path=str(path), relative_path=relative,
-                                                   **facts)))  # type: ignore[arg-type]
-        tl = p.timeline
-        height, width = cut.rgba.shape[:2]
-        # The layer's centre lands on canvas centre + position; the object's centre is off
-        # the PNG's centre by (centre - size / 2), scaled with the layer.
-        dx = spot.x - spot.scale * (cut.centre[0] - width / 2) - tl.width / 2
-        dy = spot.y - spot.scale * (cut.centre[1] - height / 2) - tl.height / 2
-        items = {i.id for layer in tl.video_layers for i in layer.items}
-        layer_id = _free({layer.id for layer in tl.video_layers}, "l")
-        layer = VideoLayer(
-            id=layer_id, name=f"asset {recipe.subject}",
-            transform=Transform(position=Animated(value=(dx, dy)),
-                                scale=Animated(value=(spot.scale, spot.scale))),
-            items=[AssetItem(id=_free(items, "x"), media_id=media_id, still=True, start=spot.frame,
-                             duration=tl.duration - spot.frame)])
-        pf.history.do(edits.add_layer(layer))
-        recipe_id = f"asset-{media_id}"
-        stored = recipe.model_copy(update={"id": recipe_id})
-
-        def apply(doc: Any) -> None:
-            doc.recipes[recipe_id] = stored  # an asset made again replaces its recipe
-
-        pf.history.do(edits.Edit("Record asset", apply))
+        edit, layer_id = placement(pf.project, folder, asset, spot)
+        pf.history.do(edit)
         pf.save()
     return layer_id
+
+
+def placement(project: Project, folder: Path, asset: Asset, spot: Spot) -> tuple[Edit, str]:
+    """One undoable edit of ``project`` (in ``folder``) that puts ``asset`` in its media pool
+    (its facts renewed where the pool has it), on a new top layer as a still from
+    ``spot.frame`` on with its object's centre at the spot, and its recipe in as
+    ``asset-<media id>``; and the id that layer will have."""
+    from kinema.app.project_jobs import media_facts
+    from kinema.document import edits
+    from kinema.document.model import Animated, AssetItem, MediaRef, Transform, VideoLayer
+
+    path = asset.output.resolve()
+    facts = media_facts(path)
+    relative = os.path.relpath(path, Path(folder).resolve())
+    known = next((m.id for m in project.media.values() if Path(m.path).resolve() == path), None)
+    media_id = known or _free(project.media, "m")
+    tl = project.timeline
+    width, height = asset.size
+    # The layer's centre lands on canvas centre + position; the object's centre is off
+    # the PNG's centre by (centre - size / 2), scaled with the layer.
+    dx = spot.x - spot.scale * (asset.centre[0] - width / 2) - tl.width / 2
+    dy = spot.y - spot.scale * (asset.centre[1] - height / 2) - tl.height / 2
+    items = {i.id for layer in tl.video_layers for i in layer.items}
+    layer_id = _free({layer.id for layer in tl.video_layers}, "l")
+    layer = VideoLayer(
+        id=layer_id, name=f"asset {asset.recipe.subject}",
+        transform=Transform(position=Animated(value=(dx, dy)),
+                            scale=Animated(value=(spot.scale, spot.scale))),
+        items=[AssetItem(id=_free(items, "x"), media_id=media_id, still=True, start=spot.frame,
+                         duration=tl.duration - spot.frame)])
+    recipe_id = f"asset-{media_id}"
+    stored = asset.recipe.model_copy(update={"id": recipe_id})
+    steps = [edits.relink_media(media_id, str(path), relative, **facts) if known else
+             edits.add_media(MediaRef(id=media_id, path=str(path), relative_path=relative,
+                                      **facts)),  # type: ignore[arg-type]
+             edits.add_layer(layer)]
+
+    def apply(doc: Project) -> None:
+        for step in steps:
+            step.apply(doc)
+        doc.recipes[recipe_id] = stored  # an asset made again replaces its recipe
+
+    return edits.Edit(f"Place asset {asset.recipe.subject}", apply), layer_id
 
 
 def _free(taken: Collection[str], prefix: str) -> str:
