@@ -13,8 +13,10 @@ from kinema.document.recipes import (
     InputRef,
     InterpolateRecipe,
     LoraRef,
+    LoraTrainRecipe,
     ModelRef,
     MusicRecipe,
+    PoseRecipe,
     PromptRecord,
     PropagateRecipe,
     RestyleRecipe,
@@ -45,6 +47,12 @@ def one_of_each() -> list[recipes.RecipeBase]:
                         start=0, end=48, guides={"colour": 1.0, "temporal": 0.5}, inputs=[frame]),
         InterpolateRecipe(id="slow", backend="flow", rate=Fraction(60000, 1001), inputs=[frame]),
         UpscaleRecipe(id="big", backend="lanczos", scale=2),
+        PoseRecipe(id="pose-1", backend="mediapipe", start=0, end=48, detect_every=5, smooth=True,
+                   model=ModelRef(model_id="bundled:mediapipe/pose_landmark_full.tflite"),
+                   detector=ModelRef(model_id="bundled:mediapipe/pose_detection.tflite")),
+        LoraTrainRecipe(id="face", token="sks person", prompt="a photo of sks person", steps=500,
+                        rank=4, lr=1e-4, batch=1, resolution=1024, model=SDXL, seed=0,
+                        inputs=[InputRef(id="a.jpg", sha256="dd")]),
         T2VRecipe(id="clip", prompt="a lighthouse at dusk", size=(832, 480), frames=81,
                   rate=Fraction(16), **SAMPLING),
         MusicRecipe(id="score", prompt="calm piano", duration=Fraction(15, 2),
@@ -59,7 +67,8 @@ def test_every_operation_round_trips_as_its_own_type(tmp_path: Path):
     back = store.load(store.create(tmp_path / "p", project)).recipes
     assert back == made and [type(r) for r in back.values()] == [type(r) for r in made.values()]
     assert {r.operation for r in back.values()} == {
-        "segment", "asset", "restyle", "propagate", "interpolate", "upscale", "t2v", "music"}
+        "segment", "asset", "restyle", "propagate", "interpolate", "upscale", "pose", "lora-train",
+        "t2v", "music"}
     assert back["slow"].model_dump(mode="json")["rate"] == "60000/1001"
     # provenance names every model an operation ran
     assert [m.model_id for m in back["lava"].models()] == [

@@ -15,13 +15,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kinema.core.errors import InvalidArgumentError, KinemaError, OutputExistsError
 from kinema.core.jobs import Steps
-from kinema.document.recipes import ModelRef, RecipeBase
+from kinema.document.recipes import LoraTrainRecipe, ModelRef
 from kinema.generate.lora_train import LoraSettings, Trained
 
 if TYPE_CHECKING:
@@ -29,23 +29,6 @@ if TYPE_CHECKING:
 
 PICTURE_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TASK = "text-to-image"
-
-
-class LoraTrainRecipe(RecipeBase):
-    """A LoRA trained on the pictures among the inputs: the token and prompts, prior
-    preservation (class prompt, pictures, loss weight), and the optimisation settings."""
-
-    operation: Literal["lora-train"] = "lora-train"
-    token: str
-    prompt: str
-    class_prompt: str | None = None
-    class_images: int | None = None
-    prior_weight: float | None = None
-    steps: int
-    rank: int
-    lr: float
-    batch: int
-    resolution: int
 
 
 @dataclass(frozen=True)

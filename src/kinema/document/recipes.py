@@ -231,6 +231,23 @@ class PoseRecipe(RecipeBase):
     smooth: bool
 
 
+class LoraTrainRecipe(RecipeBase):
+    """A LoRA trained on the pictures among the inputs: the token and prompts, prior
+    preservation (class prompt, pictures, loss weight), and the optimisation settings."""
+
+    operation: Literal["lora-train"] = "lora-train"
+    token: str
+    prompt: str
+    class_prompt: str | None = None
+    class_images: int | None = None
+    prior_weight: float | None = None
+    steps: int
+    rank: int
+    lr: float
+    batch: int
+    resolution: int
+
+
 class T2VRecipe(_Diffusion):
     """A clip of ``frames`` frames of ``size`` at ``rate`` generated from words."""
 
@@ -309,6 +326,7 @@ def upgrade(data: object) -> object:
 
 Recipe = Annotated[
     TrackRecipe | SegmentRecipe | AssetRecipe | RestyleRecipe | PropagateRecipe
-    | InterpolateRecipe | UpscaleRecipe | PoseRecipe | T2VRecipe | MusicRecipe | ForeignRecipe,
+    | InterpolateRecipe | UpscaleRecipe | PoseRecipe | LoraTrainRecipe | T2VRecipe | MusicRecipe
+    | ForeignRecipe,
     Field(discriminator="operation"), BeforeValidator(upgrade)]
 """Any recipe, told apart by ``operation``; older ones are upgraded as they are read."""
