@@ -15,6 +15,7 @@ cv2 = pytest.importorskip("cv2")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from kinema.app.provenance import read_provenance, used_recipes  # noqa: E402
 from kinema.cli.main import app  # noqa: E402
 from kinema.core.errors import InvalidArgumentError, KinemaError  # noqa: E402
 from kinema.document.recipes import AssetRecipe  # noqa: E402
@@ -234,8 +235,12 @@ def test_project_layer_renders_the_object_at_the_point(tiny_sdxl: Path, salient,
     assert project.media[item.media_id].path == str(out.resolve())
     stored = project.recipes[f"asset-{item.media_id}"]
     assert isinstance(stored, AssetRecipe) and stored.subject == "blue disc" and not stored.uncut
+    assert project.media[item.media_id].recipe_id == stored.id
+    # a render's provenance names the recipe of the asset it shows
+    assert stored in used_recipes(project)
     for _ in render(folder, tmp_path / "frames"):
         pass
+    assert "asset" in {op["operation"] for op in read_provenance(tmp_path / "frames")["operations"]}
     frames = sorted((tmp_path / "frames").glob("frame_*.png"))
 
     def blue(frame: int, x: int, y: int) -> int:

@@ -205,6 +205,15 @@ def test_project_stores_the_recipes_and_the_new_clips(clip, tmp_path: Path) -> N
     project = store.load(folder)
     assert project.media["m3"].width == 320
     assert project.recipes["upscale-m3"].inputs == [InputRef(id="m2", sha256=file_sha256(fast))]
+    # a clip of the upscaled file on the timeline: a render's provenance names its recipe
+    from kinema.app.provenance import used_recipes
+    from kinema.document.model import ClipItem
+
+    assert project.media["m3"].recipe_id == "upscale-m3" and used_recipes(project) == []
+    clip_item = project.timeline.video_layers[0].items[0]
+    assert isinstance(clip_item, ClipItem)
+    clip_item.media_id = "m3"
+    assert used_recipes(project) == [project.recipes["upscale-m3"]]
 
 
 def test_pose_recipe_in_a_project(dog, clip, tmp_path: Path) -> None:

@@ -297,15 +297,11 @@ def placement(project: Project, folder: Path, asset: Asset, spot: Spot) -> tuple
     (its facts renewed where the pool has it), on a new top layer as a still from
     ``spot.frame`` on with its object's centre at the spot, and its recipe in as
     ``asset-<media id>``; and the id that layer will have."""
-    from kinema.app.project_jobs import media_facts
+    from kinema.app.operation_records import pool_ref
     from kinema.document import edits
-    from kinema.document.model import Animated, AssetItem, MediaRef, Transform, VideoLayer
+    from kinema.document.model import Animated, AssetItem, Transform, VideoLayer
 
-    path = asset.output.resolve()
-    facts = media_facts(path)
-    relative = os.path.relpath(path, Path(folder).resolve())
-    known = next((m.id for m in project.media.values() if Path(m.path).resolve() == path), None)
-    media_id = known or _free(project.media, "m")
+    ref = pool_ref(project, Path(folder), asset.output)
     tl = project.timeline
     width, height = asset.size
     # The layer's centre lands on canvas centre + position; the object's centre is off
@@ -318,19 +314,14 @@ def placement(project: Project, folder: Path, asset: Asset, spot: Spot) -> tuple
         id=layer_id, name=f"asset {asset.recipe.subject}",
         transform=Transform(position=Animated(value=(dx, dy)),
                             scale=Animated(value=(spot.scale, spot.scale))),
-        items=[AssetItem(id=_free(items, "x"), media_id=media_id, still=True, start=spot.frame,
+        items=[AssetItem(id=_free(items, "x"), media_id=ref.id, still=True, start=spot.frame,
                          duration=tl.duration - spot.frame)])
-    recipe_id = f"asset-{media_id}"
-    stored = asset.recipe.model_copy(update={"id": recipe_id})
-    steps = [edits.relink_media(media_id, str(path), relative, **facts) if known else
-             edits.add_media(MediaRef(id=media_id, path=str(path), relative_path=relative,
-                                      **facts)),  # type: ignore[arg-type]
+    steps = [edits.record_media(ref, asset.recipe.model_copy(update={"id": f"asset-{ref.id}"})),
              edits.add_layer(layer)]
 
     def apply(doc: Project) -> None:
         for step in steps:
             step.apply(doc)
-        doc.recipes[recipe_id] = stored  # an asset made again replaces its recipe
 
     return edits.Edit(f"Place asset {asset.recipe.subject}", apply), layer_id
 

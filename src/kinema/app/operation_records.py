@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kinema.document.recipes import InputRef, ModelRef, RecipeBase
+
+if TYPE_CHECKING:
+    from kinema.document.model import MediaRef, Project
 
 
 @dataclass(frozen=True)
@@ -120,45 +123,41 @@ def check_project(project: str | os.PathLike[str] | None) -> None:
         check_writable(project)
 
 
+def pool_ref(project: Project, folder: Path, path: Path) -> MediaRef:
+    """File ``path`` as an entry of ``project``'s media pool (the project in ``folder``): the
+    id it has there already, else the first free ``mK``; its facts as they are now."""
+    from kinema.app.project_jobs import media_facts
+    from kinema.document.model import MediaRef
+
+    path = Path(os.path.abspath(path))
+    known = next((m.id for m in project.media.values() if Path(m.path).resolve() == path.resolve()), None)
+    media_id = known or next(f"m{k}" for k in count(1) if f"m{k}" not in project.media)
+    return MediaRef(id=media_id, path=str(path), relative_path=os.path.relpath(path, folder.resolve()),
+                    **media_facts(path))  # type: ignore[arg-type]
+
+
 def store_recipe(project: str | os.PathLike[str], recipe: RecipeBase, sources: list[Source], *,
                  media: str | os.PathLike[str] | None = None) -> str:
     """Store ``recipe`` among ``project``'s recipes, its inputs named by media id where the
     project has the file; ``media`` (a video output) joins the media pool, or has its facts
     renewed when the pool has it already. Returns the recipe's id."""
     from kinema.document import store
-    from kinema.document.edits import Edit, add_media, relink_media
-    from kinema.document.model import MediaRef
+    from kinema.document.edits import add_recipe, record_media
 
     folder = store.project_path(project)
-    facts = None
-    if media is not None:
-        from kinema.app.project_jobs import media_facts
-
-        media = Path(os.path.abspath(media))
-        facts = media_facts(media)
     with store.ProjectFile(folder) as pf:
         pool = {Path(m.path).resolve(): m for m in pf.project.media.values()}
         inputs = [InputRef(id=pool[s.path.resolve()].id, sha256=s.sha256)
                   if s.path.resolve() in pool else s.as_input() for s in sources]
-        if media is not None and facts is not None:
-            relative = os.path.relpath(media, folder.resolve())
-            known = pool.get(media.resolve())
-            if known is not None:
-                media_id = known.id
-                pf.history.do(relink_media(media_id, str(media), relative, **facts))
-            else:
-                media_id = next(f"m{k}" for k in count(1) if f"m{k}" not in pf.project.media)
-                pf.history.do(add_media(MediaRef(id=media_id, path=str(media),
-                                                 relative_path=relative, **facts)))  # type: ignore[arg-type]
-            recipe_id = f"{recipe.operation}-{media_id}"
-        else:
-            recipe_id = next(f"{recipe.operation}-{k}" for k in count(1)
-                             if f"{recipe.operation}-{k}" not in pf.project.recipes)
-        stored = recipe.model_copy(update={"id": recipe_id, "inputs": inputs})
-
-        def apply(p: Any) -> None:
-            p.recipes[recipe_id] = stored
-
-        pf.history.do(Edit(f"Record {recipe.operation}", apply))
+        if media is not None:
+            ref = pool_ref(pf.project, folder, Path(media))
+            recipe_id = f"{recipe.operation}-{ref.id}"
+            stored = recipe.model_copy(update={"id": recipe_id, "inputs": inputs})
+            pf.history.do(record_media(ref, stored))  # type: ignore[arg-type]
+            pf.save()
+            return recipe_id
+        recipe_id = next(f"{recipe.operation}-{k}" for k in count(1)
+                         if f"{recipe.operation}-{k}" not in pf.project.recipes)
+        pf.history.do(add_recipe(recipe.model_copy(update={"id": recipe_id, "inputs": inputs})))
         pf.save()
     return recipe_id

@@ -9,22 +9,27 @@ from pathlib import Path
 
 from kinema.app.evaluate import media_paths
 from kinema.core.errors import MediaOpenError
-from kinema.document.model import AdjustmentItem, Project
+from kinema.document.model import AdjustmentItem, AssetItem, ClipItem, Project
 from kinema.document.recipes import Recipe
 
 
 def used_recipes(project: Project) -> list[Recipe]:
     """The recipes behind what a render of ``project`` shows: those of the mask tracks that
-    visible layers are matted by, and of their adjustment items."""
-    ids: list[str] = []
+    visible layers are matted by, of their adjustment items, and of the files kinema made
+    (generated, interpolated, upscaled) that their clips and assets show."""
+    ids: list[str | None] = []
     for layer in project.timeline.video_layers:
         if not layer.visible:
             continue
         track = project.mask_tracks.get(layer.mask.track_id) if layer.mask is not None else None
-        if track is not None and track.recipe_id is not None:
+        if track is not None:
             ids.append(track.recipe_id)
-        ids += [item.recipe_id for item in layer.items if isinstance(item, AdjustmentItem)]
-    return [project.recipes[i] for i in dict.fromkeys(ids) if i in project.recipes]
+        for item in layer.items:
+            if isinstance(item, AdjustmentItem):
+                ids.append(item.recipe_id)
+            elif isinstance(item, ClipItem | AssetItem) and item.media_id in project.media:
+                ids.append(project.media[item.media_id].recipe_id)
+    return [project.recipes[i] for i in dict.fromkeys(ids) if i is not None and i in project.recipes]
 
 
 def summary(project: Project) -> str:

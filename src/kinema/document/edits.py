@@ -216,6 +216,19 @@ def record_mask_track(ref: MaskTrackRef, recipe: Recipe) -> Edit:
     return Edit(f"Track {ref.name}", apply)
 
 
+def record_media(ref: MediaRef, recipe: Recipe) -> Edit:
+    """Put file ``ref``, which kinema made, in the media pool with the ``recipe`` that made it:
+    the entry with its id (the file made before) is replaced, and so is that entry's recipe."""
+    def apply(p: Project) -> None:
+        old = p.media.get(ref.id)
+        if old is not None and old.recipe_id not in (None, recipe.id):
+            p.recipes.pop(old.recipe_id, None)
+        p.media[ref.id] = ref.model_copy(update={"recipe_id": recipe.id})
+        p.recipes[recipe.id] = recipe
+
+    return Edit(f"Record {recipe.operation}", apply)
+
+
 def relink_media(media_id: str, path: str, relative_path: str | None,
                  **facts: Any) -> Edit:
     """Point media ``media_id`` at another file (``facts``: its hash, size, ... when they changed)."""

@@ -40,6 +40,8 @@ class MediaRef(DocumentModel):
     height: int
     has_audio: bool = False
     proxy: str | None = None
+    recipe_id: str | None = None
+    """The recipe that made the file, for files kinema made (interpolated, upscaled, generated)."""
 
 
 class Keyframe(DocumentModel):
