@@ -17,6 +17,11 @@ project, the recipe is also stored there and the keys become the inputs of a sty
 top (a :class:`~kinema.document.model.StyleItem`); restyling into the same folder again
 updates that layer.
 
+:func:`restyle_masks` does the work on masks already open (the editor passes its live mask
+store), writing the keys and the record; :func:`style_edit` is the one undoable document edit
+that stores the recipe and the style layer, which :func:`restyle` applies to a project file and
+the editor through its history.
+
 The model loads once and keys stream: a key's frame is read when its turn comes and its PNG
 written as soon as it is made, so memory does not grow with the number of keys. The diffusion
 runs on a worker thread, so progress comes after every denoising step.
@@ -33,18 +38,26 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import count
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from kinema.core.errors import CancelledError, InvalidArgumentError, MediaOpenError, ModelNotFoundError
 from kinema.core.jobs import Progress, Steps
-from kinema.generate.control import CANNY_THRESHOLDS, ControlSpec, check_thresholds
+from kinema.generate.control import CANNY_THRESHOLDS, KINDS, ControlSpec, check_thresholds
+
+if TYPE_CHECKING:
+    from kinema.app.operation_records import Source
+    from kinema.document.edits import Edit
+    from kinema.document.model import Project
+    from kinema.document.recipes import RestyleRecipe
 
 DEFAULT_MODEL = "sdxl-inpaint"
 READ_CACHE_BYTES = 32 * 2**20
 """The footage reader's own frame cache: each key is read once, in order, so the process-wide
 cache (1 GiB) would only keep the frames decoded on the way to them."""
+CONTROL_KINDS = KINDS
+"""The conditions a restyle can ask for (the editor's Restyle panel offers each)."""
 KEY_NAME = "{frame:05d}.png"
 """The name of a key's PNG in the output folder: its source frame, five digits."""
 
@@ -60,6 +73,22 @@ class RestyleResult:
     record: Path
     recipe_id: str | None = None
     layer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Styled:
+    """What :func:`restyle_masks` wrote: the keys folder, the key ``frames``, those that got the
+    pose condition, the provenance record, the recipe, each key's sha256 by frame, the files
+    read (``sources``) and the mask track styled (a project's)."""
+
+    output: Path
+    frames: tuple[int, ...]
+    posed: tuple[int, ...]
+    record: Path
+    recipe: RestyleRecipe
+    keys: dict[int, str]
+    sources: tuple[Source, ...]
+    track_id: str | None = None
 
 
 class MaskSource(Protocol):
@@ -138,26 +167,64 @@ def pose_control(estimator: Any, frame: np.ndarray) -> np.ndarray | None:
     return draw_openpose(people, (frame.shape[1], frame.shape[0])) if people else None
 
 
-def restyle(source: str | os.PathLike[str], output: str | os.PathLike[str], *, prompt: str,
-            frames: Sequence[int], track: str | None = None, mask: str | os.PathLike[str] | None = None,
-            negative: str = "", controls: Sequence[ControlSpec] = (),
-            loras: Sequence[tuple[str | os.PathLike[str], float]] = (), seed: int = 0,
-            strength: float = 0.7, steps: int | None = None, guidance: float | None = None,
-            scheduler: str | None = None, margin: int = 8, feather: float = 4.0, grid: bool = False,
-            model: str | os.PathLike[str] | None = None,
-            controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
-            depth_model: str | os.PathLike[str] | None = None,
-            canny: tuple[int, int] = CANNY_THRESHOLDS, device: Any = None, dtype: Any = None,
-            overwrite: bool = False,
-            on_key: Callable[[int, np.ndarray], None] | None = None) -> Steps[RestyleResult]:
-    """Restyle the object on key ``frames`` of ``source`` (a video with ``mask``, or a project
-    with ``track``: a mask track's id or name) and write one PNG per key into ``output``.
+def control_specs(weights: Mapping[str, float]) -> list[ControlSpec]:
+    """Conditions by kind and weight, each over the whole sampling (as the editor asks)."""
+    for kind, weight in weights.items():
+        if kind not in KINDS:
+            raise InvalidArgumentError(f"unknown control {kind!r}", hint=f"use {', '.join(KINDS)}")
+        if weight < 0:
+            raise InvalidArgumentError(f"control {kind} has a negative weight {weight}")
+    return [ControlSpec(kind, float(weight)) for kind, weight in weights.items()]  # type: ignore[arg-type]
 
-    Everything is checked before the model loads: the output may be written and is not an
-    input, the masks exist and are not empty on any key, every key is inside the footage, the
-    models and LoRA files are here. ``on_key(frame, image)`` sees each finished key (a
-    preview). Progress counts denoising steps; its messages say which keys had no people for
-    the pose condition.
+
+def restyle(source: str | os.PathLike[str], output: str | os.PathLike[str], *, frames: Sequence[int],
+            track: str | None = None, mask: str | os.PathLike[str] | None = None,
+            **options: Any) -> Steps[RestyleResult]:
+    """Restyle the object on key ``frames`` of ``source`` (a video with ``mask``, or a project
+    with ``track``: a mask track's id or name) and write one PNG per key into ``output``;
+    ``options`` are those of :func:`restyle_masks`. In a project the keys become a style layer
+    (:func:`style_edit`), saved."""
+    from kinema.app import operation_records as records
+    from kinema.core import atomic
+
+    is_project = _is_project(source)
+    project = source if is_project else None
+    atomic.check_not_input(output, [source, mask])
+    records.check_project(project)
+    masks, footage, track_id = _open_masks(source, is_project, track, mask)
+    try:
+        styled = yield from restyle_masks(masks, footage, output, frames=frames, track_id=track_id,
+                                          inputs=[mask] if mask is not None else [], **options)
+    finally:
+        masks.close()
+    if project is None or track_id is None:
+        return RestyleResult(styled.output, styled.frames, styled.posed, styled.record)
+    recipe_id, layer_id = _store_style(project, styled)
+    return RestyleResult(styled.output, styled.frames, styled.posed, styled.record, recipe_id, layer_id)
+
+
+def restyle_masks(masks: MaskSource, footage: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                  prompt: str, frames: Sequence[int], track_id: str | None = None,
+                  inputs: Sequence[str | os.PathLike[str]] = (), negative: str = "",
+                  controls: Sequence[ControlSpec] = (),
+                  loras: Sequence[tuple[str | os.PathLike[str], float]] = (), seed: int = 0,
+                  strength: float = 0.7, steps: int | None = None, guidance: float | None = None,
+                  scheduler: str | None = None, margin: int = 8, feather: float = 4.0,
+                  grid: bool = False, model: str | os.PathLike[str] | None = None,
+                  controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
+                  depth_model: str | os.PathLike[str] | None = None,
+                  canny: tuple[int, int] = CANNY_THRESHOLDS, device: Any = None, dtype: Any = None,
+                  overwrite: bool = False,
+                  on_key: Callable[[int, np.ndarray], None] | None = None) -> Steps[Styled]:
+    """Restyle the object of the open ``masks`` (of ``footage``; a project's mask track
+    ``track_id``) on key ``frames``: one PNG per key into ``output`` and the recipe in
+    ``OUTPUT.provenance.json``, its sources the footage and ``inputs`` (a label map file).
+    Nothing is stored in a project: :func:`style_edit` does that.
+
+    Everything is checked before the model loads: the output may be written, the masks are
+    not empty on any key, every key is inside the footage, the models and LoRA files are here.
+    ``on_key(frame, image)`` sees each finished key (a preview). Progress counts denoising
+    steps; its messages say which keys had no people for the pose condition.
     """
     from kinema.app import operation_records as records
     from kinema.core import atomic
@@ -165,36 +232,24 @@ def restyle(source: str | os.PathLike[str], output: str | os.PathLike[str], *, p
 
     target = atomic.output_path(output)
     atomic.check_can_write(target, overwrite, folder=True)
-    is_project = _is_project(source)
-    project = source if is_project else None
-    atomic.check_not_input(target, [source, mask])
-    records.check_project(project)
     settings = _settings(prompt, negative, seed, strength, steps, guidance, scheduler)
     check_thresholds(*canny)
-    masks, footage, track_id = _open_masks(source, is_project, track, mask)
     keys = sorted(set(frames))
-    try:
-        with open_video(footage, prefetch=False, cache_bytes=READ_CACHE_BYTES) as reader:
-            boxes = _check_keys(keys, masks, reader, margin, feather)
-            models = _Models.resolve(model, controls, controlnets, depth_model, loras)
-            generator = models.load(device, dtype)
-            annotators = models.annotators(device)
-            window = _window(generator, boxes, reader.size, grid)
-            posed: list[int] = []
-            stream = _keys(keys, reader, masks, controls, annotators, canny, margin, feather, posed)
-            written = yield from _write_keys(generator, stream, window, settings, target, overwrite,
-                                             len(keys), on_key)
-    finally:
-        masks.close()
-    sources = [records.Source.of(footage)] + ([records.Source.of(mask)] if mask is not None else [])
+    with open_video(footage, prefetch=False, cache_bytes=READ_CACHE_BYTES) as reader:
+        boxes = _check_keys(keys, masks, reader, margin, feather)
+        models = _Models.resolve(model, controls, controlnets, depth_model, loras)
+        generator = models.load(device, dtype)
+        annotators = models.annotators(device)
+        window = _window(generator, boxes, reader.size, grid)
+        posed: list[int] = []
+        stream = _keys(keys, reader, masks, controls, annotators, canny, margin, feather, posed)
+        written = yield from _write_keys(generator, stream, window, settings, target, overwrite,
+                                         len(keys), on_key)
+    sources = [records.Source.of(path) for path in (footage, *inputs)]
     recipe = models.recipe(generator, settings, keys, track_id, margin, feather, controls, canny,
                            window.grid, sources, name=target.name)
     record = records.write_record(target, recipe, sources)
-    if project is None or track_id is None:
-        return RestyleResult(target, tuple(keys), tuple(posed), record)
-    recipe_id = records.store_recipe(project, recipe, sources)
-    layer_id = _style_layer(project, track_id, recipe_id, target, written)
-    return RestyleResult(target, tuple(keys), tuple(posed), record, recipe_id, layer_id)
+    return Styled(target, tuple(keys), tuple(posed), record, recipe, written, tuple(sources), track_id)
 
 
 def _is_project(source: str | os.PathLike[str]) -> bool:
@@ -517,44 +572,76 @@ def _on_worker(work: Callable[[Callable[[str, Any], None]], None]) -> Iterator[t
         thread.join()
 
 
-def _style_layer(project: str | os.PathLike[str], track_id: str, recipe_id: str, target: Path,
-                 keys: dict[int, str]) -> str:
-    """Put the keys in ``project`` as a stylise layer's inputs: a new layer on top holding a
-    :class:`~kinema.document.model.StyleItem`, or the layer already holding this folder's keys
-    updated. Returns the layer's id."""
+def _store_style(project: str | os.PathLike[str], styled: Styled) -> tuple[str, str]:
+    """:func:`style_edit` applied to ``project`` and saved; the recipe's and layer's ids."""
     from kinema.document import store
-    from kinema.document.edits import Edit, add_layer
-    from kinema.document.model import Project, StyleItem, VideoLayer
-    from kinema.document.recipes import StyleKey
+    from kinema.document.model import StyleItem
 
     folder = store.project_path(project)
     with store.ProjectFile(folder) as pf:
-        p = pf.project
-        start, duration = _placement(p, p.mask_tracks[track_id].media_id)
-        existing = next(((layer, item) for layer in p.timeline.video_layers for item in layer.items
-                         if isinstance(item, StyleItem) and Path(item.keys_path) == target), None)
-        item_ids = {item.id for layer in p.timeline.video_layers for item in layer.items}
-        item = StyleItem(
-            id=existing[1].id if existing else next(f"s{k}" for k in count(1) if f"s{k}" not in item_ids),
-            track_id=track_id, keys_path=str(target),
-            keys_relative_path=os.path.relpath(target, folder.resolve()),
-            keys=[StyleKey(frame=f, sha256=h) for f, h in sorted(keys.items())],
-            recipe_id=recipe_id, start=start, duration=duration)
-        if existing is not None:
-            layer_id = existing[0].id
-
-            def replace(doc: Project) -> None:
-                for layer in doc.timeline.video_layers:
-                    layer.items = [item if i.id == item.id else i for i in layer.items]
-
-            pf.history.do(Edit("Update style keys", replace))
-        else:
-            layer_ids = {layer.id for layer in p.timeline.video_layers}
-            layer_id = next(f"l{k}" for k in count(1) if f"l{k}" not in layer_ids)
-            name = f"{p.mask_tracks[track_id].name} style"
-            pf.history.do(add_layer(VideoLayer(id=layer_id, name=name, items=[item])))
+        edit, layer_id = style_edit(pf.project, folder, styled)
+        pf.history.do(edit)
         pf.save()
-    return layer_id
+        layer = next(layer for layer in pf.project.timeline.video_layers if layer.id == layer_id)
+    item = next(i for i in layer.items if isinstance(i, StyleItem))
+    return item.recipe_id, layer_id
+
+
+def style_edit(project: Project, folder: Path, styled: Styled) -> tuple[Edit, str]:
+    """One undoable edit of ``project`` (in ``folder``) that stores ``styled``'s recipe (as
+    ``restyle-K``, its inputs by media id where the pool has the file) and puts its keys in as
+    a stylise layer's inputs: a new layer on top holding a
+    :class:`~kinema.document.model.StyleItem`, or the layer already holding this folder's keys
+    updated; and the id of that layer."""
+    from kinema.document.edits import Edit, add_layer
+    from kinema.document.model import StyleItem, VideoLayer
+    from kinema.document.recipes import StyleKey
+
+    track_id, target = styled.track_id, styled.output
+    if track_id is None or track_id not in project.mask_tracks:
+        raise InvalidArgumentError(f"the project has no mask track {track_id!r} to style")
+    recipe = _project_recipe(project, styled)
+    layers = project.timeline.video_layers
+    start, duration = _placement(project, project.mask_tracks[track_id].media_id)
+    existing = next(((layer, item) for layer in layers for item in layer.items
+                     if isinstance(item, StyleItem) and Path(item.keys_path) == target), None)
+    item_ids = {item.id for layer in layers for item in layer.items}
+    item = StyleItem(
+        id=existing[1].id if existing else next(f"s{k}" for k in count(1) if f"s{k}" not in item_ids),
+        track_id=track_id, keys_path=str(target),
+        keys_relative_path=os.path.relpath(target, Path(folder).resolve()),
+        keys=[StyleKey(frame=f, sha256=h) for f, h in sorted(styled.keys.items())],
+        recipe_id=recipe.id, start=start, duration=duration)
+    name = project.mask_tracks[track_id].name
+    if existing is not None:
+        layer_id = existing[0].id
+
+        def place(doc: Project) -> None:
+            for layer in doc.timeline.video_layers:
+                layer.items = [item if i.id == item.id else i for i in layer.items]
+    else:
+        layer_id = next(f"l{k}" for k in count(1) if f"l{k}" not in {layer.id for layer in layers})
+        place = add_layer(VideoLayer(id=layer_id, name=f"{name} style", items=[item])).apply
+
+    def apply(doc: Project) -> None:
+        doc.recipes[recipe.id] = recipe
+        place(doc)
+
+    return Edit(f"Restyle {name}", apply), layer_id
+
+
+def _project_recipe(project: Project, styled: Styled) -> Any:
+    """``styled``'s recipe as ``project`` stores it (as
+    :func:`kinema.app.operation_records.store_recipe` does): the first free ``restyle-K``, the
+    inputs by media id where the pool has the file."""
+    from kinema.document.recipes import InputRef
+
+    pool = {Path(m.path).resolve(): m.id for m in project.media.values()}
+    inputs = [InputRef(id=pool.get(s.path.resolve(), s.path.name), sha256=s.sha256)
+              for s in styled.sources]
+    operation = styled.recipe.operation
+    recipe_id = next(f"{operation}-{k}" for k in count(1) if f"{operation}-{k}" not in project.recipes)
+    return styled.recipe.model_copy(update={"id": recipe_id, "inputs": inputs})
 
 
 def _placement(project: Any, media_id: str) -> tuple[int, int]:
