@@ -39,6 +39,35 @@ restyle_commands.register(app)
 lora_commands.register(app)
 
 
+def _reflow(text: str) -> str:
+    """``text`` with the line breaks inside each paragraph made spaces, so the terminal wraps
+    it (typer keeps a docstring's line breaks); indented lines and list items keep theirs."""
+    lines = text.splitlines()
+    out: list[str] = []
+    for line in lines:
+        joins = out and out[-1] and line.strip() and not line.startswith((" ", "- ", "* "))
+        if joins:
+            out[-1] += " " + line
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _reflow_help(group: typer.Typer) -> None:
+    """Every command's help from its docstring, reflowed (see :func:`_reflow`)."""
+    import inspect
+
+    for info in group.registered_commands:
+        if info.help is None and info.callback is not None:
+            info.help = _reflow(inspect.getdoc(info.callback) or "")
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _reflow_help(sub.typer_instance)
+
+
+_reflow_help(app)
+
+
 def _version(value: bool) -> None:
     if value:
         from kinema import __version__
