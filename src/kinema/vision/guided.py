@@ -1,4 +1,4 @@
-"""The classical tracker guided by the bundled models: a person prior, saliency to re-find.
+"""The classical tracker guided by the bundled models: a person prior, saliency to re-find and guide.
 
 :class:`GuidedTracker` is :class:`~kinema.vision.classic.ClassicTracker` (DIS optical flow,
 colour models, the rigidly moved whole shape) with one more piece of evidence in each frame:
@@ -14,6 +14,18 @@ colour models, the rigidly moved whole shape) with one more piece of evidence in
   (:class:`~kinema.vision.oneclick.SalientModel`, a few tenths of a second) looks at the
   whole frame; the salient component whose colours best match the object's keyframe colour
   model, and whose size is plausible, restarts the track.
+- **saliency as a prior, now and then.** Where U²-Net small's map fits the keyframe's mask
+  (a salient object), every tenth frame it runs on the rectangle the object can reach (so
+  the object fills more of its 320x320 input than in the whole frame) and is weighed, at
+  half the person prior's weight, like the person prior: it mends slow drift (a large
+  animal taking the rock behind it along) without letting an occluder in front in.
+- **colours refitted at confident frames.** Where a model's map agrees with the mask
+  (IoU >= 0.85), a third of the keyframe's colour model is replaced by this frame's, so the
+  colours follow lighting and pose.
+- **finer flow on a crop.** Where the objects (with a margin) fill under 70 % of a frame at
+  most 854 px wide, DIS flow runs on that crop only, one pyramid level finer (finest scale
+  1 instead of 2), for about the cost of the whole frame's: thin, fast parts (wings, legs)
+  keep their own motion instead of the background's.
 
 Its motion prior is also sharper than the classic one (``prior_sigma`` 1.5 px instead of half
 the band): thin parts motion carries are not given up to colour.
@@ -31,7 +43,7 @@ import numpy as np
 
 from kinema.core.frames import Frame, FrameSource, Mask
 from kinema.vision.base import Prompt
-from kinema.vision.classic import ClassicTracker, _bounds, _colour_index
+from kinema.vision.classic import ClassicTracker, _bounds, _colour_index, _ColourModel
 
 
 def _cv2() -> Any:
@@ -47,14 +59,21 @@ class GuidedSettings:
     person_fit: float = 0.75 # IoU of the person model with the keyframe mask that makes it a person
     person_weight: float = 1.0  # exponent of the person probability in the posterior
     salient_fit: float = 0.8  # IoU of the salient model with the keyframe mask that makes it a guide
-    salient_every: int = 0  # frames between salient passes over a salient object (0: never)
-    salient_weight: float = 1.0
+    salient_every: int = 10  # frames between salient passes over a salient object (0: never)
+    salient_weight: float = 0.5
+    refit_fit: float = 0.85  # IoU of a model with the mask that refits the colour anchor (0: never)
+    refit_weight: float = 0.3  # how much of the anchor a confident frame replaces
+    refit_every: int = 10  # frames between refits from the person prior
     lost_fraction: float = 0.15  # mask area under this fraction of the keyframe's: lost, re-find
     lost_match: float = 0.4  # colour match under this fraction of the keyframe's: lost too
     refind_margin: float = 0.1  # how much better than the mask it has a found one must match
     shrunk_fraction: float = 0.5  # mask area under this fraction of the keyframe's: look again
     refind_every: int = 5  # frames between re-find attempts while lost
     refind_min_score: float = 0.5  # colour match (0..1) a salient component needs
+    fine_area: float = 0.7  # flow on a crop around the objects, finer, where it is under this
+    # fraction of the frame (0: never)
+    fine_scale: int = 1  # DIS finest scale on such a crop (the frame's flow uses 2)
+    flow_margin: int = 64  # pixels around the objects the crop's flow covers
     dis_preset: str = "fast"  # DIS optical flow preset: "ultrafast", "fast" or "medium"
 
 
@@ -78,10 +97,13 @@ class GuidedTracker(ClassicTracker):
         self._lost_for: dict[int, int] = {}
         self._key_match: dict[int, float] = {}
         self._evidence_count: dict[int, int] = {}
+        self._confident: dict[int, bool] = {}
         cv2 = _cv2()
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
         self._flow = cv2.DISOpticalFlow_create(presets[settings.dis_preset])
+        self._fine_flow = cv2.DISOpticalFlow_create(presets[settings.dis_preset])
+        self._fine_flow.setFinestScale(settings.fine_scale)
 
     # -- keyframes: what kind of object is it? ------------------------------------------------
 
@@ -110,7 +132,7 @@ class GuidedTracker(ClassicTracker):
         return masks
 
     def kind(self, obj: int) -> str:
-        """``"person"`` when the person prior guides ``obj``, else ``""``."""
+        """``"person"`` or ``"salient"``: which model guides ``obj`` each frame; ``""``: none."""
         return self._kind.get(obj, "")
 
     def _reach(self, mask: Mask) -> tuple[int, int, int, int]:
@@ -118,19 +140,68 @@ class GuidedTracker(ClassicTracker):
 
     # -- each frame ------------------------------------------------------------------------------
 
+    def _flows(self, previous: Frame, current: Frame) -> tuple[np.ndarray, np.ndarray, float]:
+        """The classic flows; where the objects fill a small part of the frame, finer flow on
+        a crop around them instead (zero outside it) for about the same cost."""
+        cv2 = _cv2()
+        h, w = current.shape[:2]
+        box = self._flow_box(h, w)
+        if box is None:
+            return super()._flows(previous, current)
+        y0, y1, x0, x1 = box
+
+        def gray(frame: Frame) -> np.ndarray:
+            return cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1, :3]), cv2.COLOR_RGB2GRAY)
+
+        a, b = gray(previous), gray(current)
+        back, fwd = np.zeros((h, w, 2), np.float32), np.zeros((h, w, 2), np.float32)
+        back[y0:y1, x0:x1] = self._fine_flow.calc(b, a, None)
+        fwd[y0:y1, x0:x1] = self._fine_flow.calc(a, b, None)
+        return back, fwd, 1.0
+
+    def _flow_box(self, h: int, w: int) -> tuple[int, int, int, int] | None:
+        """``(y0, y1, x0, x1)`` around every object's shape and last mask, when the finer flow
+        on it is worth it (``GuidedSettings.fine_area``); else ``None``."""
+        s = self.settings
+        if not s.fine_area or self._work_scale(w, h) != 1 or not self._shapes:
+            return None
+        union = np.zeros((h, w), bool)
+        for obj, shape in self._shapes.items():
+            union |= shape
+            last = self._last.get(obj)
+            if last is not None:
+                union |= last[1]
+        if not union.any():
+            return None
+        y0, y1, x0, x1 = _bounds(union, s.flow_margin)
+        if (y1 - y0) * (x1 - x0) > s.fine_area * h * w or min(y1 - y0, x1 - x0) < 32:
+            return None
+        return y0, y1, x0, x1
+
     def _evidence(self, obj: int, current: Frame, box: tuple[int, int, int, int],
                   expected: Mask) -> np.ndarray | None:
         kind = self._kind.get(obj)
         y0, y1, x0, x1 = box
         crop = np.ascontiguousarray(current[y0:y1, x0:x1, :3])
+        count = self._evidence_count.get(obj, 0) + 1
+        self._evidence_count[obj] = count
         if kind == "person":
-            return self.person(crop)
-        if kind == "salient":
-            count = self._evidence_count.get(obj, 0) + 1
-            self._evidence_count[obj] = count
-            if count % self.settings.salient_every == 0:
-                return self.salient(crop)
+            prob = self.person(crop)
+            s = self.settings
+            if s.refit_fit and count % s.refit_every == 0 and _iou(prob > 0.5, expected) >= s.refit_fit:
+                self._confident[obj] = True  # the person model agrees: refit the colours
+            return prob
+        if kind == "salient" and count % self.settings.salient_every == 0:
+            return self._salient_evidence(obj, crop, expected)
         return None
+
+    def _salient_evidence(self, obj: int, crop: np.ndarray, expected: Mask) -> np.ndarray:
+        """U²-Net small on the object's rectangle; where it agrees with motion and colour
+        (``refit_fit``), the frame is a confident one and refits the colour anchor."""
+        prob = self.salient(crop)
+        if self.settings.refit_fit and _iou(prob > 0.5, expected) >= self.settings.refit_fit:
+            self._confident[obj] = True
+        return prob
 
     def _evidence_weight(self, obj: int) -> float:
         person = self._kind.get(obj) == "person"
@@ -139,6 +210,9 @@ class GuidedTracker(ClassicTracker):
     def _step(self, obj: int, previous: Frame, current: Frame, mask: Mask,
               flows: tuple[np.ndarray, np.ndarray, float]) -> Mask:
         out = super()._step(obj, previous, current, mask, flows)
+        if self._confident.pop(obj, False) and out.any() and obj in self._anchors:
+            fresh = _ColourModel.learn(current, out, self._ring(out))
+            self._anchors[obj] = self._anchors[obj].mix(fresh, self.settings.refit_weight)
         key_area = self._key_area.get(obj, 0)
         if self.salient is None or not key_area:
             return out
