@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kinema.core.errors import InvalidArgumentError
@@ -18,6 +20,16 @@ DTYPES = ("float32", "float16", "bfloat16")
 def import_torch():
     """torch, or a one-line error naming the extra to install."""
     return require("torch", "ml", feature="this")
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Inside, torch draws from ``seed``; the caller's random state is left as it was (tiny
+    models are built this way, the same weights every time)."""
+    torch = import_torch()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def choose_device(force: str | None = None) -> torch.device:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from kinema.core.extras import require
-from kinema.models.device import import_torch
+from kinema.models.device import seeded
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 WORDS = (
@@ -78,7 +78,6 @@ def build_tiny_clip(out: Path, *, seed: int = 0) -> Path:
     """Write a tiny random-weight CLIP, its BPE tokenizer (``vocab.json``/``merges.txt`` too) and
     its ``preprocessor_config.json`` to ``out``; ``CLIPModel.from_pretrained(out)`` and
     ``AutoTokenizer.from_pretrained(out)`` load it offline."""
-    torch = import_torch()
     require("transformers", "ml", feature="tiny models")
     from transformers import CLIPModel, CLIPTokenizer
     out = Path(out)
@@ -90,9 +89,7 @@ def build_tiny_clip(out: Path, *, seed: int = 0) -> Path:
                               model_max_length=MAX_TEXT_LEN)
     tokenizer.save_pretrained(out)
 
-    # Seeded on a private generator state so building does not disturb the caller's RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = CLIPModel(tiny_config(vocab)).eval()
     model.save_pretrained(out)
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from kinema.core.extras import require
-from kinema.models.device import import_torch
+from kinema.models.device import seeded
 
 IMAGE_SIZE = 70
 PATCH_SIZE = 14
@@ -40,15 +40,12 @@ def tiny_config():
 def build_tiny_depth(out: Path, *, seed: int = 0) -> Path:
     """Write a tiny random-weight Depth Anything V2 and its ``preprocessor_config.json`` to
     ``out``; ``AutoModelForDepthEstimation.from_pretrained(out)`` loads it offline."""
-    torch = import_torch()
     require("transformers", "ml", feature="tiny models")
     from transformers import DepthAnythingForDepthEstimation
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # Seeded on a private generator state so building does not disturb the caller's RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = DepthAnythingForDepthEstimation(tiny_config()).eval()
     model.save_pretrained(out)
     # The real checkpoint's fields and values, at the tiny input size.

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from kinema.core.extras import require
-from kinema.models.device import import_torch
+from kinema.models.device import seeded
 
 # [PAD] [UNK] [CLS] [SEP] [MASK] first: BERT's special ids 0..4, as in bert-base-uncased's order.
 VOCAB = (
@@ -49,7 +49,6 @@ def tiny_config(vocab_size: int = len(VOCAB), *, max_text_len: int = 32, num_que
 def build_tiny_grounding_dino(out: Path, *, seed: int = 0) -> Path:
     """Write a tiny random-weight Grounding DINO, its BERT tokenizer and its
     ``preprocessor_config.json`` to ``out``; ``from_pretrained(out)`` loads it offline."""
-    torch = import_torch()
     require("transformers", "ml", feature="tiny models")
     from transformers import BertTokenizer, GroundingDinoForObjectDetection
     out = Path(out)
@@ -58,9 +57,7 @@ def build_tiny_grounding_dino(out: Path, *, seed: int = 0) -> Path:
     tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(VOCAB)}, do_lower_case=True)
     tokenizer.save_pretrained(out)
 
-    # Seeded on a private generator state so building does not disturb the caller's RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = GroundingDinoForObjectDetection(tiny_config()).eval()
     model.save_pretrained(out)
 

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from kinema.core.extras import require
-from kinema.models.device import import_torch
+from kinema.models.device import import_torch, seeded
 
 IMAGE_SIZE = 64
 IMAGE_MEAN = (0.485, 0.456, 0.406)
@@ -66,9 +66,7 @@ def build_tiny_sam2(out: Path, *, image_size: int = IMAGE_SIZE, seed: int = 0) -
     from transformers import Sam2VideoModel
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # Seeded on a private generator state so building does not disturb the caller's RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = Sam2VideoModel(tiny_config(image_size)).eval()
         # The memory's learned embeddings start at zero; random ones make the memory path
         # (and a correction's effect on it) visible in tests.

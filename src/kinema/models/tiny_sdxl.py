@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from kinema.core.extras import require
-from kinema.models.device import import_torch
+from kinema.models.device import import_torch, seeded
 from kinema.models.tiny_clip import EOS, MAX_TEXT_LEN, tiny_vocab
 
 # What ``kinema`` reads as the model's card: its sampling defaults (see kinema.generate.sdxl).
@@ -41,7 +41,6 @@ def _unet_config() -> dict:
 
 
 def _components(seed: int) -> dict:
-    torch = import_torch()
     require("diffusers", "ml", feature="tiny SDXL")
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
@@ -54,8 +53,7 @@ def _components(seed: int) -> dict:
                           max_position_embeddings=MAX_TEXT_LEN, hidden_act="gelu",
                           bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab[EOS],
                           pad_token_id=vocab[EOS])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         unet = UNet2DConditionModel(**_unet_config())
         vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
                             block_out_channels=(16, 16, 32, 32), layers_per_block=1, norm_num_groups=8,
@@ -95,8 +93,7 @@ def build_tiny_controlnet(out: Path, *, seed: int = 1) -> Path:
     require("diffusers", "ml", feature="tiny ControlNet")
     from diffusers import ControlNetModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         net = ControlNetModel(**{k: v for k, v in _unet_config().items()
                                  if k not in ("sample_size", "out_channels", "up_block_types")},
                               conditioning_embedding_out_channels=(8, 16, 16, 16))
@@ -119,8 +116,7 @@ def build_tiny_lora(out: Path, *, rank: int = 4, seed: int = 2) -> Path:
     unet = UNet2DConditionModel(**_unet_config())
     config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
                         target_modules=["to_q", "to_k", "to_v", "to_out.0"])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         unet.add_adapter(config)
         # peft starts B at zero (a LoRA that does nothing); a test LoRA must change the output.
         with torch.no_grad():
