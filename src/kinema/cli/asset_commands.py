@@ -18,26 +18,6 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def parse_lora(text: str) -> tuple[Path, float]:
-    """``--lora FILE:W`` (or ``FILE``, at weight 1) as ``(FILE, W)``."""
-    path, colon, weight = text.rpartition(":")
-    if not colon or not path:
-        return Path(text), 1.0
-    try:
-        return Path(path), float(weight)
-    except ValueError:
-        return Path(text), 1.0  # a colon in the file's name, no weight
-
-
-def parse_at(at: str) -> tuple[float, float, int]:
-    """``--at X,Y@FRAME`` as ``(x, y, frame)``."""
-    from kinema.cli.prompt_args import _at, _numbers
-
-    body, frame = _at(at, "--at", None, "X,Y")
-    x, y = _numbers(body, 2, "--at", "X,Y")
-    return x, y, frame
-
-
 def asset(
     prompt: Annotated[str, typer.Argument(help='What to make, e.g. "a ufo, brushed metal".',
                                           show_default=False)],
@@ -86,6 +66,7 @@ def asset(
     object's centre at X,Y from FRAME on, scaled by --scale."""
     from kinema.app.asset_jobs import Spot, make_asset
     from kinema.cli.console import exit_on_error, out, show_progress
+    from kinema.cli.prompt_args import parse_at, parse_lora
     from kinema.generate.sdxl import Request
     from kinema.vision.cutout import Settings
 

@@ -77,3 +77,21 @@ def parse_range(text: str | None) -> tuple[int, int | None]:
         return (int(a) if a else 0), (int(b) if b else None)
     except ValueError:
         raise InvalidArgumentError(f"not a frame range: {text!r} (use A:B, e.g. 0:100)") from None
+
+
+def parse_lora(text: str) -> tuple[Path, float]:
+    """``--lora FILE:W`` (or ``FILE``, at weight 1) as ``(FILE, W)``."""
+    path, colon, weight = text.rpartition(":")
+    if not colon or not path:
+        return Path(text), 1.0
+    try:
+        return Path(path), float(weight)
+    except ValueError:
+        return Path(text), 1.0  # a colon in the file's name, no weight
+
+
+def parse_at(at: str) -> tuple[float, float, int]:
+    """``--at X,Y@FRAME`` as ``(x, y, frame)``."""
+    body, frame = _at(at, "--at", None, "X,Y")
+    x, y = _numbers(body, 2, "--at", "X,Y")
+    return x, y, frame

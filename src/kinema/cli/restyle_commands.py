@@ -22,17 +22,6 @@ def parse_frames(text: str) -> list[int]:
     return frames
 
 
-def parse_lora(text: str) -> tuple[Path, float]:
-    """``FILE[:WEIGHT]`` (weight 1 when left out)."""
-    path, colon, weight = text.rpartition(":")
-    if not colon or not path:
-        return Path(text), 1.0
-    try:
-        return Path(path), float(weight)
-    except ValueError:
-        return Path(text), 1.0
-
-
 def parse_controlnets(values: list[str]) -> dict[str, str]:
     """``KIND=NAME|DIR`` options as a mapping."""
     found: dict[str, str] = {}
@@ -107,6 +96,7 @@ def restyle(
     In a project the keys also become the inputs of a style layer."""
     from kinema.app.restyle_jobs import restyle as run_restyle
     from kinema.cli.console import exit_on_error, out, show_progress
+    from kinema.cli.prompt_args import parse_lora
     from kinema.generate.control import parse_controls
 
     with exit_on_error():
