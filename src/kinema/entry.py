@@ -25,16 +25,27 @@ def edit(
         "--screenshot", help="Draw, run --do, save the whole window as PNG and exit.")] = None,
     do: Annotated[str | None, typer.Option(
         "--do", help='Editor commands separated by ";", e.g. "seek 10; click 320 240; propagate '
-                     'forward 10; pose on; export matte m.mov". Only "save" saves; "recover" or '
-                     '"discard" answer for unsaved edits a killed session left.')] = None,
+                     'forward 10; pose on; export matte m.mov". Generate and Restyle panels: '
+                     '"generate PROMPT; place X Y [SCALE]; restyle key [N]; restyle control KIND '
+                     'WEIGHT; restyle run [PROMPT]". Only "save" saves; "recover" or "discard" '
+                     'answer for unsaved edits a killed session left.')] = None,
     backend: Annotated[str, typer.Option(
         "--backend", "-b", help=f"One of: {describe('track')}.")] = "classic",
     model: Annotated[str | None, typer.Option("--model", help="SAM 2 folder or model name.")] = None,
+    sdxl: Annotated[str | None, typer.Option(
+        "--sdxl", help="SDXL model name or folder for the Generate and Restyle panels "
+                       "(default: sdxl-base to generate, sdxl-inpaint to restyle).")] = None,
+    controlnet: Annotated[list[str] | None, typer.Option(
+        "--controlnet", help="KIND=NAME|DIR: the Restyle panel's ControlNet of a condition "
+                             "(default: the registry's).")] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="cuda, mps or cpu for the models (default: the best here).")] = None,
     size: Annotated[str, typer.Option("--size", help="Window size WxH.")] = "1400x900",
 ) -> None:
-    """Open the editor: scrub, click objects, propagate masks, export."""
+    """Open the editor: scrub, click objects, propagate masks, generate and restyle, export."""
     from kinema.app.segment_jobs import ModelChoice, check_backend
     from kinema.cli.console import exit_on_error, fail, out
+    from kinema.cli.restyle_commands import parse_controlnets
     from kinema.core.errors import InvalidArgumentError
     from kinema.core.extras import require
 
@@ -58,7 +69,8 @@ def edit(
             if not recent:
                 raise InvalidArgumentError("nothing to open", hint="kinema edit VIDEO (or a project folder)")
             path = Path(recent[0])
-        editor = Editor.open(path, backend=backend, choice=ModelChoice(model=model))
+        editor = Editor.open(path, backend=backend, choice=ModelChoice(model=model, device=device),
+                             sdxl=sdxl, controlnets=parse_controlnets(controlnet or []))
         recent_files(add=str(path.resolve()))
         script = [c.strip() for c in (do or "").split(";") if c.strip()]
         window = Window(editor, screenshot=screenshot, script=script, size=(width, height))

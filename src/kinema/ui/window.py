@@ -24,6 +24,10 @@ from kinema.ui.model.exports import EXPORTS
 from kinema.ui.model.tools import TOOLS
 
 SIDE_WIDTH = 300
+PREVIEW_SIZE = 130
+"""Longest side of a preview in the side panel, in screen pixels."""
+GENERATE_COMMANDS = ("generate", "place", "restyle")
+"""Script commands that show the side panel's Generate tab."""
 TIMELINE_HEIGHT = 230
 SHORTCUTS = [
     ("Space", "play / pause"), ("J / K / L", "shuttle back / stop / forward (again: faster)"),
@@ -32,7 +36,8 @@ SHORTCUTS = [
     ("drag", "box (box tool) or paint (brush tool; right button erases)"),
     ("F", "propagate forward"), ("B", "propagate backward"), ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
     ("Ctrl+S", "save"), ("mouse wheel", "zoom the viewer"), ("middle drag", "pan"), ("0", "fit"),
-    ("P", "pose overlay on / off (View menu)")]
+    ("P", "pose overlay on / off (View menu)"),
+    ("Generate: click to place", "the next left click in the viewer places the asset")]
 
 
 class Window:
@@ -68,6 +73,12 @@ class Window:
         self.failure: str | None = None
         """Why the script stopped: a command or a job it started failed."""
         self._scripting = bool(self.script)
+        self.tab_request: str | None = None  # a side panel tab to show (scripts pick theirs)
+        self.placing = False  # the viewer's next left click places the Generate panel's asset
+        self.place_scale = 1.0
+        self.lora_path = ""
+        self.lora_weight = 0.8
+        self._textures: dict[str, tuple[np.ndarray, object]] = {}  # preview name: (image, texture)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -137,7 +148,7 @@ class Window:
         self._last = now
         ed = self.editor
         ed.transport.tick()
-        failed = ed.jobs.poll()
+        failed = ed.poll()
         if failed and self._scripting:
             self.failure = failed[0]
         self._keys()
@@ -165,11 +176,13 @@ class Window:
         ed = self.editor
         if self.failure is not None:
             return True
-        if ed.jobs.busy() or ed.pose.busy() or self.frames_drawn < 2:
+        if ed.busy() or self.frames_drawn < 2:
             return False
         if self.script:
             command = self.script.pop(0)
             self.script_scrub = command.startswith("scrub ")
+            if command.split(" ", 1)[0] in GENERATE_COMMANDS:
+                self.tab_request = "Generate"
             try:
                 run_command(ed, "seek " + command[6:] if self.script_scrub else command)
             except KinemaError as exc:
@@ -254,7 +267,11 @@ class Window:
             self.pan += (io.mouse_delta.x, io.mouse_delta.y)
         inside = 0 <= mx < fw and 0 <= my < fh
         tool = tools.tool
-        if tool == "brush" and inside and (imgui.is_mouse_down(0) or imgui.is_mouse_down(1)) \
+        if self.placing:
+            if inside and imgui.is_mouse_clicked(0):
+                self.placing = False
+                guard(lambda: ed.generate.place(mx, my, self.place_scale))
+        elif tool == "brush" and inside and (imgui.is_mouse_down(0) or imgui.is_mouse_down(1)) \
                 and imgui.is_item_hovered():
             guard(lambda: tools.brush(mx, my, self.brush_radius, erase=imgui.is_mouse_down(1)))
         elif tool == "box":
@@ -284,11 +301,136 @@ class Window:
     def _side_panel(self) -> None:
         from imgui_bundle import imgui
 
-        for title, panel in (("Tool", self._tool_panel), ("Objects", self._objects_panel),
-                             ("Propagate", self._propagate_panel), ("Layers", self._layers_panel),
-                             ("Export", self._export_panel), ("Jobs", self._jobs_panel)):
-            imgui.separator_text(title)
-            panel()
+        tabs = {"Masks": (("Tool", self._tool_panel), ("Objects", self._objects_panel),
+                          ("Propagate", self._propagate_panel), ("Layers", self._layers_panel),
+                          ("Export", self._export_panel), ("Jobs", self._jobs_panel)),
+                "Generate": (("Generate", self._generate_panel), ("Restyle", self._restyle_panel),
+                             ("Jobs", self._jobs_panel))}
+        if not imgui.begin_tab_bar("side tabs"):
+            return
+        for name, panels in tabs.items():
+            flags = imgui.TabItemFlags_.set_selected if name == self.tab_request else 0
+            if imgui.begin_tab_item(name, None, flags)[0]:
+                if name == self.tab_request:
+                    self.tab_request = None
+                for title, panel in panels:
+                    imgui.separator_text(title)
+                    panel()
+                imgui.end_tab_item()
+        imgui.end_tab_bar()
+
+    def _generate_panel(self) -> None:
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        gen, guard = ed.generate, ed.session.guard
+        _, gen.prompt = imgui.input_text_multiline("prompt##gen", gen.prompt, imgui.ImVec2(-1, 44))
+        _, gen.negative = imgui.input_text("negative##gen", gen.negative)
+        _, gen.seed = imgui.input_int("seed##gen", gen.seed)
+        card = gen.size is None
+        changed, card = imgui.checkbox("card size", card)
+        if changed:
+            gen.size = None if card else (1024, 1024)
+        if gen.size is not None:
+            imgui.same_line()
+            imgui.set_next_item_width(120)
+            changed, size = imgui.input_int2("##size", list(gen.size))
+            if changed:
+                gen.size = (max(8, size[0]), max(8, size[1]))
+        _, self.place_scale = imgui.slider_float("scale##gen", self.place_scale, 0.1, 4.0)
+        self._lora_list("gen", gen.loras)
+        label = "click in the viewer..." if self.placing else "Generate: click to place"
+        if imgui.button(label):
+            self.placing = not self.placing
+        self._job_bar(gen.job)
+        if gen.preview is not None:
+            self._preview("asset", gen.preview)
+        if gen.job is not None and imgui.small_button("cancel##gen"):
+            guard(gen.job.cancel)
+
+    def _restyle_panel(self) -> None:
+        from imgui_bundle import imgui
+
+        from kinema.app.restyle_jobs import CONTROL_KINDS
+
+        ed = self.editor
+        style, guard = ed.restyle, ed.session.guard
+        active = ed.objects.active
+        if active is None:
+            imgui.text_disabled("add an object to restyle it")
+            return
+        imgui.text(f"object: {ed.objects.get(active).name}")
+        _, style.prompt = imgui.input_text_multiline("prompt##style", style.prompt, imgui.ImVec2(-1, 44))
+        _, style.negative = imgui.input_text("negative##style", style.negative)
+        _, style.strength = imgui.slider_float("strength", style.strength, 0.05, 1.0)
+        _, style.seed = imgui.input_int("seed##style", style.seed)
+        for kind in CONTROL_KINDS:
+            on = kind in style.controls
+            changed, on = imgui.checkbox(f"{kind}##control", on)
+            if changed:
+                style.set_control(kind, 1.0 if on else None)
+            if on:
+                imgui.same_line()
+                imgui.set_next_item_width(120)
+                _, style.controls[kind] = imgui.slider_float(f"##w{kind}", style.controls[kind], 0.0, 2.0)
+        self._lora_list("style", style.loras)
+        keys = style.key_frames()
+        imgui.text_wrapped("keys: " + (", ".join(map(str, keys)) or "none"))
+        playhead = ed.transport.playhead
+        if imgui.small_button("remove key here" if playhead in keys else "add key here"):
+            guard(style.toggle_key)
+        imgui.same_line()
+        if imgui.button("Restyle"):
+            guard(style.run)
+        self._job_bar(style.job)
+        for frame, image in sorted(style.previews.items()):
+            imgui.text(f"key {frame}")
+            self._preview(f"key {frame}", image)
+
+    def _lora_list(self, name: str, loras: list[tuple[Path, float]]) -> None:
+        """The LoRA files of a panel, each with its weight and a remove button, and one to add."""
+        from imgui_bundle import imgui
+
+        for index, (path, weight) in enumerate(list(loras)):
+            imgui.push_id(f"{name}{index}")
+            imgui.set_next_item_width(80)
+            changed, weight = imgui.slider_float("##w", weight, 0.0, 1.5)
+            if changed:
+                loras[index] = (path, weight)
+            imgui.same_line()
+            imgui.text(path.name[:22])
+            imgui.same_line()
+            if imgui.small_button("x"):
+                loras.pop(index)
+            imgui.pop_id()
+        imgui.set_next_item_width(150)
+        _, self.lora_path = imgui.input_text(f"##lora{name}", self.lora_path)
+        imgui.same_line()
+        if imgui.small_button(f"+ LoRA##{name}") and self.lora_path.strip():
+            loras.append((Path(self.lora_path.strip()).expanduser(), self.lora_weight))
+            self.lora_path = ""
+
+    def _job_bar(self, job: object | None) -> None:
+        from imgui_bundle import imgui
+
+        if job is not None:
+            imgui.progress_bar(job.fraction, imgui.ImVec2(-1, 0), job.state)  # type: ignore[attr-defined]
+
+    def _preview(self, name: str, image: np.ndarray) -> None:
+        """``image`` (RGB or RGBA) at most :data:`PREVIEW_SIZE` on a side, uploaded once."""
+        from imgui_bundle import imgui
+
+        known = self._textures.get(name)
+        if known is None or known[0] is not image:
+            if known is not None:
+                known[1].release()  # type: ignore[attr-defined]
+            picture = np.ascontiguousarray(image)
+            texture = self.ctx.texture((picture.shape[1], picture.shape[0]), picture.shape[2],
+                                       picture.tobytes())
+            self._textures[name] = known = (image, texture)
+        height, width = image.shape[:2]
+        fit = PREVIEW_SIZE / max(width, height)
+        imgui.image(imgui.ImTextureRef(known[1].glo), imgui.ImVec2(width * fit, height * fit))  # type: ignore[attr-defined]
 
     def _tool_panel(self) -> None:
         from imgui_bundle import imgui
@@ -476,6 +618,8 @@ class Window:
             key_colour = imgui.get_color_u32(imgui.ImVec4(*[c / 255 for c in obj.colour], 1.0))
             draw.add_rect_filled(imgui.ImVec2(left, y), imgui.ImVec2(right, y + 16),
                                  imgui.get_color_u32(imgui.ImVec4(0.15, 0.15, 0.15, 1)))
+            if obj.track_id == ed.objects.active:
+                _draw_style_keys(draw, [x_of(f + 0.5) for f in ed.restyle.key_frames()], y)
             for a, b, state in _runs(states):
                 if state == 2:
                     draw.add_rect_filled(imgui.ImVec2(x_of(a), y + 3), imgui.ImVec2(x_of(b), y + 13), colour)
@@ -614,6 +758,16 @@ def _draw_skeleton(draw: object, skeleton: Skeleton, x0: float, y0: float, scale
                                colour(rgb))
 
 
+def _draw_style_keys(draw: object, xs: list[float], y: float) -> None:
+    """The Restyle panel's key frames over the active object's lane: gold triangles."""
+    from imgui_bundle import imgui
+
+    gold = imgui.get_color_u32(imgui.ImVec4(1.0, 0.8, 0.1, 1.0))
+    for x in xs:
+        draw.add_triangle_filled(imgui.ImVec2(x - 5, y - 2), imgui.ImVec2(x + 5, y - 2),  # type: ignore[attr-defined]
+                                 imgui.ImVec2(x, y + 6), gold)
+
+
 def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
     """``(start, stop, state)`` for each run of equal non-empty states."""
     if not len(states):
@@ -628,9 +782,12 @@ def run_command(editor: Editor, line: str) -> None:
     """One scripted action: ``seek N``, ``click X Y``, ``neg X Y``, ``box X0 Y0 X1 Y1``,
     ``text WORDS``, ``brush X Y R``, ``object [NAME]``, ``propagate forward|backward [N]``,
     ``export matte|cutout|render PATH``, ``undo``, ``redo``, ``save``, ``play``, ``pose on|off``
-    (the pose overlay), and ``recover`` or ``discard`` for unsaved edits an earlier session
-    left. (The window adds ``scrub N``: a seek as dragging the playhead does it, from the proxy
-    if there is one.) Errors raise."""
+    (the pose overlay), ``generate PROMPT...`` (the Generate panel's prompt), ``place X Y
+    [SCALE]`` (make the asset and place it there on the playhead's frame), ``restyle key [N]``
+    (add or take out a key frame of the active object, default the playhead's), ``restyle
+    control KIND WEIGHT`` (weight 0 takes it out), ``restyle run [PROMPT...]``, and ``recover``
+    or ``discard`` for unsaved edits an earlier session left. (The window adds ``scrub N``: a
+    seek as dragging the playhead does it, from the proxy if there is one.) Errors raise."""
     words = shlex.split(line)
     if not words:
         return
@@ -652,6 +809,9 @@ def run_command(editor: Editor, line: str) -> None:
         "play": editor.transport.toggle_play, "recover": session.recover,
         "discard": session.discard_autosave,
         "pose": lambda: editor.pose.set({"on": True, "off": False}[args[0]]),
+        "generate": lambda: setattr(editor.generate, "prompt", " ".join(args)),
+        "place": lambda: editor.generate.place(*numbers[:3]) if len(numbers) >= 2 else [][0],
+        "restyle": lambda: _restyle_command(editor, args),
     }
     if verb not in actions:
         raise InvalidArgumentError(f"unknown editor command {verb!r}",
@@ -663,6 +823,24 @@ def run_command(editor: Editor, line: str) -> None:
                                    hint="see kinema edit --help") from None
     except KeyError:
         raise InvalidArgumentError(f"{line!r}: say on or off", hint="pose on, or pose off") from None
+
+
+def _restyle_command(editor: Editor, args: list[str]) -> None:
+    """``restyle key [N]``, ``restyle control KIND WEIGHT`` or ``restyle run [PROMPT...]``."""
+    style = editor.restyle
+    what, rest = args[0], args[1:]
+    if what == "key":
+        style.toggle_key(int(rest[0]) if rest else None)
+    elif what == "control":
+        weight = float(rest[1])
+        style.set_control(rest[0], weight or None)
+    elif what == "run":
+        if rest:
+            style.prompt = " ".join(rest)
+        style.run()
+    else:
+        raise InvalidArgumentError(f"restyle {what!r}?", hint="restyle key [N], restyle control KIND "
+                                   "WEIGHT or restyle run [PROMPT...]")
 
 
 def _is_number(text: str) -> bool:

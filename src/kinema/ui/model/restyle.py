@@ -1,0 +1,149 @@
+"""The Restyle panel: the active object restyled on key frames inside its matte, as a
+background job reading the object's live mask store, with a preview of each key as it is made.
+
+The job writes the keys folder (``styles/<track>-<n>/`` in the project, a new one every run,
+so undo never points the document at keys made later) and its record; the document changes on
+the UI thread, in :meth:`Restyle.poll`, as one step of the history (recipe and style layer).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+
+import numpy as np
+
+from kinema.app.restyle_jobs import Styled, TrackMasks, control_specs, restyle_masks, style_edit
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.jobs import Job
+from kinema.ui.model.history import EditHistory
+from kinema.ui.model.jobs import Jobs
+from kinema.ui.model.objects import Objects
+from kinema.ui.model.session import Session, writes
+from kinema.ui.model.transport import Transport
+
+STYLES = "styles"
+"""The folder in a project the editor's keys folders go to."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    job: Job
+    name: str
+
+
+class Restyle:
+    """The restyle's settings (prompt, negative, strength, seed, controls by kind with their
+    weights, LoRA files with theirs), the key frames of each object, the running job and the
+    previews of the keys it made. ``model`` is an SDXL name or folder (``None``: the
+    inpainting default); ``controlnets`` a ControlNet name or folder by kind."""
+
+    def __init__(self, session: Session, transport: Transport, objects: Objects, history: EditHistory,
+                 jobs: Jobs, *, model: str | os.PathLike[str] | None = None,
+                 controlnets: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
+        self.session, self.transport, self.objects = session, transport, objects
+        self.history, self.jobs = history, jobs
+        self.prompt = ""
+        self.negative = ""
+        self.strength = 0.7
+        self.seed = 0
+        self.controls: dict[str, float] = {}
+        self.loras: list[tuple[Path, float]] = []
+        self.model = model
+        self.controlnets = dict(controlnets or {})
+        self._keys: dict[str, set[int]] = {}  # chosen by hand, by track
+        self._previews: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()  # the job adds previews while the window reads them
+        self._pending: _Pending | None = None
+
+    # -- key frames -----------------------------------------------------------------------------
+
+    def key_frames(self) -> list[int]:
+        """The active object's key frames: those chosen on the timeline, else the keyframes of
+        its track (the frames clicked)."""
+        active = self.objects.active
+        if active is None:
+            return []
+        chosen = self._keys.get(active)
+        return sorted(chosen) if chosen is not None else self.objects.get(active).store.keyframes()
+
+    def toggle_key(self, frame: int | None = None) -> None:
+        """Add ``frame`` (default: the playhead's) to the active object's keys, or take it out."""
+        obj = self.objects.get(self.objects.active)
+        frame = self.transport.playhead if frame is None else frame
+        keys = set(self.key_frames())
+        keys.symmetric_difference_update({frame})
+        self._keys[obj.track_id] = keys
+
+    def set_control(self, kind: str, weight: float | None) -> None:
+        """Condition on ``kind`` at ``weight`` (``None``: not at all)."""
+        if weight is None:
+            self.controls.pop(kind, None)
+        else:
+            control_specs({kind: weight})  # an unknown kind or a negative weight is an error now
+            self.controls[kind] = weight
+
+    # -- the job --------------------------------------------------------------------------------
+
+    @property
+    def job(self) -> Job | None:
+        """The running restyle, until its style layer is in (or it failed)."""
+        return self._pending.job if self._pending is not None else None
+
+    @property
+    def previews(self) -> dict[int, np.ndarray]:
+        """The keys of the last run as they were made, by frame (RGB)."""
+        with self._lock:
+            return dict(self._previews)
+
+    @writes
+    def run(self) -> Job:
+        """Restyle the active object on its key frames as a background job, its masks read from
+        the live store; each key shows in :attr:`previews` as it is made."""
+        obj = self.objects.get(self.objects.active)
+        keys = self.key_frames()
+        if not keys:
+            raise InvalidArgumentError(f"{obj.name} has no key frames",
+                                       hint="click the object on a frame, or add the playhead's frame")
+        if self._pending is not None:
+            raise InvalidArgumentError("a restyle is running", hint="wait for it, or cancel its job")
+        ref, folder = obj.ref, self.session.folder / STYLES
+        folder.mkdir(exist_ok=True)
+        out = next(folder / f"{ref.id}-{k}" for k in count(1) if not (folder / f"{ref.id}-{k}").exists())
+        masks = TrackMasks(ref.name, ref.frames, (ref.width, ref.height), obj.store)
+        controls = control_specs(self.controls)
+        options = {
+            "prompt": self.prompt, "negative": self.negative, "frames": keys, "track_id": ref.id,
+            "controls": controls, "loras": list(self.loras), "seed": self.seed,
+            "strength": self.strength, "model": self.model, "device": self.session.choice.device,
+            "controlnets": {c.kind: self.controlnets[c.kind] for c in controls if c.kind in self.controlnets},
+        }
+        with self._lock:
+            self._previews = {}
+        video = self.session.video_path
+        job = self.jobs.start(f"restyle {ref.name}", lambda: restyle_masks(
+            masks, video, out, on_key=self._preview, **options))  # type: ignore[arg-type]
+        self._pending = _Pending(job, ref.name)
+        return job
+
+    def _preview(self, frame: int, image: np.ndarray) -> None:
+        with self._lock:
+            self._previews[frame] = image
+
+    def poll(self) -> None:
+        """On the UI thread, each frame: put a finished job's keys in as a style layer (one step
+        of the history). A failed or cancelled job is dropped (:class:`Jobs` notes why)."""
+        pending = self._pending
+        if pending is None or not pending.job.finished:
+            return
+        self._pending = None
+        styled: Styled | None = pending.job.result
+        if styled is None:
+            return
+        edit, layer_id = style_edit(self.session.file.project, self.session.folder, styled)
+        self.history.do(edit)
+        self.session.note(f"{pending.name}: {len(styled.frames)} keys restyled, layer {layer_id}")
