@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kinema.core.errors import CancelledError
-from kinema.core.jobs import CancelToken, Job, Progress, Steps, run
+from kinema.core.jobs import CancelToken, Job, Progress, Steps, mapped, run
 from kinema.media.synth import write_clip
 
 
@@ -67,6 +67,30 @@ def test_run_returns_the_result_and_stops_at_the_event_a_cancel_follows() -> Non
     with pytest.raises(CancelledError):
         run(counting(6, worked, closed), token, lambda p: p.done == 4 and token.cancel())
     assert worked == [1, 2, 3, 4] and closed == ["closed"]  # unit 5 never began; cleanup ran
+
+
+def test_mapped_changes_each_event_keeps_the_result_and_closes_the_inner_work() -> None:
+    closed: list[bool] = []
+
+    def inner() -> Steps[str]:
+        try:
+            for i in range(1, 4):
+                yield Progress(i, 3, "steps", f"step {i}")
+            return "done"
+        finally:
+            closed.append(True)
+
+    events: list[Progress] = []
+    outer = mapped(inner(), lambda e: Progress(e.done + 10, 13, "frames"))
+    assert run(outer, on_progress=events.append) == "done"
+    assert [(e.done, e.total, e.unit, e.message) for e in events] == [
+        (11, 13, "frames", None), (12, 13, "frames", None), (13, 13, "frames", None)]
+    # closed part-way (a cancel), the inner work unwinds too
+    closed.clear()
+    partway = mapped(inner(), lambda e: e)
+    next(partway)
+    partway.close()
+    assert closed == [True]
 
 
 def test_job_exposes_progress_result_and_error() -> None:

@@ -17,7 +17,6 @@ import os
 import queue
 import threading
 from collections.abc import Collection, Sequence
-from contextlib import closing
 from dataclasses import asdict, dataclass
 from itertools import count
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kinema.core.errors import CancelledError, InvalidArgumentError, ModelNotFoundError
-from kinema.core.jobs import Progress, Steps
+from kinema.core.jobs import Progress, Steps, mapped
 from kinema.document.recipes import AssetRecipe, LoraRef, ModelRef
 from kinema.vision.cutout import Cutout, Cutter, Settings
 
@@ -231,14 +230,7 @@ def make_asset(request: Request, out: str | os.PathLike[str], *, subject: str | 
     generator = image_generator(model, loras, device)
     r = request.settled(generator.card)
     total = r.steps + 2  # the denoising steps, the cut-out, the write
-    with closing(denoise(generator, r)) as steps:
-        while True:
-            try:
-                event = next(steps)
-            except StopIteration as done:
-                image = done.value
-                break
-            yield Progress(event.done, total, "steps")
+    image = yield from mapped(denoise(generator, r), lambda e: Progress(e.done, total, "steps"))
     cut = cutter(image, words)
     yield Progress(total - 1, total, "steps")
     recipe = AssetRecipe(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kinema.core.errors import InvalidArgumentError
-from kinema.core.jobs import Progress, Steps
+from kinema.core.jobs import Progress, Steps, mapped
 
 if TYPE_CHECKING:
     from kinema.search.speech import Span
@@ -207,14 +207,8 @@ def _hard_cuts(src: str | os.PathLike[str], total: int) -> Steps[tuple[int, ...]
     left out: they blend two shots already), with progress out of ``total``."""
     from kinema.app.shot_jobs import find_shots
 
-    scan = find_shots(src, gradual=False)
-    while True:
-        try:
-            event = next(scan)
-        except StopIteration as done:
-            shots = done.value
-            break
-        yield Progress(event.done, total, "frames", event.message)
+    shots = yield from mapped(find_shots(src, gradual=False),
+                              lambda e: Progress(e.done, total, "frames", e.message))
     return tuple(sorted({t.boundary for t in shots.transitions if t.kind == "cut"}))
 
 

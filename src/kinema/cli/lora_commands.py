@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 if TYPE_CHECKING:
-    from kinema.core.jobs import Steps
+    from kinema.core.jobs import Progress, Steps
 
 T = TypeVar("T")
 
@@ -21,14 +20,13 @@ lora_app = typer.Typer(help="Train LoRAs: a person, an object or a style learnt 
 def _milestones(steps: Steps[T]) -> Steps[T]:
     """``steps`` with the loss lines kept at checkpoints and the last step only: the bar
     shows the progress, and the losses printed afterwards stay a few lines."""
-    with closing(steps):
-        while True:
-            try:
-                event = next(steps)
-            except StopIteration as end:
-                return end.value
-            keep = event.checkpoint or event.done == event.total
-            yield event if keep else replace(event, message=None)
+    from kinema.core.jobs import mapped
+
+    def milestone(event: Progress) -> Progress:
+        keep = event.checkpoint or event.done == event.total
+        return event if keep else replace(event, message=None)
+
+    return (yield from mapped(steps, milestone))
 
 
 @lora_app.command("train")

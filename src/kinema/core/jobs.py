@@ -45,6 +45,18 @@ Steps = Generator[Progress, None, T]
 """A use case's work: yields :class:`Progress` after each unit, returns the result."""
 
 
+def mapped(steps: Steps[T], change: Callable[[Progress], Progress]) -> Steps[T]:
+    """``steps`` with each event passed through ``change`` (renumbered as part of larger work,
+    a message dropped), and the same result; closing this closes ``steps`` where it waits."""
+    with closing(steps):
+        while True:
+            try:
+                event = next(steps)
+            except StopIteration as done:
+                return done.value
+            yield change(event)
+
+
 class CancelToken:
     """A thread-safe request to stop: any thread may :meth:`cancel`; the driver of the work
     calls :meth:`check` between units."""
