@@ -19,6 +19,7 @@ import numpy as np
 from kinema.app.pose_jobs import Skeleton
 from kinema.core.errors import InvalidArgumentError, KinemaError
 from kinema.core.frames import BLEND_MODES
+from kinema.core.jobs import Job
 from kinema.ui.editor import Editor
 from kinema.ui.model.exports import EXPORTS
 from kinema.ui.model.tools import TOOLS
@@ -410,11 +411,11 @@ class Window:
             loras.append((Path(self.lora_path.strip()).expanduser(), self.lora_weight))
             self.lora_path = ""
 
-    def _job_bar(self, job: object | None) -> None:
+    def _job_bar(self, job: Job | None) -> None:
         from imgui_bundle import imgui
 
         if job is not None:
-            imgui.progress_bar(job.fraction, imgui.ImVec2(-1, 0), job.state)  # type: ignore[attr-defined]
+            imgui.progress_bar(job.fraction, imgui.ImVec2(-1, 0), job.state)
 
     def _preview(self, name: str, image: np.ndarray) -> None:
         """``image`` (RGB or RGBA) at most :data:`PREVIEW_SIZE` on a side, uploaded once."""
@@ -810,7 +811,7 @@ def run_command(editor: Editor, line: str) -> None:
         "discard": session.discard_autosave,
         "pose": lambda: editor.pose.set({"on": True, "off": False}[args[0]]),
         "generate": lambda: setattr(editor.generate, "prompt", " ".join(args)),
-        "place": lambda: editor.generate.place(*numbers[:3]) if len(numbers) >= 2 else [][0],
+        "place": lambda: editor.generate.place(numbers[0], numbers[1], *numbers[2:3]),
         "restyle": lambda: _restyle_command(editor, args),
     }
     if verb not in actions:

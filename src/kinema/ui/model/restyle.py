@@ -32,6 +32,8 @@ STYLES = "styles"
 
 @dataclass(frozen=True)
 class _Pending:
+    """A restyle job and the name of the object it styles."""
+
     job: Job
     name: str
 
