@@ -34,7 +34,7 @@ import numpy as np
 from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
 from kinema.core.extras import require
 from kinema.core.jobs import Progress, Steps
-from kinema.generate.sdxl import _variant
+from kinema.generate.sdxl import weights_variant
 from kinema.models.device import placement
 
 log = logging.getLogger(__name__)
@@ -206,11 +206,11 @@ class _Training:
 
         pairs = [(CLIPTokenizer.from_pretrained(self.folder, subfolder="tokenizer"),
                   CLIPTextModel.from_pretrained(self.folder, subfolder="text_encoder", dtype=self.dtype,
-                                                variant=_variant(self.folder, "text_encoder"))),
+                                                variant=weights_variant(self.folder, "text_encoder"))),
                  (CLIPTokenizer.from_pretrained(self.folder, subfolder="tokenizer_2"),
                   CLIPTextModelWithProjection.from_pretrained(
                       self.folder, subfolder="text_encoder_2", dtype=self.dtype,
-                      variant=_variant(self.folder, "text_encoder_2")))]
+                      variant=weights_variant(self.folder, "text_encoder_2")))]
         found = []
         with self.torch.no_grad():
             for prompt in prompts:
@@ -230,7 +230,7 @@ class _Training:
         float32: SDXL's VAE overflows in half precision)."""
         torch = self.torch
         vae = self.diffusers.AutoencoderKL.from_pretrained(self.folder, subfolder="vae", dtype=torch.float32,
-                                                           variant=_variant(self.folder, "vae"))
+                                                           variant=weights_variant(self.folder, "vae"))
         vae.to(self.device)
         means, stds, time_ids = [], [], []
         with torch.no_grad():
@@ -252,7 +252,7 @@ class _Training:
         from peft import LoraConfig
 
         self.unet = self.diffusers.UNet2DConditionModel.from_pretrained(
-            self.folder, subfolder="unet", dtype=self.dtype, variant=_variant(self.folder, "unet"))
+            self.folder, subfolder="unet", dtype=self.dtype, variant=weights_variant(self.folder, "unet"))
         self.unet.requires_grad_(False)
         self.lora_config = LoraConfig(r=s.rank, lora_alpha=s.rank, init_lora_weights="gaussian",
                                       target_modules=TARGET_MODULES)

@@ -115,7 +115,9 @@ StepCallback = Callable[[int, int], None]
 """Called after each denoising step with (step, steps); raising stops the generation."""
 
 
-def _variant(folder: Path, sub: str) -> str | None:
+def weights_variant(folder: Path, sub: str) -> str | None:
+    """``"fp16"`` where ``folder/sub`` holds half-precision weight files (a hub model pulled
+    with only those, see the registry), else ``None`` (the plain files)."""
     return "fp16" if any((folder / sub).glob("*.fp16.safetensors")) else None
 
 
@@ -144,11 +146,11 @@ class ImageGenerator:
             library.utils.logging.disable_progress_bar()
             library.utils.logging.set_verbosity_error()
         self._base = diffusers.AutoPipelineForText2Image.from_pretrained(
-            self.folder, dtype=self.dtype, variant=_variant(self.folder, "unet"))
+            self.folder, dtype=self.dtype, variant=weights_variant(self.folder, "unet"))
         self._base.set_progress_bar_config(disable=True)
         self.controlnets = {
             name: diffusers.ControlNetModel.from_pretrained(Path(path), dtype=self.dtype,
-                                                            variant=_variant(Path(path), ""))
+                                                            variant=weights_variant(Path(path), ""))
             for name, path in (controlnets or {}).items()}
         self.offload = self.device.type == "cuda" and (small_gpu(self.device) if offload is None else offload)
         if self.offload:
