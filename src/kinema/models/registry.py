@@ -64,7 +64,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("sdxl-base", "stabilityai/stable-diffusion-xl-base-1.0", "sdxl", "text-to-image",
                   "SDXL 1.0 base: text-to-image, image-to-image, inpainting at 1024x1024",
                   size_mb=6940, licence="CreativeML Open RAIL++-M", files=_DIFFUSERS_FP16,
-                  variant="fp16", card=_card(30, 5.0, "euler", 1024)),
+                  variant="fp16", card=_card(30, 5.0, "euler", 1024),
+                  revision="462165984030d82259a11f4367a4eed129e94a7b"),
         ModelSpec("sdxl-turbo", "stabilityai/sdxl-turbo", "sdxl", "text-to-image",
                   "SDXL-Turbo: 1-4 steps without guidance at 512x512, for previews",
                   size_mb=6940, licence="Stability AI Community License (non-commercial)",
@@ -75,7 +76,8 @@ MODELS: dict[str, ModelSpec] = {
                   variant="fp16", card=_card(30, 8.0, "euler", 1024)),
         ModelSpec("controlnet-canny-sdxl", "diffusers/controlnet-canny-sdxl-1.0", "controlnet-sdxl",
                   "control-canny", "SDXL ControlNet on Canny edges", size_mb=2500,
-                  licence="CreativeML Open RAIL++-M", files=_CONTROLNET_FP16, variant="fp16"),
+                  licence="CreativeML Open RAIL++-M", files=_CONTROLNET_FP16, variant="fp16",
+                  revision="eb115a19a10d14909256db740ed109532ab1483c"),
         ModelSpec("controlnet-openpose-sdxl", "xinsir/controlnet-openpose-sdxl-1.0", "controlnet-sdxl",
                   "control-pose", "SDXL ControlNet on OpenPose body skeletons", size_mb=2500,
                   licence="Apache-2.0", files=("config.json", "diffusion_pytorch_model.safetensors")),
@@ -84,7 +86,7 @@ MODELS: dict[str, ModelSpec] = {
                   licence="CreativeML Open RAIL++-M", files=_CONTROLNET_FP16, variant="fp16"),
         ModelSpec("depth-anything-v2-small", "depth-anything/Depth-Anything-V2-Small-hf", "depth",
                   "depth", "Depth Anything V2 small: relative depth, for depth ControlNets",
-                  size_mb=99, licence="Apache-2.0"),
+                  size_mb=99, licence="Apache-2.0", revision="5426e4f0f36572d16453bbda7a8389317b1bef99"),
     ]
 }
 DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny", "embed": "clip-vit-b32",
