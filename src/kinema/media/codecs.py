@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,3 +79,68 @@ def codec_for(path: Path, codec: str | None, alpha: bool) -> CodecSpec:
         raise InvalidArgumentError(f"{spec.name} cannot be written into '{suffix or 'no extension'}'",
                                    path=path, hint=f"use {' or '.join(spec.containers)}")
     return spec
+
+
+X264_CPU_AVX512 = 1 << 16
+"""x264's ``X264_CPU_AVX512`` flag (x264.h)."""
+
+
+def x264_params(params: str | None = None) -> str | None:
+    """``x264-params`` for a reproducible libx264 encode: ``params`` with AVX-512 switched off.
+
+    x264's AVX-512 code reads heap memory it never wrote, and what it finds there changes the
+    stream (frame costs in the lookahead, so QPs and every frame after). In a process whose
+    other threads (decoders, swscale) churn the heap, the same frames then encode to different
+    bytes from run to run; ``MALLOC_PERTURB_=7`` against ``=165`` shows it in one process. Its
+    AVX2 and older code paths do not, so the detected CPU flags are passed back without
+    AVX-512 (``asm=N``). A ``params`` that sets ``asm`` itself is kept as given; where x264's
+    flags cannot be read (no x86, library not found) ``params`` is returned unchanged.
+    """
+    if params and re.search(r"(^|:)asm=", params):
+        return params
+    flags = _x264_cpu_flags()
+    if flags is None or not flags & X264_CPU_AVX512:
+        return params
+    asm = f"asm={flags & ~X264_CPU_AVX512}"
+    return f"{params}:{asm}" if params else asm
+
+
+@functools.cache
+def _x264_cpu_flags() -> int | None:
+    """The CPU flags the libx264 that PyAV loaded detects here (``x264_cpu_detect``)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "x86", "i386", "i686"):
+        return None  # AVX-512 is x86 only
+    import ctypes
+
+    for path in _x264_library_paths():
+        try:
+            detect = ctypes.CDLL(path).x264_cpu_detect
+        except (OSError, AttributeError):
+            continue
+        detect.restype = ctypes.c_uint32
+        detect.argtypes = []
+        return int(detect())
+    return None
+
+
+def _x264_library_paths() -> list[str]:
+    """Where the libx264 in use may be: mapped into this process (PyAV's libavcodec links
+    it), else bundled beside the ``av`` package (wheels), else the system's."""
+    import ctypes.util
+
+    import av  # loads libavcodec, and with it libx264
+
+    found: list[str] = []
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        for line in maps.read_text().splitlines():
+            name = line.split()[-1]
+            if "libx264" in Path(name).name and name not in found:
+                found.append(name)
+    package = Path(av.__file__).parent
+    for folder in (package.parent / "av.libs", package / ".dylibs"):
+        found += [str(p) for p in sorted(folder.glob("*x264*")) if str(p) not in found]
+    system = ctypes.util.find_library("x264")
+    if system:
+        found.append(system)
+    return found

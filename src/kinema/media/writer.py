@@ -15,7 +15,7 @@ from kinema.core.errors import InvalidArgumentError, MediaWriteError, write_erro
 from kinema.core.frames import check_frame
 from kinema.core.timebase import to_fraction
 from kinema.media.audio import AudioMux, SamplesMux
-from kinema.media.codecs import CodecSpec, codec_for
+from kinema.media.codecs import CodecSpec, codec_for, x264_params
 
 if TYPE_CHECKING:
     import av
@@ -90,6 +90,10 @@ class VideoWriter:
         fmt = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}[
             self.path.suffix.lower()]
         opts = {**self.spec.options, **options}
+        if self.spec.encoder == "libx264":  # the same frames give the same bytes (x264_params)
+            params = x264_params(opts.get("x264-params"))
+            if params:
+                opts["x264-params"] = params
         movflags = opts.pop("movflags", None)
         container_opts = {"movflags": movflags} if movflags and fmt in ("mp4", "mov") else {}
         try:
