@@ -16,6 +16,7 @@ from pathlib import Path
 from kinema.core import atomic
 from kinema.core.errors import CorruptMediaError
 from kinema.core.jobs import Progress, Steps
+from kinema.media.codecs import x264_params
 from kinema.media.stamp import cache_name, cache_root, source_stamp
 
 log = logging.getLogger("kinema.media")
@@ -90,7 +91,7 @@ def build_proxy(source: str | os.PathLike[str], *, beside: bool = False,
             stream.time_base = tb
             stream.codec_context.time_base = tb
             stream.options = {"preset": "ultrafast", "crf": "20",
-                              "x264-params": "keyint=1:min-keyint=1:scenecut=0:bframes=0"}
+                              "x264-params": x264_params("keyint=1:min-keyint=1:scenecut=0:bframes=0")}
             stream.codec_context.colorspace = 1
             stream.codec_context.color_range = 1
             for i, rgb in enumerate(reader.frames(size=(pw, ph))):

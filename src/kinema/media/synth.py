@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kinema.core.frames import Frame
+from kinema.media.codecs import x264_params
 
 BITS = 16
 
@@ -103,7 +104,8 @@ def write_clip(
         if codec in ("libx264", "libx265"):
             keyint = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
             if codec == "libx264":
-                opts = {"preset": "veryfast", "x264-params": keyint + (":open-gop=1" if open_gop else "")}
+                opts = {"preset": "veryfast",
+                        "x264-params": x264_params(keyint + (":open-gop=1" if open_gop else ""))}
             else:
                 opts = {"preset": "ultrafast", "x265-params": keyint + ":log-level=error"
                         + (":open-gop=1" if open_gop else ":open-gop=0")}
