@@ -104,6 +104,7 @@ class Window:
         # jobs. Scripted runs (screenshots, benchmarks) draw every frame.
         params.fps_idling.enable_idling = not self.script and self.screenshot is None
         params.imgui_window_params.show_menu_bar = True
+        params.imgui_window_params.show_menu_view = False  # hello_imgui's own; ours is in menus()
         params.callbacks.show_menus = self.menus
         threading.Thread(target=self._load_timeline_media, daemon=True).start()
         if self.proxy:
