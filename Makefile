@@ -63,6 +63,8 @@ bench: venv
 	$(PY) benchmarks/bench_editor.py
 	$(PY) benchmarks/bench_shots.py
 	$(PY) benchmarks/bench_search.py
+	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_restyle.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
