@@ -7,11 +7,25 @@ outside is the source, bit for bit."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
 
+from kinema.app.mask_outputs import NpzLabels
+from kinema.app.propagate_jobs import FEATHER
 from kinema.generate.propagate import QUALITIES, ArrayFrames, baseline, propagate
+from kinema.media import open_video
+from kinema.media.image import read_image, write_image
+from kinema.media.probe import probe
+from kinema.media.writer import VideoWriter
+from kinema.render.mattes import matte_from_mask
 
 W, H, N = 96, 64, 16
 
@@ -118,3 +132,99 @@ def test_mask_mode_styles_only_the_matte(rendered) -> None:
         assert distance.min() > 150, i
     inside = mean_psnr(out, truth, set(keys), where=masks)
     assert inside > mean_psnr(baseline(frames, keys), truth, set(keys), where=masks) + 2.0
+
+
+def kinema(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kinema", *map(str, args)], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory: pytest.TempPathFactory, rendered) -> dict[str, Any]:
+    """The scene as an H.264 clip, its decoded frames, keys of frames 0 and 15 as PNGs (the
+    style of the decoded frames) and the disc's masks as a label map."""
+    frames, _truth, masks = rendered
+    folder = tmp_path_factory.mktemp("footage")
+    clip = folder / "clip.mp4"
+    with VideoWriter(clip, 24, (W, H)) as writer:
+        for frame in frames:
+            writer.write(frame)
+    with open_video(clip) as reader:
+        decoded = [np.asarray(reader[i]) for i in range(N)]
+    keys = {}
+    for k in (0, 8, N - 1):
+        keys[k] = write_image(folder / f"key{k}.png", np.where(masks[k][..., None],
+                                                               stylise(decoded[k]), decoded[k]))
+    labels = NpzLabels(folder / "masks.npz", N, (W, H), overwrite=False)
+    for mask in masks:
+        labels.write(mask.astype(np.uint8))
+    labels.close()
+    return {"clip": clip, "decoded": decoded, "keys": keys, "masks": folder / "masks.npz",
+            "disc": masks}
+
+
+def test_cli_writes_a_png_per_frame_and_a_record(footage, tmp_path: Path) -> None:
+    keys, out = footage["keys"], tmp_path / "out"
+    result = kinema("propagate", footage["clip"], "--key", f"0={keys[0]}", "--key",
+                    f"{N - 1}={keys[N - 1]}", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:05d}.png" for i in range(N)]
+    for k in (0, N - 1):
+        assert np.array_equal(read_image(out / f"{k:05d}.png"), read_image(keys[k]))
+    record = json.loads((tmp_path / "out.provenance.json").read_text())
+    recipe = record["operations"][0]
+    assert recipe["operation"] == "propagate" and (recipe["start"], recipe["end"]) == (0, N)
+    assert [k["frame"] for k in recipe["keys"]] == [0, N - 1]
+    assert set(recipe["guides"]) == {"colour", "edges", "position", "temporal"}
+
+
+def test_cli_one_key_from_a_restyle_folder_over_a_range(footage, tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    shutil.copy(footage["keys"][8], folder / "00008.png")
+    out = tmp_path / "out"
+    result = kinema("propagate", footage["clip"], "--keys", folder, "--start", 4, "--end", 12,
+                    "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:05d}.png" for i in range(4, 12)]
+    assert np.array_equal(read_image(out / "00008.png"), read_image(folder / "00008.png"))
+
+
+def test_cli_mask_mode_keeps_the_outside(footage, tmp_path: Path) -> None:
+    keys, out, movie = footage["keys"], tmp_path / "out", tmp_path / "out.mov"
+    for target in (out, movie):
+        result = kinema("propagate", footage["clip"], "--mask", footage["masks"], "--key",
+                        f"0={keys[0]}", "--key", f"{N - 1}={keys[N - 1]}", "-o", target)
+        assert result.returncode == 0, result.stderr
+    for i in range(N):
+        image = read_image(out / f"{i:05d}.png")
+        outside = matte_from_mask(footage["disc"][i], feather=FEATHER) == 0
+        assert outside.sum() > W * H // 2
+        assert np.array_equal(image[outside], footage["decoded"][i][outside])
+    info = probe(movie).video
+    assert info is not None and info.frames == N and info.has_alpha
+
+
+@pytest.mark.parametrize("case", ["size", "outside", "mask", "none"])
+def test_cli_bad_input_is_one_line(footage, tmp_path: Path, case: str) -> None:
+    keys, out = footage["keys"], tmp_path / "out"
+    args: list[str | Path] = ["--key", f"0={keys[0]}"]
+    if case == "size":
+        small = write_image(tmp_path / "small.png", np.zeros((H // 2, W // 2, 3), np.uint8))
+        args, named = ["--key", f"3={small}"], "small.png"
+    elif case == "outside":
+        args, named = ["--key", f"99={keys[0]}"], "key0.png"
+    elif case == "mask":
+        wrong = NpzLabels(tmp_path / "wrong.npz", N, (W // 2, H), overwrite=False)
+        for _ in range(N):
+            wrong.write(np.zeros((H, W // 2), np.uint8))
+        wrong.close()
+        args, named = [*args, "--mask", tmp_path / "wrong.npz"], "wrong.npz"
+    else:
+        args, named = [], "--key"
+    result = kinema("propagate", footage["clip"], *args, "-o", out)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and named in lines[0], result.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]

@@ -14,6 +14,7 @@ from kinema.cli import (
     media_commands,
     pose_commands,
     project_commands,
+    propagate_commands,
     restore_commands,
     restyle_commands,
     vision_commands,
@@ -36,6 +37,7 @@ pose_commands.register(app)
 restore_commands.register(app)
 asset_commands.register(app)
 restyle_commands.register(app)
+propagate_commands.register(app)
 lora_commands.register(app)
 
 

@@ -1,0 +1,72 @@
+"""Propagate command: ``kinema propagate`` (styled keys carried through a video)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kinema.core.errors import InvalidArgumentError
+
+
+def parse_keys(values: list[str]) -> dict[int, Path]:
+    """``FRAME=IMAGE`` options as key images by frame."""
+    found: dict[int, Path] = {}
+    for value in values:
+        frame, equals, image = value.partition("=")
+        if not equals or not image or not frame.strip().isdigit():
+            raise InvalidArgumentError(f"--key {value!r} is not FRAME=IMAGE",
+                                       hint="e.g. --key 24=keys/00024.png")
+        if int(frame) in found:
+            raise InvalidArgumentError(f"frame {int(frame)} has two keys", path=image,
+                                       hint="give one --key per frame")
+        found[int(frame)] = Path(image)
+    return found
+
+
+def propagate(
+    video: Annotated[Path, typer.Argument(help="The footage.", show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="A folder (one PNG per frame, 00024.png) or a movie (.mov, .mp4).",
+        show_default=False)],
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="A styled key: FRAME=IMAGE (repeat for more).")] = None,
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", help="A folder of keys named by frame (kinema restyle's output).")] = None,
+    mask: Annotated[Path | None, typer.Option(
+        "--mask", help="Style only the object: label maps from kinema track -o masks.npz.")] = None,
+    project: Annotated[Path | None, typer.Option(
+        "--project", "-p", help="Style only the object of this project's --track.")] = None,
+    track: Annotated[str | None, typer.Option(
+        "--track", "-t", help="The project's mask track (id or name).")] = None,
+    start: Annotated[int, typer.Option("--start", help="First frame of the range.")] = 0,
+    end: Annotated[int | None, typer.Option(
+        "--end", help="The frame after the range (default: the clip's end).")] = None,
+    quality: Annotated[str, typer.Option("--quality", help="fast or best.")] = "fast",
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", "-y", help="Replace the output if it exists.")] = False,
+) -> None:
+    """Carry styled key frames through the footage (example-based, guided by the video).
+
+    Between two keys the frames blend both; before the first and after the last, one key
+    carries on. With --mask or --project/--track only the object changes: every pixel outside
+    its matte is the source's. OUT.provenance.json beside the output holds the recipe."""
+    from kinema.app.propagate_jobs import keys_in_folder, propagate_video
+    from kinema.cli.console import exit_on_error, out, show_progress
+
+    with exit_on_error():
+        given = keys_in_folder(keys) if keys is not None else {}
+        for frame, image in parse_keys(key or []).items():
+            given[frame] = image
+        result = show_progress(
+            propagate_video(video, output, keys=given, mask=mask, project=project, track=track,
+                            start=start, end=end, quality=quality, overwrite=overwrite),
+            f"propagate {video.name}")
+    out.print(f"wrote {result.output}: frames {result.start}-{result.end - 1} from "
+              f"{len(result.keys)} key(s)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the propagate command to ``app``."""
+    app.command()(propagate)
