@@ -176,7 +176,7 @@ def test_rife_on_a_vfr_clip_puts_the_square_where_real_time_does(tmp_path: Path)
     bundled_or_skip("rife", "flownet.pkl")
     speed, times = 150, vfr_times(9)  # 0.41 s, 61 px
     src = write_vfr(tmp_path / "moving.mkv", [square_scene(20 + speed * t) for t in times], times)
-    result = run(interpolate_video(src, tmp_path / "out", fps=30, device="cpu"))
+    result = run(interpolate_video(src, tmp_path / "out", fps=30, backend="rife", device="cpu"))
     out = sequence(tmp_path / "out")
     assert result.cuts == () and result.held == 0  # steady motion is not a cut
     last = times[-1]

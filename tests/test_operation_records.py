@@ -88,7 +88,7 @@ def test_interpolate_recipe_names_rife_and_makes_the_same_frames_again(clip, tmp
     # PNG sequences: lossless, so equal bytes mean equal frames (H.264 files of equal frames
     # can differ in their bytes when the machine is busy)
     first, again = tmp_path / "a", tmp_path / "b"
-    kinema("interpolate", clip, "-o", first, "--factor", "2", "--device", "cpu")
+    kinema("interpolate", clip, "-o", first, "--factor", "2", "--backend", "rife", "--device", "cpu")
     record, recipe = recorded(first)
     assert isinstance(recipe, InterpolateRecipe)
     assert (recipe.backend, recipe.factor, recipe.rate, recipe.cut_guard) == ("rife", 2, None, True)

@@ -102,7 +102,7 @@ def across_cut(i: int, t: Fraction, cuts: Container[int]) -> int | None:
 
 def interpolate_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                       factor: int | None = None, fps: Fraction | float | str | None = None,
-                      backend: str = "rife", codec: str | None = None, overwrite: bool = False,
+                      backend: str = "flow", codec: str | None = None, overwrite: bool = False,
                       device: Any = None, interpolator: Any = None, cut_guard: bool = True,
                       project: str | os.PathLike[str] | None = None) -> Steps[Interpolated]:
     """``src`` at a new frame rate, in-betweens made by ``backend``.

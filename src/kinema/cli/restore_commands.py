@@ -24,7 +24,8 @@ def interpolate(
     fps: Annotated[str | None, typer.Option(
         "--fps", help="The new frame rate, e.g. 60 or 60000/1001.")] = None,
     backend: Annotated[str, typer.Option(
-        "--backend", help="rife (optical flow) or blend (cross-fade).")] = "rife",
+        "--backend", help="flow (bidirectional optical flow with occlusion reasoning), rife "
+        "(RIFE v3.9, bundled) or blend (cross-fade).")] = "flow",
     cut_guard: Annotated[bool, typer.Option(
         "--cut-guard/--no-cut-guard",
         help="Repeat a frame instead of blending two shots across a hard cut.")] = True,
@@ -34,7 +35,10 @@ def interpolate(
     project: Project = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Make in-between frames (RIFE v3.9): a higher frame rate or slow motion; the sound is kept.
+    """Make in-between frames (optical flow or RIFE v3.9): a higher frame rate or slow motion.
+
+    The sound is kept. A folder output gets the whole sequence as PNGs in order, frame_%06d.png
+    numbered from 0: with --factor N, frame N*i is source frame i.
 
     In-betweens follow the real frame times (variable rates too); across a hard cut a frame repeats.
 

@@ -1,4 +1,4 @@
-"""The interpolation and upscaling backends kinema ships: RIFE and a cross-fade; Real-ESRGAN
+"""The interpolation and upscaling backends kinema ships: bidirectional flow, RIFE and a cross-fade; Real-ESRGAN
 (two models) and Lanczos.
 
 Importing this module is cheap: each factory imports its implementation when it is called.
@@ -13,6 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from kinema.models.backends import Backend, register
+
+
+def flow(*, model: Any = None, device: Any = None, dtype: Any = None, **options: Any) -> Any:
+    """Bidirectional DIS optical flow with occlusion reasoning (OpenCV, no weights)."""
+    from kinema.generate.flow_interp import FlowInterpolator
+
+    return FlowInterpolator(**options)
 
 
 def rife(*, model: Any = None, device: Any = None, dtype: Any = None, **options: Any) -> Any:
@@ -48,6 +55,8 @@ def lanczos(scale: int = 4, **_options: Any) -> Any:
     return Lanczos(scale)
 
 
+register(Backend("interpolate", "flow", "bidirectional DIS optical flow with occlusion reasoning; "
+                 "no weights, OpenCV (the default)", flow))
 register(Backend("interpolate", "rife", "RIFE v3.9 optical-flow interpolation; bundled, torch",
                  rife, extra="ml"))
 register(Backend("interpolate", "blend", "a plain cross-fade; no weights", cross_fade))
