@@ -1,5 +1,5 @@
-"""The interpolation and upscaling backends kinema ships: bidirectional flow, RIFE and a cross-fade; Real-ESRGAN
-(two models) and Lanczos.
+"""The interpolation and upscaling backends kinema ships: bidirectional flow, RIFE and a
+cross-fade; Real-ESRGAN (two models) and Lanczos.
 
 Importing this module is cheap: each factory imports its implementation when it is called.
 Factories (see ``kinema.models.backends``):
