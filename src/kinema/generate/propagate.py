@@ -35,6 +35,7 @@ import numpy as np
 
 from kinema.core.errors import InvalidArgumentError
 
+_SQUARES = np.arange(256, dtype=np.float32) ** 2
 MASK_WEIGHT = 10.0
 """How strongly the matte guide keeps a pixel of the object on the key's object (and off it
 outside): far above any colour difference, so the style never crosses the matte's edge."""
@@ -56,7 +57,7 @@ class Quality:
     colour: float = 1.0
     edges: float = 0.5
     position: float = 0.002
-    temporal: float = 0.5
+    temporal: float = 0.2
 
     def guides(self) -> dict[str, float]:
         """The guides' weights, as a recipe records them."""
@@ -65,8 +66,8 @@ class Quality:
 
 
 QUALITIES = {
-    "fast": Quality(levels=3, finest=0, radius=1, patch=5, vote=0, flow="fast"),
-    "best": Quality(levels=3, finest=0, radius=2, patch=7, vote=1, flow="medium"),
+    "fast": Quality(levels=3, finest=0, radius=1, patch=3, vote=1, flow="fast"),
+    "best": Quality(levels=3, finest=0, radius=2, patch=3, vote=2, flow="medium"),
 }
 
 
@@ -181,8 +182,7 @@ def _distance(a: list[np.ndarray], b: list[np.ndarray], weights: list[np.ndarray
 
     total = None
     for x, y, w in zip(a, b, weights, strict=True):
-        diff = cv2.absdiff(x, y)
-        part = cv2.transform(cv2.multiply(diff, diff, dtype=cv2.CV_32F), w[None])
+        part = cv2.transform(cv2.LUT(cv2.absdiff(x, y), _SQUARES), w[None])
         total = part if total is None else total + part
     return total
 
