@@ -228,3 +228,29 @@ def test_cli_bad_input_is_one_line(footage, tmp_path: Path, case: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error:") and named in lines[0], result.stderr
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_project_track_mode(footage, tmp_path: Path) -> None:
+    from kinema.app.project_jobs import new_project
+    from kinema.app.propagate_jobs import propagate_video
+    from kinema.core.jobs import run
+    from kinema.document import edits, store
+    from kinema.document.masktrack import FrameState, MaskTrackStore
+    from kinema.document.model import MaskTrackRef
+
+    folder = new_project(tmp_path / "shot", footage["clip"])
+    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
+        0, footage["disc"], FrameState.PROPAGATED)
+    with store.ProjectFile(folder) as pf:
+        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="disc", media_id="m1",
+                                                        frames=N, width=W, height=H)))
+        pf.save()
+    keys, out = footage["keys"], tmp_path / "out"
+    result = run(propagate_video(footage["clip"], out, keys={0: keys[0], N - 1: keys[N - 1]},
+                                 project=folder, track="disc"))
+    for i in range(N):
+        outside = matte_from_mask(footage["disc"][i], feather=FEATHER) == 0
+        image = read_image(out / f"{i:05d}.png")
+        assert np.array_equal(image[outside], footage["decoded"][i][outside])
+    recipe = json.loads(result.record.read_text())["operations"][0]
+    assert recipe["track_id"] == "t1" and recipe["quality"] == "fast"
