@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 export_app = typer.Typer(help="Take work out of kinema: mattes, cutouts, timelines.",
                          no_args_is_help=True)
@@ -100,6 +102,31 @@ def otio(
     out.print(f"wrote {output}")
 
 
+@export_app.command()
+def ebsynth(
+    project: Project,
+    track: Track,
+    keys: Annotated[list[str], typer.Option(
+        "--keys", "-k", help="Styled keys: a restyle output folder (KEYS/00024.png) or "
+                             "FRAME=IMAGE (repeat for more).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write video/, keys/, mask/ in.")],
+    start: Annotated[int, typer.Option("--start", help="First frame of the range.")] = 0,
+    end: Annotated[int | None, typer.Option(
+        "--end", help="The frame after the range (default: the clip's end).")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Write a shot for the EbSynth app: video/, keys/ and mask/ (white object on black), one
+    PNG per source frame named 00024.png. EbSynth's project file is not written."""
+    from kinema.app.ebsynth_jobs import export_ebsynth, parse_keys
+    from kinema.cli.console import exit_on_error, out, show_progress
+
+    with exit_on_error():
+        done = show_progress(export_ebsynth(project, track, parse_keys(keys), output, start=start,
+                                            end=end, overwrite=overwrite), f"ebsynth {track}")
+    out.print(f"wrote {output}: frames {done.start}-{done.end - 1}, keys "
+              f"{', '.join(map(str, done.keys))}")
+
+
 def import_timeline(
     timeline: Annotated[Path, typer.Argument(help="A .otio, .edl or .xml file.", show_default=False)],
     project: Annotated[Path, typer.Argument(help="Project folder to create.", show_default=False)],
@@ -116,7 +143,50 @@ def import_timeline(
     out.print(f"created {folder}")
 
 
+class _ImportGroup(TyperGroup):
+    """``kinema import FILE PROJECT`` stays the timeline import: a first argument that names
+    no subcommand is taken as ``timeline``'s."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["timeline", *args]
+        return super().parse_args(ctx, args)
+
+
+import_app = typer.Typer(cls=_ImportGroup, no_args_is_help=True,
+                         help="Bring work into kinema: timelines (kinema import FILE PROJECT), "
+                              "frames made elsewhere.")
+import_app.command("timeline")(import_timeline)
+
+
+@import_app.command("frames")
+def import_frames(
+    frames: Annotated[Path, typer.Argument(
+        help="A folder of numbered images (EbSynth's output, 00012.png, ...).", show_default=False)],
+    project: Annotated[Path, typer.Argument(help="Project folder.", show_default=False)],
+    at: Annotated[int | None, typer.Option(
+        "--at", help="Timeline frame of the first image (default: image N goes to frame N).")] = None,
+    track: Annotated[str | None, typer.Option(
+        "--track", "-t", help="Image N is frame N of this mask track's footage (as exported).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Name of the movie and layer.")] = None,
+) -> None:
+    """Bring numbered frames made elsewhere back as a new top layer (a ProRes 4444 movie in
+    PROJECT/imports/, placed as one clip)."""
+    from kinema.app.ebsynth_jobs import import_frames as run_import
+    from kinema.cli.console import exit_on_error, out, show_progress
+
+    with exit_on_error():
+        if at is not None and track is not None:
+            from kinema.core.errors import InvalidArgumentError
+
+            raise InvalidArgumentError("give --at or --track, not both")
+        done = show_progress(run_import(frames, project, at=at, track=track, name=name),
+                             f"import {frames.name}")
+    out.print(f"imported {done.frames} frames as layer {done.layer_id} at timeline frames "
+              f"{done.start}-{done.start + done.frames - 1} ({done.movie})")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``export ...`` and ``import`` to ``app``."""
+    """Add ``export ...`` and ``import ...`` to ``app``."""
     app.add_typer(export_app, name="export")
-    app.command("import")(import_timeline)
+    app.add_typer(import_app, name="import")
