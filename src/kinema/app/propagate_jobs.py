@@ -125,7 +125,7 @@ def _masks(mask: str | os.PathLike[str] | None, project: str | os.PathLike[str] 
                                    hint="give --project P --track OBJ (a mask track's name or id)")
     if project is None or track is None:
         return None, None
-    masks, _footage, track_id = restyle_jobs._project_track(project, track)
+    masks, _footage, track_id = restyle_jobs.project_track(project, track)
     return masks, track_id
 
 

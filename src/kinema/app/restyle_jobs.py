@@ -265,14 +265,16 @@ def _open_masks(source: str | os.PathLike[str], is_project: bool, track: str | N
     if is_project:
         if track is None or mask is not None:
             raise InvalidArgumentError("a project takes --track OBJ (its mask track), not --mask")
-        return _project_track(source, track)
+        return project_track(source, track)
     if mask is None or track is not None:
         raise InvalidArgumentError("a video takes --mask MASKS.npz (from kinema track -o); "
                                    "--track names a project's mask track")
     return LabelFile(mask), Path(source), None
 
 
-def _project_track(source: str | os.PathLike[str], name: str) -> tuple[MaskSource, Path, str]:
+def project_track(source: str | os.PathLike[str], name: str) -> tuple[MaskSource, Path, str]:
+    """Project ``source``'s mask track ``name`` (its id or name) as a :class:`MaskSource`, the
+    footage it belongs to, and the track's id; one error naming the tracks there if none is."""
     from kinema.app.evaluate import media_paths
     from kinema.document import store
     from kinema.document.masktrack import MaskTrackStore
