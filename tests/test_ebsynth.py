@@ -11,13 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kinema.app.ebsynth_jobs import export_ebsynth, import_frames, numbered_images, parse_keys
+from kinema.app.ebsynth_jobs import (
+    _placement,
+    export_ebsynth,
+    import_frames,
+    numbered_images,
+    parse_keys,
+)
 from kinema.app.evaluate import FrameEvaluator
 from kinema.app.project_jobs import new_project
+from kinema.app.render_job import render
 from kinema.core.errors import InvalidArgumentError, KinemaError, MediaOpenError, OutputExistsError
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
 from kinema.document.model import ClipItem, MaskTrackRef
+from kinema.document.timing import TimeRange
 from kinema.media import open_video
 from kinema.media.image import encode_png, read_image
 from kinema.media.synth import write_clip
@@ -142,16 +150,34 @@ def test_import_frames_round_trips_through_a_render(project: Path, tmp_path: Pat
     (clip,) = layer.items
     assert isinstance(clip, ClipItem) and clip.start == 3 and clip.media_id == done.media_id
     assert doc.media[done.media_id].frames == 5
-    evaluator = FrameEvaluator(doc, project)
-    try:
-        with open_video(tmp_path / "shot.mp4") as source:
-            for t in range(3, 8):
-                got = evaluator.frame(t).astype(int)
-                diff = np.abs(got - source[t])
-                # ProRes 4444 (10-bit 4:4:4) is near-lossless, not bit-exact
-                assert diff.mean() < 1.0 and diff.max() <= 6, (t, diff.mean(), diff.max())
-    finally:
-        evaluator.close()
+    # the source's layer hidden, a render shows only the imported frames
+    with store.ProjectFile(project) as pf:
+        pf.history.do(edits.set_layer("l1", visible=False))
+        pf.save()
+    run(render(project, tmp_path / "render", start=3, stop=8))
+    rendered = sorted((tmp_path / "render").glob("*.png"))
+    assert len(rendered) == 5
+    with open_video(tmp_path / "shot.mp4") as source:
+        for t, path in zip(range(3, 8), rendered, strict=True):
+            image = read_image(path)
+            assert image.shape[2] == 3 or (image[..., 3] == 255).all()
+            diff = np.abs(image[..., :3].astype(int) - source[t])
+            # ProRes 4444 (10-bit 4:4:4) is near-lossless, not bit-exact
+            assert diff.mean() < 1.0 and diff.max() <= 6, (t, diff.mean(), diff.max())
+
+
+def test_track_places_frames_where_the_timeline_shows_them(project: Path):
+    doc = store.load(project)
+    clip = doc.timeline.video_layers[0].items[0]
+    moved = doc.model_copy(deep=True)
+    moved.timeline.duration = N + 20
+    moved.timeline.video_layers[0].items[0] = clip.model_copy(update={
+        "start": 20, "source_range": TimeRange.from_frames(2, N - 2, doc.timeline.rate)})
+    assert _placement(moved, project, 4, 3, None, "ball") == 22  # source 2 is timeline 20
+    assert _placement(moved, project, 4, 3, 7, None) == 7
+    assert _placement(moved, project, 4, 3, None, None) == 4
+    with pytest.raises(InvalidArgumentError, match="no clip of track 'ball'"):
+        _placement(moved, project, 0, 3, None, "ball")  # frames 0-1 are not on the timeline
 
 
 def _key(tmp_path: Path) -> Path:
@@ -202,7 +228,7 @@ def test_bad_imports(project: Path, tmp_path: Path):
     with pytest.raises(MediaOpenError, match="not found"):
         run(import_frames(tmp_path / "nowhere", project))
     # nothing of the failed imports is left in the project
-    assert not list(project.glob("imports/*.mov"))
+    assert not (project / "imports").exists()
     assert len(store.load(project).timeline.video_layers) == 1
 
 

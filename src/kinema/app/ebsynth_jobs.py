@@ -8,6 +8,7 @@ is not written (the app is pointed at the three folders instead).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -330,7 +331,6 @@ def import_frames(frames_folder: str | os.PathLike[str], project_path: str | os.
     from kinema.document.model import ClipItem, VideoLayer
     from kinema.document.timing import TimeRange
     from kinema.media.image import read_image
-    from kinema.media.writer import VideoWriter
 
     folder = store.project_path(project_path)
     store.check_writable(folder)
@@ -346,22 +346,18 @@ def import_frames(frames_folder: str | os.PathLike[str], project_path: str | os.
     alpha = first.shape[2] == 4
     stem = re.sub(r"[^\w.-]+", "-", name or Path(os.path.abspath(frames_folder)).name).strip("-.")
     stem = stem or "frames"
+    made_imports = not (folder / IMPORTS).exists()
     (folder / IMPORTS).mkdir(exist_ok=True)
     movie = next(p for k in count(1) if not (p := folder / IMPORTS /
                                              (f"{stem}.mov" if k == 1 else f"{stem}-{k}.mov")).exists())
     rate = project.timeline.rate
-    with VideoWriter(movie, rate, size, codec="prores4444", alpha=alpha) as writer:
-        for i, (_, path) in enumerate(images):
-            image = first if i == 0 else read_image(path)
-            if image.dtype != np.uint8 or image.ndim != 3 or (image.shape[1], image.shape[0]) != size:
-                raise InvalidArgumentError(
-                    f"is {image.shape[1]}x{image.shape[0]} {image.dtype}, unlike the first frame "
-                    f"({size[0]}x{size[1]} uint8)", path=path, hint="give frames of one size")
-            if image.shape[2] != first.shape[2]:
-                image = image[..., :3] if not alpha else np.dstack(
-                    [image, np.full(image.shape[:2], 255, np.uint8)])
-            writer.write(image)
-            yield Progress(i + 1, total)
+    try:
+        yield from _write_movie(movie, rate, size, alpha, images, first)
+    except BaseException:
+        if made_imports:
+            with contextlib.suppress(OSError):
+                (folder / IMPORTS).rmdir()
+        raise
     try:
         with store.ProjectFile(folder) as pf:
             ref = pool_ref(pf.project, folder, movie)
@@ -385,3 +381,23 @@ def import_frames(frames_folder: str | os.PathLike[str], project_path: str | os.
         movie.unlink(missing_ok=True)
         raise
     return ImportedFrames(movie, ref.id, layer_id, start, total)
+
+
+def _write_movie(movie: Path, rate: Fraction, size: tuple[int, int], alpha: bool,
+                 images: list[tuple[int, Path]], first: np.ndarray) -> Steps[None]:
+    """The images, one size, 8-bit, as a ProRes 4444 movie (with alpha when ``alpha``)."""
+    from kinema.media.image import read_image
+    from kinema.media.writer import VideoWriter
+
+    with VideoWriter(movie, rate, size, codec="prores4444", alpha=alpha) as writer:
+        for i, (_, path) in enumerate(images):
+            image = first if i == 0 else read_image(path)
+            if image.dtype != np.uint8 or image.ndim != 3 or (image.shape[1], image.shape[0]) != size:
+                raise InvalidArgumentError(
+                    f"is {image.shape[1]}x{image.shape[0]} {image.dtype}, unlike the first frame "
+                    f"({size[0]}x{size[1]} uint8)", path=path, hint="give frames of one size")
+            if image.shape[2] != first.shape[2]:
+                image = image[..., :3] if not alpha else np.dstack(
+                    [image, np.full(image.shape[:2], 255, np.uint8)])
+            writer.write(image)
+            yield Progress(i + 1, len(images))
