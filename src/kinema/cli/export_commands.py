@@ -148,7 +148,7 @@ class _ImportGroup(TyperGroup):
     no subcommand is taken as ``timeline``'s."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["timeline", *args]
         return super().parse_args(ctx, args)
 
