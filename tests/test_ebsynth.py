@@ -16,11 +16,11 @@ from kinema.app.ebsynth_jobs import (
     export_ebsynth,
     import_frames,
     numbered_images,
-    parse_keys,
 )
 from kinema.app.evaluate import FrameEvaluator
 from kinema.app.project_jobs import new_project
 from kinema.app.render_job import render
+from kinema.app.style_keys import parse_keys
 from kinema.core.errors import InvalidArgumentError, KinemaError, MediaOpenError, OutputExistsError
 from kinema.document import edits, store
 from kinema.document.masktrack import FrameState, MaskTrackStore
@@ -116,7 +116,7 @@ def test_bad_exports_are_one_error_and_leave_nothing(project: Path, keys: Path, 
     out = tmp_path / "eb"
     cases = [
         ("t1", {3: small}, {}, "is 48x32 but shot.mp4 is 96x64"),
-        ("t1", {N: full}, {}, "the clip has frames 0-9"),
+        ("t1", {N: full}, {}, "has frames 0-9"),
         ("t1", {2: full}, {"start": 4}, "outside the range 4:10"),
         ("nope", {2: full}, {}, "no mask track 'nope'"),
         ("t1", {2: tmp_path / "missing.png"}, {}, "not found"),

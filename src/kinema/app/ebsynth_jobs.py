@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kinema.app.style_keys import read_key
 from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError, MediaOpenError, OutputExistsError
 from kinema.core.jobs import Progress, Steps
@@ -33,43 +34,7 @@ FOLDERS = ("video", "keys", "mask")
 IMPORTS = "imports"
 """The folder of a project that imported frames go to (as ProRes 4444 movies)."""
 
-_KEY_FILE = re.compile(r"^(\d+)\.png$")
 _NUMBERED = re.compile(r"^(.*?)(\d+)\.(png|jpe?g|tiff?|bmp|webp)$", re.IGNORECASE)
-
-
-def keys_in_folder(folder: str | os.PathLike[str]) -> dict[int, Path]:
-    """The keys of a restyle output folder by frame (``00024.png`` is frame 24)."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise MediaOpenError("keys folder not found", path=path,
-                             hint="give the folder kinema restyle -o wrote, or FRAME=IMAGE")
-    found = {int(m.group(1)): entry for entry in sorted(path.iterdir())
-             if (m := _KEY_FILE.match(entry.name)) and entry.is_file()}
-    if not found:
-        raise InvalidArgumentError("holds no keys named by frame (00024.png)", path=path,
-                                   hint="give the folder kinema restyle -o wrote, or FRAME=IMAGE")
-    return found
-
-
-def parse_keys(values: list[str]) -> dict[int, Path]:
-    """``--keys`` values, each a restyle output folder or ``FRAME=IMAGE``, as key images by
-    frame; two keys for one frame are an error."""
-    found: dict[int, Path] = {}
-    for value in values:
-        frame, equals, image = value.partition("=")
-        if equals:
-            if not image or not frame.strip().isdigit():
-                raise InvalidArgumentError(f"--keys {value!r} is neither a folder nor FRAME=IMAGE",
-                                           hint="e.g. --keys keys/ or --keys 24=painted.png")
-            more = {int(frame): Path(image)}
-        else:
-            more = keys_in_folder(value)
-        for k, path in more.items():
-            if k in found:
-                raise InvalidArgumentError(f"frame {k} has two keys", path=path,
-                                           hint="give one key per frame")
-            found[k] = path
-    return found
 
 
 def find_track(project: Project, folder: Path, name: str) -> MaskTrackRef:
@@ -164,36 +129,12 @@ def export_ebsynth(project_path: str | os.PathLike[str], track: str,
 
 def _check_keys(keys: Mapping[int, str | os.PathLike[str]], size: tuple[int, int], frames: int,
                 start: int, end: int, footage: Path) -> dict[int, tuple[Path, np.ndarray | None]]:
-    """Each key checked (an 8-bit image of the footage's size on a frame of the range): its
-    path, and its pixels when it is not a PNG to copy as it is."""
-    from kinema.media.image import read_image
-
+    """Each key checked (:func:`~kinema.app.style_keys.read_key`): its path, and its pixels
+    when it is not a PNG to copy as it is."""
     checked: dict[int, tuple[Path, np.ndarray | None]] = {}
     for frame, given in sorted(keys.items()):
-        path = Path(given)
-        if not path.is_file():
-            raise MediaOpenError("key image not found", path=path, hint="give a PNG of a styled frame")
-        if not 0 <= frame < frames:
-            raise InvalidArgumentError(
-                f"is the key of frame {frame}, but the clip has frames 0-{frames - 1}", path=path,
-                hint="name a frame inside the clip")
-        if not start <= frame < end:
-            raise InvalidArgumentError(f"is the key of frame {frame}, outside the range {start}:{end}",
-                                       path=path, hint="widen --start/--end or leave this key out")
-        try:
-            image = read_image(path)
-        except Exception as exc:
-            raise MediaOpenError(f"cannot be read as an image: {exc}", path=path,
-                                 hint="give a PNG") from exc
-        if image.dtype != np.uint8 or image.ndim != 3:
-            raise InvalidArgumentError(f"is a {image.dtype} image, not 8-bit RGB", path=path,
-                                       hint="save the key as an 8-bit RGB PNG")
-        if (image.shape[1], image.shape[0]) != size:
-            raise InvalidArgumentError(
-                f"is {image.shape[1]}x{image.shape[0]} but {footage.name} is {size[0]}x{size[1]}",
-                path=path, hint="give keys of the footage's size (whole frames)")
-        png = path.suffix.lower() == ".png"
-        checked[frame] = (path, None if png else np.ascontiguousarray(image[..., :3]))
+        image = read_key(frame, given, size=size, frames=frames, start=start, end=end, footage=footage)
+        checked[frame] = (Path(given), None if Path(given).suffix.lower() == ".png" else image)
     return checked
 
 

@@ -20,7 +20,6 @@ as a kinema folder output; a movie goes through :class:`kinema.media.writer.Vide
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kinema.core.errors import InvalidArgumentError, MediaOpenError
+from kinema.app.style_keys import read_key
+from kinema.core.errors import InvalidArgumentError
 from kinema.core.jobs import Progress, Steps
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 FEATHER = 2.0
 """Pixels over which the matte's edge is feathered in mask mode."""
-_KEY_FILE = re.compile(r"^(\d+)\.png$")
 
 
 @dataclass(frozen=True)
@@ -51,20 +50,6 @@ class Propagated:
     end: int
     keys: tuple[int, ...]
     record: Path
-
-
-def keys_in_folder(folder: str | os.PathLike[str]) -> dict[int, Path]:
-    """The keys of a restyle output folder by frame (``00024.png`` is frame 24)."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise MediaOpenError("keys folder not found", path=path,
-                             hint="give the folder kinema restyle -o wrote")
-    found = {int(m.group(1)): entry for entry in sorted(path.iterdir())
-             if (m := _KEY_FILE.match(entry.name))}
-    if not found:
-        raise InvalidArgumentError("holds no keys named by frame (00024.png)", path=path,
-                                   hint="give the folder kinema restyle -o wrote, or --key FRAME=IMAGE")
-    return found
 
 
 def propagate_video(video: str | os.PathLike[str], output: str | os.PathLike[str], *,
@@ -95,7 +80,8 @@ def propagate_video(video: str | os.PathLike[str], output: str | os.PathLike[str
     try:
         with open_video(video, prefetch=False) as reader:
             start, end = frame_range(len(reader), start, end, path=video)
-            images = _read_keys(keys, reader.size, len(reader), start, end, video)
+            images = {k: read_key(k, path, size=reader.size, frames=len(reader), start=start,
+                                  end=end, footage=video) for k, path in sorted(keys.items())}
             if masks is not None:
                 _check_masks(masks, reader.size, end, video)
             with tempfile.TemporaryDirectory(prefix="kinema-propagate-") as scratch:
@@ -127,35 +113,6 @@ def _masks(mask: str | os.PathLike[str] | None, project: str | os.PathLike[str] 
         return None, None
     masks, _footage, track_id = restyle_jobs.project_track(project, track)
     return masks, track_id
-
-
-def _read_keys(keys: Mapping[int, str | os.PathLike[str]], size: tuple[int, int], frames: int,
-               start: int, end: int, video: str | os.PathLike[str]) -> dict[int, np.ndarray]:
-    """Each key's RGB image, checked: an 8-bit image of the video's size on a frame inside the
-    clip and the range."""
-    from kinema.media.image import read_image
-
-    images = {}
-    for frame, path in sorted(keys.items()):
-        if not Path(path).is_file():
-            raise MediaOpenError("key image not found", path=path, hint="give a PNG of a styled frame")
-        if not 0 <= frame < frames:
-            raise InvalidArgumentError(
-                f"is the key of frame {frame}, but {Path(video).name} has frames 0-{frames - 1}",
-                path=path, hint="name a frame inside the clip")
-        if not start <= frame < end:
-            raise InvalidArgumentError(f"is the key of frame {frame}, outside the range {start}:{end}",
-                                       path=path, hint="widen --start/--end or leave this key out")
-        image = read_image(path)
-        if image.dtype != np.uint8 or image.ndim != 3:
-            raise InvalidArgumentError(f"is a {image.dtype} image, not 8-bit RGB", path=path,
-                                       hint="save the key as an 8-bit RGB PNG")
-        if (image.shape[1], image.shape[0]) != size:
-            raise InvalidArgumentError(
-                f"is {image.shape[1]}x{image.shape[0]} but {Path(video).name} is {size[0]}x{size[1]}",
-                path=path, hint="give keys of the video's size (whole frames, as restyle writes)")
-        images[frame] = np.ascontiguousarray(image[..., :3])
-    return images
 
 
 def _check_masks(masks: MaskSource, size: tuple[int, int], end: int,

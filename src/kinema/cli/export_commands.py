@@ -117,7 +117,8 @@ def ebsynth(
 ) -> None:
     """Write a shot for the EbSynth app: video/, keys/ and mask/ (white object on black), one
     PNG per source frame named 00024.png. EbSynth's project file is not written."""
-    from kinema.app.ebsynth_jobs import export_ebsynth, parse_keys
+    from kinema.app.ebsynth_jobs import export_ebsynth
+    from kinema.app.style_keys import parse_keys
     from kinema.cli.console import exit_on_error, out, show_progress
 
     with exit_on_error():

@@ -7,23 +7,6 @@ from typing import Annotated
 
 import typer
 
-from kinema.core.errors import InvalidArgumentError
-
-
-def parse_keys(values: list[str]) -> dict[int, Path]:
-    """``FRAME=IMAGE`` options as key images by frame."""
-    found: dict[int, Path] = {}
-    for value in values:
-        frame, equals, image = value.partition("=")
-        if not equals or not image or not frame.strip().isdigit():
-            raise InvalidArgumentError(f"--key {value!r} is not FRAME=IMAGE",
-                                       hint="e.g. --key 24=keys/00024.png")
-        if int(frame) in found:
-            raise InvalidArgumentError(f"frame {int(frame)} has two keys", path=image,
-                                       hint="give one --key per frame")
-        found[int(frame)] = Path(image)
-    return found
-
 
 def propagate(
     video: Annotated[Path, typer.Argument(help="The footage.", show_default=False)],
@@ -52,13 +35,13 @@ def propagate(
     Between two keys the frames blend both; before the first and after the last, one key
     carries on. With --mask or --project/--track only the object changes: every pixel outside
     its matte is the source's. OUT.provenance.json beside the output holds the recipe."""
-    from kinema.app.propagate_jobs import keys_in_folder, propagate_video
+    from kinema.app.propagate_jobs import propagate_video
+    from kinema.app.style_keys import keys_in_folder, parse_keys
     from kinema.cli.console import exit_on_error, out, show_progress
 
     with exit_on_error():
         given = keys_in_folder(keys) if keys is not None else {}
-        for frame, image in parse_keys(key or []).items():
-            given[frame] = image
+        given.update(parse_keys(key or [], "--key"))
         result = show_progress(
             propagate_video(video, output, keys=given, mask=mask, project=project, track=track,
                             start=start, end=end, quality=quality, overwrite=overwrite),
