@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kinema.app.export_jobs import check_footage_size, find_track, refuse_inputs, track_footage
 from kinema.app.style_keys import read_key
 from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError, MediaOpenError, OutputExistsError
 from kinema.core.jobs import Progress, Steps
 from kinema.document import store
-from kinema.document.model import MaskTrackRef, Project
+from kinema.document.model import Project
 
 EBSYNTH_NAME = "{:05d}.png"
 """EbSynth's frame names: the frame number, five digits (``video/00024.png``)."""
@@ -35,17 +36,6 @@ IMPORTS = "imports"
 """The folder of a project that imported frames go to (as ProRes 4444 movies)."""
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)\.(png|jpe?g|tiff?|bmp|webp)$", re.IGNORECASE)
-
-
-def find_track(project: Project, folder: Path, name: str) -> MaskTrackRef:
-    """The mask track with id or name ``name``."""
-    ref = project.mask_tracks.get(name) or next(
-        (t for t in project.mask_tracks.values() if t.name == name), None)
-    if ref is None:
-        known = ", ".join(project.mask_tracks) or "none yet"
-        raise InvalidArgumentError(f"no mask track {name!r}", path=folder,
-                                   hint=f"tracks in this project: {known}")
-    return ref
 
 
 @dataclass(frozen=True)
@@ -67,7 +57,6 @@ def export_ebsynth(project_path: str | os.PathLike[str], track: str,
     frame) into ``out/keys``, all named ``{frame:05d}.png`` by source frame. PNG keys are
     copied byte for byte; other images are written as PNG. Everything is checked before a
     frame is written, and ``out`` appears whole or not at all."""
-    from kinema.app.export_jobs import _footage, _refuse_inputs
     from kinema.core.frames import frame_range
     from kinema.document.masktrack import MaskTrackStore
     from kinema.media import open_video
@@ -76,7 +65,7 @@ def export_ebsynth(project_path: str | os.PathLike[str], track: str,
     folder = store.project_path(project_path)
     project = store.load(folder)
     ref = find_track(project, folder, track)
-    _refuse_inputs(project, folder, out)
+    refuse_inputs(project, folder, out)
     target = atomic.output_path(out)
     if target.suffix:
         raise InvalidArgumentError("an EbSynth export is a folder", path=target,
@@ -87,13 +76,9 @@ def export_ebsynth(project_path: str | os.PathLike[str], track: str,
     if not target.parent.is_dir():
         raise InvalidArgumentError("output folder's parent does not exist", path=target.parent)
     masks = MaskTrackStore(folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
-    footage = _footage(project, folder, ref)
+    footage = track_footage(project, folder, ref)
     with open_video(footage) as reader:
-        if reader.size != (ref.width, ref.height):
-            raise InvalidArgumentError(
-                f"track {ref.name!r} is {ref.width}x{ref.height} but its footage is "
-                f"{reader.size[0]}x{reader.size[1]}", path=footage,
-                hint="relink the footage the track was made on")
+        check_footage_size(ref, reader.size, footage)
         clip = min(ref.frames, len(reader))
         start, end = frame_range(clip, start, end, path=footage)
         checked = _check_keys(keys, reader.size, clip, start, end, footage)

@@ -20,16 +20,33 @@ from kinema.document.model import MaskTrackRef, Project
 from kinema.render.mattes import matte_from_mask
 
 
-def _track(project: Project, folder: Path, track_id: str) -> tuple[MaskTrackRef, MaskTrackStore]:
-    ref = project.mask_tracks.get(track_id)
+def find_track(project: Project, folder: Path, name: str) -> MaskTrackRef:
+    """The mask track of ``project`` (in ``folder``) with id or name ``name``; one error
+    naming the tracks there if none is."""
+    ref = project.mask_tracks.get(name) or next(
+        (t for t in project.mask_tracks.values() if t.name == name), None)
     if ref is None:
-        known = ", ".join(project.mask_tracks) or "none yet"
-        raise InvalidArgumentError(f"no mask track {track_id!r}", path=folder,
+        known = ", ".join(f"{t.id} ({t.name})" for t in project.mask_tracks.values()) or "none yet"
+        raise InvalidArgumentError(f"no mask track {name!r}", path=folder,
                                    hint=f"tracks in this project: {known}")
+    return ref
+
+
+def open_track(project: Project, folder: Path, name: str) -> tuple[MaskTrackRef, MaskTrackStore]:
+    """Mask track ``name`` (:func:`find_track`) and its masks."""
+    ref = find_track(project, folder, name)
     return ref, MaskTrackStore(folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
 
 
-def _refuse_inputs(project: Project, folder: Path, out: str | os.PathLike[str]) -> None:
+def check_footage_size(ref: MaskTrackRef, size: tuple[int, int], footage: Path) -> None:
+    """Track ``ref``'s masks are the size of its ``footage`` (``size``), or one error."""
+    if tuple(size) != (ref.width, ref.height):
+        raise InvalidArgumentError(
+            f"track {ref.name!r} is {ref.width}x{ref.height} but its footage is {size[0]}x{size[1]}",
+            path=footage, hint="relink the footage the track was made on")
+
+
+def refuse_inputs(project: Project, folder: Path, out: str | os.PathLike[str]) -> None:
     """An export never writes over the project or the footage it reads."""
     atomic.check_not_input(out, [folder, folder / store.DOCUMENT,
                                  *media_paths(project, folder)[0].values()])
@@ -54,7 +71,7 @@ def _mattes(track: MaskTrackStore, grow: float, feather: float, invert: bool,
         yield 1.0 - matte if invert else matte
 
 
-def _footage(project: Project, folder: Path, ref: MaskTrackRef) -> Path:
+def track_footage(project: Project, folder: Path, ref: MaskTrackRef) -> Path:
     """Where the footage a track was made on is now (or a one-line error to relink it)."""
     paths, missing = media_paths(project, folder)
     if ref.media_id in missing:
@@ -75,8 +92,8 @@ def export_matte(project_path: str | os.PathLike[str], track_id: str,
 
     folder = store.project_path(project_path)
     project = store.load(folder)
-    ref, track = _track(project, folder, track_id)
-    _refuse_inputs(project, folder, out)
+    ref, track = open_track(project, folder, track_id)
+    refuse_inputs(project, folder, out)
     target = Path(out)
     if depth not in (8, 16):
         raise InvalidArgumentError(f"matte depth must be 8 or 16, got {depth}")
@@ -88,7 +105,7 @@ def export_matte(project_path: str | os.PathLike[str], track_id: str,
         if soft:
             from kinema.media import open_video
 
-            reader = stack.enter_context(open_video(_footage(project, folder, ref)))
+            reader = stack.enter_context(open_video(track_footage(project, folder, ref)))
             guides = iter(reader.frames(0, ref.frames))
         mattes = _mattes(track, grow, feather, invert, guides)
         if not target.suffix:
@@ -137,15 +154,11 @@ def export_cutout(project_path: str | os.PathLike[str], track_id: str,
 
     folder = store.project_path(project_path)
     project = store.load(folder)
-    ref, track = _track(project, folder, track_id)
-    _refuse_inputs(project, folder, out)
-    footage = _footage(project, folder, ref)
+    ref, track = open_track(project, folder, track_id)
+    refuse_inputs(project, folder, out)
+    footage = track_footage(project, folder, ref)
     with open_video(footage) as reader, open_video(footage) as guide:
-        if reader.size != (ref.width, ref.height):
-            raise InvalidArgumentError(
-                f"track {ref.name!r} is {ref.width}x{ref.height} but its footage is "
-                f"{reader.size[0]}x{reader.size[1]}", path=footage,
-                hint="relink the footage the track was made on")
+        check_footage_size(ref, reader.size, footage)
         count = min(ref.frames, len(reader))
         guides = iter(guide.frames(0, count)) if soft else None
         with VideoWriter(out, reader.fps, reader.size, codec=codec, alpha=True,
@@ -173,8 +186,8 @@ def export_preview(project_path: str | os.PathLike[str], track_ids: list[str] | 
     if not ids:
         raise InvalidArgumentError("the project has no mask tracks yet", path=folder,
                                    hint="make one with kinema track VIDEO ... --project")
-    tracks = [_track(project, folder, track_id) for track_id in ids]
-    _refuse_inputs(project, folder, out)
+    tracks = [open_track(project, folder, track_id) for track_id in ids]
+    refuse_inputs(project, folder, out)
     media_ids = {ref.media_id for ref, _ in tracks}
     if len(media_ids) != 1:
         raise InvalidArgumentError("the tracks are on different footage", path=folder,

@@ -275,25 +275,14 @@ def _open_masks(source: str | os.PathLike[str], is_project: bool, track: str | N
 def project_track(source: str | os.PathLike[str], name: str) -> tuple[MaskSource, Path, str]:
     """Project ``source``'s mask track ``name`` (its id or name) as a :class:`MaskSource`, the
     footage it belongs to, and the track's id; one error naming the tracks there if none is."""
-    from kinema.app.evaluate import media_paths
+    from kinema.app.export_jobs import open_track, track_footage
     from kinema.document import store
-    from kinema.document.masktrack import MaskTrackStore
 
     folder = store.project_path(source)
     project = store.load(folder)
-    ref = project.mask_tracks.get(name) or next(
-        (t for t in project.mask_tracks.values() if t.name == name), None)
-    if ref is None:
-        known = ", ".join(f"{t.id} ({t.name})" for t in project.mask_tracks.values()) or "none yet"
-        raise InvalidArgumentError(f"no mask track {name!r}", path=folder,
-                                   hint=f"tracks in this project: {known}")
-    paths, missing = media_paths(project, folder)
-    if ref.media_id in missing:
-        raise MediaOpenError(f"footage of track {ref.name!r} is missing: "
-                             f"{project.media[ref.media_id].path}", path=folder,
-                             hint="relink it (kinema relink) or put the file back")
-    masks = MaskTrackStore(folder / "masks" / ref.id, ref.frames, ref.width, ref.height)
-    return TrackMasks(ref.name, ref.frames, (ref.width, ref.height), masks), paths[ref.media_id], ref.id
+    ref, masks = open_track(project, folder, name)
+    footage = track_footage(project, folder, ref)
+    return TrackMasks(ref.name, ref.frames, (ref.width, ref.height), masks), footage, ref.id
 
 
 def _check_keys(keys: list[int], masks: MaskSource, reader: Any, margin: int,
