@@ -191,6 +191,40 @@ def test_saliency_looks_at_the_object_every_nth_frame_and_refits_its_colours():
     assert np.allclose(fixed._anchors[1].fg, keyed)
 
 
+
+def test_between_salient_passes_the_last_map_moves_with_the_object():
+    """The last salient map is moved along by the flow and weighed, at a quarter of the
+    person prior's weight, on the frames between passes; ``salient_carry=0`` turns it off."""
+    scene = moving_object(n=12, size=(320, 240), seed=3)
+    tracker = GuidedTracker(scene, salient=CropRecorder(scene),
+                            settings=GuidedSettings(salient_every=5, fine_area=0.0))
+    tracker.add_prompt(Prompt(frame=0, mask=scene.masks[0]))
+    weights, seen = [], []
+    evidence = tracker._evidence
+
+    def spy(obj, current, box, expected):
+        out = evidence(obj, current, box, expected)
+        weights.append(tracker._evidence_weight(obj) if out is not None else None)
+        if out is not None and tracker._carrying.get(obj):  # where it puts the object now
+            y0, y1, x0, x1 = box
+            i = next(k for k, f in enumerate(scene.frames) if f is current)
+            seen.append(iou(out > 0.5, scene.masks[i][y0:y1, x0:x1]))
+        return out
+
+    tracker._evidence = spy
+    j = scores(tracker, scene.frames, scene.masks)
+    assert weights[4] == 0.5 and weights[9] == 0.5  # the passes, frames 5 and 10
+    assert weights[:4] == [None] * 4  # no map yet
+    assert weights[5:9] == [0.25] * 4 and weights[10] == 0.25  # carried
+    assert min(seen) >= 0.8, np.round(seen, 2)  # it moved with the object
+    assert np.mean(j) >= 0.9
+    off = GuidedTracker(scene, salient=CropRecorder(scene),
+                        settings=GuidedSettings(salient_every=5, fine_area=0.0, salient_carry=0))
+    off.add_prompt(Prompt(frame=0, mask=scene.masks[0]))
+    list(off.propagate(0))
+    assert not off._carried
+
+
 def test_memory_does_not_grow_with_the_shot():
     import tracemalloc
 
@@ -242,3 +276,4 @@ def test_davis_floors_with_the_bundled_models(models, clip, kind, floor):
     j = np.mean(scores(tracker, frames, masks)[1:])
     assert tracker.kind(1) == kind
     assert j >= floor, j
+

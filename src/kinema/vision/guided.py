@@ -18,7 +18,10 @@ colour models, the rigidly moved whole shape) with one more piece of evidence in
   (a salient object), every tenth frame it runs on the rectangle the object can reach (so
   the object fills more of its 320x320 input than in the whole frame) and is weighed, at
   half the person prior's weight, like the person prior: it mends slow drift (a large
-  animal taking the rock behind it along) without letting an occluder in front in.
+  animal taking the rock behind it along) without letting an occluder in front in. On the
+  frames between passes the last map, moved along by the flow, is weighed again at a
+  quarter of the person prior's weight (``salient_carry``): the drift is held back every
+  frame, not only every tenth, at the cost of a remap.
 - **colours refitted at confident frames.** Where a model's map agrees with the mask
   (IoU >= 0.85), a third of the keyframe's colour model is replaced by this frame's, so the
   colours follow lighting and pose.
@@ -82,6 +85,8 @@ class GuidedSettings:
     edge_radius: int = 4  # guided filter radius that snaps the mask's edge to the frame's (0: never)
     edge_eps: float = 1e-3  # its regularisation (intensities 0..1)
     edge_band: int = 3  # pixels either side of the edge it may move
+    salient_carry: float = 0.25  # weight of the last salient map, moved along by the flow, on the
+    # frames between passes (0: only on the pass's frame)
 
 
 class GuidedTracker(ClassicTracker):
@@ -105,6 +110,9 @@ class GuidedTracker(ClassicTracker):
         self._key_match: dict[int, float] = {}
         self._evidence_count: dict[int, int] = {}
         self._confident: dict[int, bool] = {}
+        self._carried: dict[int, np.ndarray] = {}  # the last salient map, moved along, per object
+        self._carrying: dict[int, bool] = {}
+        self._flows_now: tuple[np.ndarray, np.ndarray, float] | None = None
         cv2 = _cv2()
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -148,6 +156,10 @@ class GuidedTracker(ClassicTracker):
     # -- each frame ------------------------------------------------------------------------------
 
     def _flows(self, previous: Frame, current: Frame) -> tuple[np.ndarray, np.ndarray, float]:
+        self._flows_now = self._flows_of(previous, current)
+        return self._flows_now
+
+    def _flows_of(self, previous: Frame, current: Frame) -> tuple[np.ndarray, np.ndarray, float]:
         """The classic flows; where the objects fill a small part of the frame, finer flow on
         a crop around them instead (zero outside it) for about the same cost."""
         cv2 = _cv2()
@@ -198,8 +210,26 @@ class GuidedTracker(ClassicTracker):
             if s.refit_fit and count % s.refit_every == 0 and _iou(prob > 0.5, expected) >= s.refit_fit:
                 self._confident[obj] = True  # the person model agrees: refit the colours
             return prob
+        self._carrying[obj] = False
         if kind == "salient" and count % self.settings.salient_every == 0:
-            return self._salient_evidence(obj, crop, expected)
+            prob = self._salient_evidence(obj, crop, expected)
+            if self.settings.salient_carry:
+                full = np.full(current.shape[:2], 0.5, np.float32)
+                full[y0:y1, x0:x1] = prob
+                self._carried[obj] = full
+            return prob
+        carried = self._carried.get(obj)
+        flows = self._flows_now
+        if kind == "salient" and carried is not None and flows is not None and flows[2] == 1:
+            cv2 = _cv2()
+            back = flows[0]
+            h, w = back.shape[:2]
+            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            carried = cv2.remap(carried, gx + back[..., 0], gy + back[..., 1], cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0.5)
+            self._carried[obj] = carried
+            self._carrying[obj] = True
+            return carried[y0:y1, x0:x1]
         return None
 
     def _salient_evidence(self, obj: int, crop: np.ndarray, expected: Mask) -> np.ndarray:
@@ -212,6 +242,8 @@ class GuidedTracker(ClassicTracker):
 
     def _evidence_weight(self, obj: int) -> float:
         person = self._kind.get(obj) == "person"
+        if self._carrying.get(obj):
+            return self.settings.salient_carry
         return self.settings.person_weight if person else self.settings.salient_weight
 
     def _step(self, obj: int, previous: Frame, current: Frame, mask: Mask,
