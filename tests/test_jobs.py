@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kinema.core.errors import CancelledError
-from kinema.core.jobs import CancelToken, Job, Progress, Steps, mapped, run
+from kinema.core.jobs import CancelToken, Job, Progress, Steps, mapped, run, threaded
 from kinema.media.synth import write_clip
 
 
@@ -91,6 +91,40 @@ def test_mapped_changes_each_event_keeps_the_result_and_closes_the_inner_work() 
     next(partway)
     partway.close()
     assert closed == [True]
+
+
+def test_threaded_hands_events_over_raises_errors_and_stops_the_work_when_closed() -> None:
+    def count_to(n: int):
+        def work(emit) -> None:
+            for i in range(n):
+                emit("step", i)
+        return work
+
+    assert list(threaded(count_to(5))) == [("step", i) for i in range(5)]
+
+    def broken(emit) -> None:
+        emit("step", 0)
+        raise ValueError("model blew up")
+
+    events = threaded(broken)
+    assert next(events) == ("step", 0)
+    with pytest.raises(ValueError, match="blew up"):
+        next(events)
+
+    stopped: list[BaseException] = []
+
+    def endless(emit) -> None:
+        try:
+            while True:
+                emit("step", None)
+        except BaseException as exc:
+            stopped.append(exc)
+            raise
+
+    events = threaded(endless)
+    next(events)
+    events.close()  # a cancel: the work's next emit raises and its thread ends
+    assert len(stopped) == 1 and isinstance(stopped[0], CancelledError)
 
 
 def test_job_exposes_progress_result_and_error() -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from itertools import count
@@ -24,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kinema.core.errors import CancelledError, InvalidArgumentError, ModelNotFoundError
-from kinema.core.jobs import Progress, Steps, mapped
+from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
+from kinema.core.jobs import Emit, Progress, Steps, mapped, threaded
 from kinema.document.recipes import AssetRecipe, LoraRef, ModelRef
 from kinema.vision.cutout import Cutout, Cutter, Settings
 
@@ -150,33 +148,14 @@ def load_cutter(method: str, detector: str | os.PathLike[str] | None = None,
 def denoise(generator: ImageGenerator, request: Request) -> Steps[np.ndarray]:
     """``generator.generate(request)`` on a worker thread, with an event after every denoising
     step; closing this generator stops the generation at its next step."""
-    events: queue.Queue[Progress | None] = queue.Queue()
-    stop = threading.Event()
-    result: dict[str, Any] = {}
+    result: dict[str, np.ndarray] = {}
 
-    def on_step(step: int, steps: int) -> None:
-        if stop.is_set():
-            raise CancelledError("cancelled")
-        events.put(Progress(step, steps, "steps"))
+    def work(emit: Emit) -> None:
+        result["image"] = generator.generate(
+            request, on_step=lambda step, steps: emit("step", Progress(step, steps, "steps")))
 
-    def work() -> None:
-        try:
-            result["image"] = generator.generate(request, on_step=on_step)
-        except BaseException as exc:  # handed to the caller's thread
-            result["error"] = exc
-        finally:
-            events.put(None)
-
-    thread = threading.Thread(target=work, name="kinema-generate", daemon=True)
-    thread.start()
-    try:
-        while (event := events.get()) is not None:
-            yield event
-    finally:
-        stop.set()
-        thread.join()
-    if "error" in result:
-        raise result["error"]
+    for _kind, event in threaded(work, "kinema-generate"):
+        yield event  # type: ignore[misc]
     return result["image"]
 
 

@@ -30,8 +30,6 @@ runs on a worker thread, so progress comes after every denoising step.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,8 +40,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from kinema.core.errors import CancelledError, InvalidArgumentError, MediaOpenError, ModelNotFoundError
-from kinema.core.jobs import Progress, Steps
+from kinema.core.errors import InvalidArgumentError, MediaOpenError, ModelNotFoundError
+from kinema.core.jobs import Emit, Progress, Steps, threaded
 from kinema.generate.control import CANNY_THRESHOLDS, KINDS, ControlSpec, check_thresholds
 
 if TYPE_CHECKING:
@@ -487,7 +485,7 @@ def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window
     calls = -(-total_keys // window.cells)
     temp = atomic.temp_path_for(target)
 
-    def work(emit: Callable[[str, Any], None]) -> None:
+    def work(emit: Emit) -> None:
         def keys() -> Iterator[Any]:
             for key, note in stream:
                 if note is not None:
@@ -503,7 +501,7 @@ def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window
     try:
         with atomic.naming_errors(target):
             temp.mkdir()
-        for kind, value in _on_worker(work):
+        for kind, value in threaded(work, "kinema-restyle"):
             if kind == "note":
                 yield Progress(done, total, "steps", message=value)
             elif kind == "step":
@@ -523,44 +521,6 @@ def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window
         atomic.discard(temp)
         raise
     return written
-
-
-def _on_worker(work: Callable[[Callable[[str, Any], None]], None]) -> Iterator[tuple[str, Any]]:
-    """The events ``work(emit)`` emits on a worker thread, as they come. Closing this iterator
-    (a cancel, an error here) stops the work at its next event."""
-    events: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=4)
-    stop = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                events.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def emit(kind: str, value: Any) -> None:
-        if not put(kind, value):
-            raise CancelledError("cancelled")
-
-    def run() -> None:
-        try:
-            work(emit)
-            put("done", None)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put("error", exc)
-
-    thread = threading.Thread(target=run, daemon=True, name="kinema-restyle")
-    thread.start()
-    try:
-        while (event := events.get())[0] != "done":
-            if event[0] == "error":
-                raise event[1]
-            yield event
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _store_style(project: str | os.PathLike[str], styled: Styled) -> tuple[str, str]:

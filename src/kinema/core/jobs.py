@@ -12,9 +12,10 @@ that the work done so far is saved: a rerun (``render --resume``, indexing again
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -55,6 +56,50 @@ def mapped(steps: Steps[T], change: Callable[[Progress], Progress]) -> Steps[T]:
             except StopIteration as done:
                 return done.value
             yield change(event)
+
+
+Emit = Callable[[str, object], None]
+"""How work on a worker thread hands an event (a kind and a value) to :func:`threaded`."""
+
+
+def threaded(work: Callable[[Emit], None], name: str = "kinema-work") -> Iterator[tuple[str, object]]:
+    """The events ``work(emit)`` emits on a worker thread, as they come, for blocking work
+    (a model call with a per-step callback) inside a use case's generator. An error in the
+    work is raised here. Closing this iterator (a cancel, an error here) makes the work's
+    next ``emit`` raise :class:`CancelledError`, and waits for the thread to end."""
+    events: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def put(kind: str, value: object) -> bool:
+        while not stop.is_set():
+            try:
+                events.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def emit(kind: str, value: object) -> None:
+        if not put(kind, value):
+            raise CancelledError("cancelled")
+
+    def run() -> None:
+        try:
+            work(emit)
+            put("done", None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put("error", exc)
+
+    thread = threading.Thread(target=run, daemon=True, name=name)
+    thread.start()
+    try:
+        while (event := events.get())[0] != "done":
+            if event[0] == "error":
+                raise event[1]  # type: ignore[misc]
+            yield event
+    finally:
+        stop.set()
+        thread.join()
 
 
 class CancelToken:
