@@ -17,6 +17,7 @@ from kinema.cli import (
     propagate_commands,
     restore_commands,
     restyle_commands,
+    retime_commands,
     vision_commands,
 )
 
@@ -39,6 +40,7 @@ asset_commands.register(app)
 restyle_commands.register(app)
 propagate_commands.register(app)
 lora_commands.register(app)
+retime_commands.register(app)
 
 
 def _reflow(text: str) -> str:
