@@ -342,3 +342,28 @@ def test_the_command_says_what_it_did(project: Path) -> None:
     assert "retimed c1 x2: 5 -> 10 frames of m2" in result.output
     assert "3 item(s) after it moved 5 frames later; the timeline is 15 frames" in result.output
     assert "the clip's sound (c2) is kept as it was" in result.output
+
+
+def test_the_cut_guard_repeats_a_frame_at_a_hard_cut_inside_the_clip(tmp_path: Path) -> None:
+    """Source frames 0-4 are the moving scene, 5-9 another shot (a still pattern): retimed x2,
+    the in-between of frames 4 and 5 repeats frame 4 instead of mixing the two shots."""
+    from kinema.app.project_jobs import new_project
+    from kinema.app.retime_jobs import retime_clip
+    from kinema.media import open_video
+    from kinema.media.writer import VideoWriter
+
+    path = tmp_path / "cut.mov"
+    with VideoWriter(path, FPS, (W, H), codec="prores4444") as writer:
+        for i in range(N):
+            writer.write(stamped(i) if i < 5 else pattern_frame(i, W, H, moving=False))
+    guarded = run(retime_clip(new_project(tmp_path / "a", path), "c1", factor=2, backend="blend"))
+    assert guarded.cuts == (5,) and guarded.held == 1
+    plain = run(retime_clip(new_project(tmp_path / "b", path), "c1", factor=2, backend="blend",
+                            cut_guard=False))
+    assert plain.cuts == () and plain.held == 0
+    with open_video(guarded.movie) as a, open_video(plain.movie) as b:
+        assert len(a) == len(b) == 2 * N
+        assert decode_index(a[9]) == 4 and psnr(a[9], scene(4)) > 38  # frame 4 again
+        assert psnr(b[9], scene(4)) < 30  # a mix of the two shots
+        for j in range(0, 2 * N, 2):
+            assert decode_index(a[j]) == decode_index(b[j]) == j // 2
