@@ -10,6 +10,7 @@ from kinema.cli import (
     asset_commands,
     export_commands,
     find_commands,
+    keys_commands,
     lora_commands,
     media_commands,
     pose_commands,
@@ -39,6 +40,7 @@ restore_commands.register(app)
 asset_commands.register(app)
 restyle_commands.register(app)
 propagate_commands.register(app)
+keys_commands.register(app)
 lora_commands.register(app)
 retime_commands.register(app)
 

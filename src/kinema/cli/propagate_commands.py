@@ -7,16 +7,24 @@ from typing import Annotated
 
 import typer
 
+from kinema.core.errors import InvalidArgumentError
+
 
 def propagate(
+    ctx: typer.Context,
     video: Annotated[Path, typer.Argument(help="The footage.", show_default=False)],
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="A folder (one PNG per frame, 00024.png) or a movie (.mov, .mp4).",
         show_default=False)],
     key: Annotated[list[str] | None, typer.Option(
         "--key", help="A styled key: FRAME=IMAGE (repeat for more).")] = None,
-    keys: Annotated[Path | None, typer.Option(
-        "--keys", help="A folder of keys named by frame (kinema restyle's output).")] = None,
+    keys: Annotated[str | None, typer.Option(
+        "--keys", help="A folder of keys named by frame (kinema restyle's or kinema keys' "
+        "output), or auto N: N keys picked where the footage changes most, made into "
+        "OUT.keys/.")] = None,
+    look: Annotated[str | None, typer.Option(
+        "--look", help="With --keys auto N: the keys in a classical look (painterly, toon, "
+        "sketch, watercolor, posterize; default: the source frames).")] = None,
     mask: Annotated[Path | None, typer.Option(
         "--mask", help="Style only the object: label maps from kinema track -o masks.npz.")] = None,
     project: Annotated[Path | None, typer.Option(
@@ -34,22 +42,48 @@ def propagate(
 
     Between two keys the frames blend both; before the first and after the last, one key
     carries on. With --mask or --project/--track only the object changes: every pixel outside
-    its matte is the source's. OUT.provenance.json beside the output holds the recipe."""
+    its matte is the source's. OUT.provenance.json beside the output holds the recipe.
+
+    --keys auto N picks N key frames where the footage changes most (as kinema keys does) and
+    writes them into OUT.keys/ beside the output, as the source frames or in --look; repaint a
+    key there and run again with --keys OUT.keys/."""
     from kinema.app.propagate_jobs import propagate_video
     from kinema.app.style_keys import keys_in_folder, parse_keys
     from kinema.cli.console import exit_on_error, out, show_progress
+    from kinema.cli.key_args import auto_count
 
     with exit_on_error():
-        given = keys_in_folder(keys) if keys is not None else {}
-        given.update(parse_keys(key or [], "--key"))
-        result = show_progress(
-            propagate_video(video, output, keys=given, mask=mask, project=project, track=track,
-                            start=start, end=end, quality=quality, overwrite=overwrite),
-            f"propagate {video.name}")
+        count, video = auto_count("--keys", keys, list(ctx.args), video)
+        if count is None and look is not None:
+            raise InvalidArgumentError("--look styles keys picked by --keys auto N",
+                                       hint="give --keys auto N --look NAME, or style the keys yourself")
+        if count is not None:
+            if key:
+                raise InvalidArgumentError("give --keys auto N or --key FRAME=IMAGE, not both")
+            from kinema.app.key_jobs import propagate_auto
+
+            auto = show_progress(
+                propagate_auto(video, output, count=count, look=look, mask=mask, project=project,
+                               track=track, start=start, end=end, quality=quality,
+                               overwrite=overwrite),
+                f"propagate {video.name}")
+            result = auto.propagated
+            out.print(f"wrote {auto.keys.output}: key frames "
+                      f"{', '.join(map(str, auto.keys.frames))}")
+        else:
+            given = keys_in_folder(keys) if keys is not None else {}
+            given.update(parse_keys(key or [], "--key"))
+            result = show_progress(
+                propagate_video(video, output, keys=given, mask=mask, project=project,
+                                track=track, start=start, end=end, quality=quality,
+                                overwrite=overwrite),
+                f"propagate {video.name}")
     out.print(f"wrote {result.output}: frames {result.start}-{result.end - 1} from "
               f"{len(result.keys)} key(s)")
 
 
 def register(app: typer.Typer) -> None:
     """Add the propagate command to ``app``."""
-    app.command()(propagate)
+    from kinema.cli.key_args import CONTEXT
+
+    app.command(context_settings=CONTEXT)(propagate)

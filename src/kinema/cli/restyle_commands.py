@@ -44,13 +44,16 @@ def parse_thresholds(text: str) -> tuple[int, int]:
 
 
 def restyle(
+    ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="A video (with --mask) or a project (with --track).",
                                            show_default=False)],
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="The keys folder: one PNG per key, named by frame (00024.png).",
         show_default=False)],
     prompt: Annotated[str, typer.Option("--prompt", help="What the object becomes.", show_default=False)],
-    frames: Annotated[str, typer.Option("--frames", help="Key frames, e.g. 0,24,47.", show_default=False)],
+    frames: Annotated[str, typer.Option(
+        "--frames", help="Key frames, e.g. 0,24,47, or auto N: N frames picked where the object "
+        "changes most.", show_default=False)],
     track: Annotated[str | None, typer.Option(
         "--track", "-t", help="The project's mask track (id or name) of the object.")] = None,
     mask: Annotated[Path | None, typer.Option(
@@ -91,16 +94,28 @@ def restyle(
 
     The pose condition joins only on frames where people are found. Keys share seed and noise.
 
+    --frames auto N picks N key frames where the object changes most, among the frames where it
+    is (as kinema keys does).
+
     KEYS.provenance.json beside the folder holds the recipe.
 
     In a project the keys also become the inputs of a style layer."""
     from kinema.app.restyle_jobs import restyle as run_restyle
     from kinema.cli.console import exit_on_error, out, show_progress
+    from kinema.cli.key_args import auto_count
     from kinema.cli.prompt_args import parse_lora
     from kinema.generate.control import parse_controls
 
     with exit_on_error():
-        job = run_restyle(source, output, prompt=prompt, frames=parse_frames(frames), track=track,
+        count, source = auto_count("--frames", frames, list(ctx.args), source)
+        if count is None:
+            picked = parse_frames(frames)
+        else:
+            from kinema.app.key_jobs import restyle_frames
+
+            picked = show_progress(restyle_frames(source, count, track=track, mask=mask),
+                                   f"pick keys {source.name}")
+        job = run_restyle(source, output, prompt=prompt, frames=picked, track=track,
                           mask=mask, negative=negative, controls=parse_controls(control),
                           loras=[parse_lora(v) for v in lora or []], seed=seed, strength=strength,
                           steps=steps, guidance=guidance, margin=margin, feather=feather, grid=grid,
@@ -114,4 +129,6 @@ def restyle(
 
 def register(app: typer.Typer) -> None:
     """Add the restyle command to ``app``."""
-    app.command()(restyle)
+    from kinema.cli.key_args import CONTEXT
+
+    app.command(context_settings=CONTEXT)(restyle)

@@ -196,6 +196,21 @@ class PropagateRecipe(RecipeBase):
     guides: dict[str, float] = Field(default_factory=dict)
 
 
+class KeysRecipe(RecipeBase):
+    """Key frames picked from frames ``[start, end)``: ``count`` of them where the footage
+    changes most (``measure``), the source frames as they are or in a classical ``look``
+    (inside mask track ``track_id``, or a mask file among the inputs, when given)."""
+
+    operation: Literal["keys"] = "keys"
+    frames: list[int]
+    count: int
+    start: int
+    end: int
+    measure: str = "grey-mad"
+    look: str | None = None
+    track_id: str | None = None
+
+
 class InterpolateRecipe(RecipeBase):
     """New frames between frames by ``backend`` (flow or rife): ``factor`` times as many, or
     as many as ``rate`` frames a second needs."""
@@ -325,7 +340,7 @@ def upgrade(data: object) -> object:
 
 
 Recipe = Annotated[
-    TrackRecipe | SegmentRecipe | AssetRecipe | RestyleRecipe | PropagateRecipe
+    TrackRecipe | SegmentRecipe | AssetRecipe | RestyleRecipe | PropagateRecipe | KeysRecipe
     | InterpolateRecipe | UpscaleRecipe | PoseRecipe | LoraTrainRecipe | T2VRecipe | MusicRecipe
     | ForeignRecipe,
     Field(discriminator="operation"), BeforeValidator(upgrade)]
