@@ -63,7 +63,7 @@ def test_v1_fixture_migrates(tmp_path: Path):
     folder.mkdir()
     shutil.copy(FIXTURES / "project_v1.json", folder / "project.json")
     project = store.load(folder)
-    assert project.schema_version == SCHEMA_VERSION == 5
+    assert project.schema_version == SCHEMA_VERSION == 6
     assert project.media["m1"].rate == Fraction(30000, 1001)
     assert project.timeline.rate == Fraction(30000, 1001)
     clip = project.timeline.video_layers[0].items[0]
@@ -101,10 +101,10 @@ def test_v3_fixture_migrates_to_typed_recipes(tmp_path: Path):
         id="look", original_operation="stylize", prompt="red hot lava", seed=7,
         parameters={"strength": 0.6}, created=datetime(2025, 9, 1, 12, 40, tzinfo=timezone.utc))
     assert project.mask_tracks["obj1"].recipe_id == "track-obj1"
-    # saved again, it is a v5 document that reads back the same
+    # saved again, it is a v6 document that reads back the same
     with store.ProjectFile(folder) as pf:
         pf.save()
-    assert json.loads((folder / "project.json").read_text())["schema_version"] == 5
+    assert json.loads((folder / "project.json").read_text())["schema_version"] == 6
     assert store.load(folder) == project
 
 

@@ -28,10 +28,10 @@ MARGIN, FEATHER = 6, 3.0
 DAVIS = Path(__file__).resolve().parents[1].parent / "shared" / "davis-train" / "videos"
 
 
-def blob(i: int) -> np.ndarray:
+def blob(i: int, radius: int = 22) -> np.ndarray:
     """The object on frame ``i``: a disc moving right."""
     yy, xx = np.mgrid[0:H, 0:W]
-    return (xx - (50 + 4 * i)) ** 2 + (yy - 60) ** 2 < 22**2
+    return (xx - (50 + 4 * i)) ** 2 + (yy - 60) ** 2 < radius**2
 
 
 def write_masks(path: Path, masks: list[np.ndarray]) -> Path:
@@ -181,10 +181,12 @@ def test_pose_condition_joins_only_on_frames_with_people(tiny_sdxl: Path, tiny_c
         "bundled:mediapipe/pose_landmark_full.tflite", "bundled:mediapipe/pose_detection.tflite"]
 
 
-def test_project_keys_become_a_style_layer_the_render_passes_by(tiny_sdxl: Path, tiny_controlnet: Path,
+def test_project_keys_become_a_style_layer(tiny_sdxl: Path, tiny_controlnet: Path,
                                                                 tmp_path: Path) -> None:
     from kinema.app.evaluate import FrameEvaluator
     from kinema.app.project_jobs import new_project
+    from kinema.app.style_layer import stylize
+    from kinema.core.errors import InvalidArgumentError
     from kinema.document import edits, store
     from kinema.document.masktrack import FrameState, MaskTrackStore
     from kinema.document.model import MaskTrackRef, StyleItem
@@ -209,7 +211,13 @@ def test_project_keys_become_a_style_layer_the_render_passes_by(tiny_sdxl: Path,
     assert isinstance(item, StyleItem) and item.track_id == "t1" and item.recipe_id == result.recipe_id
     assert (item.start, item.duration, Path(item.keys_path)) == (0, N, keys)
     assert [k.frame for k in item.keys] == [2, 7] and item.keys_relative_path == "../keys"
-    assert np.array_equal(FrameEvaluator(project, folder).frame(3), before)  # not rendered yet
+    # until propagated the layer shows nothing in the editor, and a render would propagate it
+    assert np.array_equal(FrameEvaluator(project, folder, partial_styles=True).frame(3), before)
+    with pytest.raises(InvalidArgumentError, match="not propagated at frame 3"):
+        FrameEvaluator(project, folder).frame(3)
+    run(stylize(folder))
+    styled = FrameEvaluator(project, folder).frame(3)
+    assert (styled[~blob(3, 26)] == before[~blob(3, 26)]).all() and (styled != before).any()
     if importlib.util.find_spec("opentimelineio") is not None:
         from kinema.document.interchange import from_otio, to_otio
 

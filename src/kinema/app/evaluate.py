@@ -10,15 +10,34 @@ import numpy as np
 from kinema.core.errors import InvalidArgumentError, MediaOpenError
 from kinema.document.masktrack import MaskTrackStore
 from kinema.document.model import (
-    AdjustmentItem,
     AssetItem,
     ClipItem,
     Project,
     SolidItem,
+    StyleItem,
     VideoLayer,
 )
 from kinema.render.compositor import Layer, Placement, composite
 from kinema.render.mattes import matte_from_mask
+
+STYLES = Path("cache") / "styles"
+"""Where in a project folder each style item's propagated frames are cached."""
+FRAME_NAME = "{:05d}.png"
+"""A cached style frame's name: its footage frame."""
+
+
+def cache_folder(folder: Path, item_id: str) -> Path:
+    """The cache of style item ``item_id`` in project ``folder``."""
+    return folder / STYLES / item_id
+
+
+def footage_frame(project: Project, item: StyleItem, t: int) -> int | None:
+    """The footage frame style item ``item`` shows at timeline frame ``t`` (``None`` outside it)."""
+    if not item.start <= t < item.start + item.duration:
+        return None
+    track = project.mask_tracks[item.track_id]
+    rate = project.media[track.media_id].rate / project.timeline.rate
+    return min(item.source_start + int((t - item.start) * rate + 1e-9), track.frames - 1)
 
 
 def media_paths(project: Project, folder: Path) -> tuple[dict[str, Path], list[str]]:
@@ -39,13 +58,17 @@ def media_paths(project: Project, folder: Path) -> tuple[dict[str, Path], list[s
 
 
 class FrameEvaluator:
-    """The composited frame at any timeline frame of a project."""
+    """The composited frame at any timeline frame of a project. A style layer shows its
+    propagated frames from the cache (:mod:`kinema.app.style_layer`); a frame not propagated
+    yet is an error, or with ``partial_styles`` (the editor, while a propagation runs) shows
+    nothing."""
 
-    def __init__(self, project: Project, folder: Path) -> None:
+    def __init__(self, project: Project, folder: Path, *, partial_styles: bool = False) -> None:
         from kinema.media import open_video
 
         self.project = project
         self.folder = folder
+        self.partial_styles = partial_styles
         tl = project.timeline
         self.canvas = (tl.width, tl.height)
         paths, missing = media_paths(project, folder)
@@ -115,10 +138,13 @@ class FrameEvaluator:
                 return None
             pixels = np.broadcast_to(np.array(item.color, np.uint8), self.canvas[::-1] + (4,))
             mask_frame = t
-        elif isinstance(item, AdjustmentItem):
-            return None  # effects arrive with the stylize issues; an adjustment alone is a no-op
+        elif isinstance(item, StyleItem):
+            found = self._style(item, t)
+            if found is None:
+                return None
+            pixels, mask_frame = found
         else:
-            return None
+            return None  # an adjustment's effect is not rendered yet: alone it changes nothing
         tf = layer.transform
         dx, dy = tf.position.at(t)  # type: ignore[misc]
         sx, sy = tf.scale.at(t)  # type: ignore[misc]
@@ -126,6 +152,21 @@ class FrameEvaluator:
                               scale=(sx, sy), rotation=float(tf.rotation.at(t)))  # type: ignore[arg-type]
         return Layer(pixels, placement, opacity=float(tf.opacity.at(t)),  # type: ignore[arg-type]
                      blend_mode=layer.blend_mode, matte=self._matte(layer, mask_frame))
+
+    def _style(self, item: StyleItem, t: int) -> tuple[np.ndarray, int] | None:
+        """A style item's cached RGBA frame at timeline frame ``t`` and its footage frame."""
+        from kinema.media.image import read_image
+
+        frame = footage_frame(self.project, item, t)
+        if frame is None:
+            return None
+        path = cache_folder(self.folder, item.id) / FRAME_NAME.format(frame)
+        if not path.is_file():
+            if self.partial_styles:
+                return None
+            raise InvalidArgumentError(f"style layer {item.id!r} is not propagated at frame {frame}",
+                                       path=self.folder, hint="run kinema stylize PROJECT")
+        return read_image(path), frame
 
     def _matte(self, layer: VideoLayer, frame: int) -> np.ndarray | None:
         if layer.mask is None:

@@ -34,7 +34,7 @@ from kinema.core.jobs import Progress, Steps
 
 if TYPE_CHECKING:
     from kinema.app.restyle_jobs import MaskSource
-    from kinema.generate.propagate import Synth
+    from kinema.generate.propagate import Mattes, Quality, Synth
 
 FEATHER = 2.0
 """Pixels over which the matte's edge is feathered in mask mode."""
@@ -183,27 +183,42 @@ class _SpilledSynths(MutableMapping[int, "Synth"]):
         return len(self.held)
 
 
-def _write(reader: Any, keys: dict[int, np.ndarray], masks: MaskSource | None, start: int,
-           end: int, quality: Any, target: Path, folder: bool, overwrite: bool,
-           scratch: Path) -> Steps[None]:
-    """Propagate and write frame by frame: PNGs into a folder committed at the end, or a movie."""
-    from kinema.generate.propagate import propagate
+def object_mattes(masks: MaskSource | None) -> Mattes | None:
+    """Frame ``i``'s object matte from ``masks``, feathered by :data:`FEATHER` (a frame without
+    a mask: nothing); ``None`` without masks (the whole frame is styled)."""
     from kinema.render.mattes import matte_from_mask
 
-    def matte(i: int) -> np.ndarray | None:
-        if masks is None:
-            return None
+    if masks is None:
+        return None
+
+    def matte(i: int) -> np.ndarray:
         found = masks.read(i)
         return matte_from_mask(np.zeros(masks.size[::-1], bool) if found is None else found,
                                feather=FEATHER)
 
+    return matte
+
+
+def styled_frames(reader: Any, keys: Mapping[int, np.ndarray], mattes: Mattes | None,
+                  start: int, end: int, quality: Quality,
+                  scratch: Path) -> Iterator[tuple[int, np.ndarray]]:
+    """Frames ``[start, end)`` of ``reader`` styled from ``keys`` (inside the range), in order:
+    the source decoded once from ``start``, frames and backward passes spilled to ``scratch``."""
+    from kinema.generate.propagate import propagate
+
     frames = _Spilled(reader.frames(start, end), start, scratch)
-    stream = propagate(frames, keys, start, end, quality,
-                       mattes=matte if masks is not None else None,
-                       spill=_SpilledSynths(scratch))
+    return propagate(frames, keys, start, end, quality, mattes=mattes,
+                     spill=_SpilledSynths(scratch))
+
+
+def _write(reader: Any, keys: dict[int, np.ndarray], masks: MaskSource | None, start: int,
+           end: int, quality: Quality, target: Path, folder: bool, overwrite: bool,
+           scratch: Path) -> Steps[None]:
+    """Propagate and write frame by frame: PNGs into a folder committed at the end, or a movie."""
+    mattes = object_mattes(masks)
+    stream = styled_frames(reader, keys, mattes, start, end, quality, scratch)
     sink = _folder_sink if folder else _movie_sink
-    yield from sink(stream, target, reader, matte if masks is not None else None,
-                    start, end, overwrite)
+    yield from sink(stream, target, reader, mattes, start, end, overwrite)
 
 
 def _folder_sink(stream: Iterator[tuple[int, np.ndarray]], target: Path, reader: Any,

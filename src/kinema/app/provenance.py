@@ -9,13 +9,14 @@ from pathlib import Path
 
 from kinema.app.evaluate import media_paths
 from kinema.core.errors import MediaOpenError
-from kinema.document.model import AdjustmentItem, AssetItem, ClipItem, Project
+from kinema.document.model import AdjustmentItem, AssetItem, ClipItem, Project, StyleItem
 from kinema.document.recipes import Recipe
 
 
 def used_recipes(project: Project) -> list[Recipe]:
     """The recipes behind what a render of ``project`` shows: those of the mask tracks that
-    visible layers are matted by, of their adjustment items, and of the files kinema made
+    visible layers are matted by, of their adjustment and style items (a style's keys), and of
+    the files kinema made
     (generated, interpolated, upscaled) that their clips and assets show."""
     ids: list[str | None] = []
     for layer in project.timeline.video_layers:
@@ -25,7 +26,7 @@ def used_recipes(project: Project) -> list[Recipe]:
         if track is not None:
             ids.append(track.recipe_id)
         for item in layer.items:
-            if isinstance(item, AdjustmentItem):
+            if isinstance(item, AdjustmentItem | StyleItem):
                 ids.append(item.recipe_id)
             elif isinstance(item, ClipItem | AssetItem) and item.media_id in project.media:
                 ids.append(project.media[item.media_id].recipe_id)

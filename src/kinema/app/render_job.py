@@ -24,6 +24,7 @@ import numpy as np
 from kinema.app.audio_mix import MIX_RATE, mix_audio
 from kinema.app.evaluate import FrameEvaluator, media_paths
 from kinema.app.provenance import summary, write_provenance
+from kinema.app.style_layer import update_styles
 from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError, MediaWriteError
 from kinema.core.frames import frame_range
@@ -63,6 +64,7 @@ def render(project_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
     alpha = spec.alpha_pix_fmt is not None  # transparent where no layer covers the frame
     chunk = chunk_frames or max(1, round(tl.rate * CHUNK_SECONDS))
     evaluator = FrameEvaluator(project, folder)  # refuses missing media before any work
+    yield from update_styles(project, folder)  # style layers' frames where keys changed
     work = work_folder(target)
     suffix = part_suffix(target, spec.name)
     parts = [(work / f"part_{k:05d}{suffix}", a, min(a + chunk, end))

@@ -553,16 +553,21 @@ def style_edit(project: Project, folder: Path, styled: Styled) -> tuple[Edit, st
         raise InvalidArgumentError(f"the project has no mask track {track_id!r} to style")
     recipe = _project_recipe(project, styled)
     layers = project.timeline.video_layers
-    start, duration = _placement(project, project.mask_tracks[track_id].media_id)
+    start, duration, source_start = style_placement(project, project.mask_tracks[track_id].media_id)
     existing = next(((layer, item) for layer in layers for item in layer.items
-                     if isinstance(item, StyleItem) and Path(item.keys_path) == target), None)
+                     if isinstance(item, StyleItem) and item.keys_path is not None
+                     and Path(item.keys_path) == target), None)
     item_ids = {item.id for layer in layers for item in layer.items}
+    painted = [] if existing is None else [k for k in existing[1].keys
+                                           if k.path is not None and k.frame not in styled.keys]
+    keys = [StyleKey(frame=f, sha256=h) for f, h in styled.keys.items()]
     item = StyleItem(
         id=existing[1].id if existing else next(f"s{k}" for k in count(1) if f"s{k}" not in item_ids),
         track_id=track_id, keys_path=str(target),
         keys_relative_path=os.path.relpath(target, Path(folder).resolve()),
-        keys=[StyleKey(frame=f, sha256=h) for f, h in sorted(styled.keys.items())],
-        recipe_id=recipe.id, start=start, duration=duration)
+        keys=sorted([*keys, *painted], key=lambda k: k.frame), recipe_id=recipe.id,
+        start=start, duration=duration, source_start=source_start,
+        quality=existing[1].quality if existing else "fast")
     name = project.mask_tracks[track_id].name
     if existing is not None:
         layer_id = existing[0].id
@@ -595,14 +600,15 @@ def _project_recipe(project: Project, styled: Styled) -> Any:
     return styled.recipe.model_copy(update={"id": recipe_id, "inputs": inputs})
 
 
-def _placement(project: Any, media_id: str) -> tuple[int, int]:
+def style_placement(project: Any, media_id: str) -> tuple[int, int, int]:
     """Where a style of ``media_id``'s object sits on the timeline: over the first clip of that
-    media, else over the whole timeline."""
+    media, else over the whole timeline; as its start, duration and first footage frame."""
     from kinema.document.model import ClipItem
 
     rate = project.timeline.rate
     for layer in project.timeline.video_layers:
         for item in layer.items:
             if isinstance(item, ClipItem) and item.media_id == media_id:
-                return item.start, int(item.source_range.duration.seconds * rate)
-    return 0, project.timeline.duration
+                first = round(item.source_range.start_time.seconds * project.media[media_id].rate)
+                return item.start, int(item.source_range.duration.seconds * rate), first
+    return 0, project.timeline.duration, 0

@@ -19,6 +19,7 @@ from kinema.cli import (
     restore_commands,
     restyle_commands,
     retime_commands,
+    stylize_commands,
     vision_commands,
 )
 
@@ -41,6 +42,7 @@ asset_commands.register(app)
 restyle_commands.register(app)
 propagate_commands.register(app)
 keys_commands.register(app)
+stylize_commands.register(app)
 lora_commands.register(app)
 retime_commands.register(app)
 

@@ -46,13 +46,19 @@ def _v4_to_v5(data: Data) -> Data:
     return {**data, "schema_version": 5}
 
 
+def _v5_to_v6(data: Data) -> Data:
+    """v6: style items say which footage frame they start at (``source_start``, 0 before) and
+    their propagation ``quality`` (fast before); a key may name its own image (``path``)."""
+    return {**data, "schema_version": 6}
+
+
 def _exact_rate(value: float | str) -> Fraction:
     """v1 wrote rates as floats: 29.97 means 30000/1001."""
     return snap_rate(to_fraction(value))
 
 
 MIGRATIONS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
-                                                 4: _v4_to_v5}
+                                                 4: _v4_to_v5, 5: _v5_to_v6}
 """``MIGRATIONS[n]`` turns a version-``n`` document into version ``n + 1``."""
 
 

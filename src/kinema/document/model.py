@@ -18,7 +18,7 @@ from kinema.document.base import DocumentModel
 from kinema.document.recipes import Recipe, StyleKey
 from kinema.document.timing import Rational, TimeRange
 
-SchemaVersion = Literal[5]
+SchemaVersion = Literal[6]
 """The layout of project.json; it goes up with every change, with a step in ``migrations``."""
 SCHEMA_VERSION: int = get_args(SchemaVersion)[0]
 
@@ -141,20 +141,25 @@ class AdjustmentItem(DocumentModel):
 
 
 class StyleItem(DocumentModel):
-    """An object's styled key frames, the inputs of a stylise layer: the PNGs in ``keys_path``
-    (also relative to the project folder, like media), one per source frame of mask track
-    ``track_id``'s footage in ``keys``, made by recipe ``recipe_id``. Propagating them through
-    the shot is the next step; until then a render passes the item by (the layer shows nothing)."""
+    """A stylise layer's item: mask track ``track_id``'s object styled from its ``keys`` (styled
+    whole frames of the track's footage by source frame: ``FRAME.png`` in ``keys_path``, also
+    relative to the project folder like media, or a key's own ``path``), carried through the
+    footage frames ``source_start`` onwards shown at timeline frames ``[start, start +
+    duration)`` by :mod:`kinema.generate.propagate` at ``quality``. ``recipe_id`` names the
+    recipe that made the keys (a restyle), if kinema made them. The propagated frames are a
+    cache (``cache/styles/ID/``): a render brings them up to date, only where a key changed."""
 
     kind: Literal["style"] = "style"
     id: str
     track_id: str
-    keys_path: str
+    keys_path: str | None = None
     keys_relative_path: str | None = None
     keys: list[StyleKey] = Field(default_factory=list)
     recipe_id: str | None = None
     start: int = 0
     duration: int
+    source_start: int = 0
+    quality: Literal["fast", "best"] = "fast"
 
 
 Item = Annotated[ClipItem | AssetItem | SolidItem | AdjustmentItem | StyleItem,

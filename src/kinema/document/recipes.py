@@ -76,10 +76,14 @@ class PromptRecord(DocumentModel):
 
 
 class StyleKey(DocumentModel):
-    """A styled key: the source frame it styles and the sha256 of its image."""
+    """A styled key: the source frame it styles and the sha256 of its image; ``path`` (and
+    ``relative_path``, to a project folder) where the image is a file of its own, such as an
+    artist's painting, rather than ``FRAME.png`` in a keys folder."""
 
     frame: int
     sha256: str
+    path: str | None = None
+    relative_path: str | None = None
 
 
 class RecipeBase(DocumentModel):

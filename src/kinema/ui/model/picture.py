@@ -40,7 +40,8 @@ class Picture:
         if self._evaluator is None or self._evaluator[:2] != (history, history.revision):
             self._close_evaluator()
             project = self.session.file.project.model_copy(deep=True)
-            self._evaluator = (history, history.revision, FrameEvaluator(project, self.session.folder))
+            evaluator = FrameEvaluator(project, self.session.folder, partial_styles=True)
+            self._evaluator = (history, history.revision, evaluator)
         return self._evaluator[2].frame(self.transport.playhead)
 
     def frame(self, *, fast: bool = False) -> Frame:
