@@ -130,12 +130,16 @@ def rendered(folder: Path, out: Path) -> list[np.ndarray]:
     return [read_image(p)[..., :3] for p in sorted(out.glob("*.png"))]
 
 
-def test_x2_shows_the_clip_frames_on_even_frames_and_true_middles_between(project: Path,
-                                                                          tmp_path: Path) -> None:
+def test_x2_shows_the_clip_frames_on_even_frames_and_true_middles_between(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kinema.app.provenance import read_provenance
     from kinema.app.retime_jobs import retime_clip
     from kinema.generate.flow_interp import FlowInterpolator
+    from kinema.media.reader import VideoReader
 
+    read: list[int] = []
+    frame_at = VideoReader.__getitem__
+    monkeypatch.setattr(VideoReader, "__getitem__", lambda self, i: read.append(i) or frame_at(self, i))
     model = FlowInterpolator()
     events = []
     steps = retime_clip(project, "c1", factor=2, interpolator=model)
@@ -145,6 +149,8 @@ def test_x2_shows_the_clip_frames_on_even_frames_and_true_middles_between(projec
         except StopIteration as done:
             result = done.value
             break
+    monkeypatch.undo()
+    assert sorted(set(read)) == [2, 3, 4, 5, 6]  # the clip's source range, nothing else
     # progress: each of the 5 frames scanned for cuts, then each of the 10 frames written
     counted = [e.done for e in events if e.message is None]
     assert counted == list(range(1, 16)) and {e.total for e in events} == {15}
@@ -367,3 +373,47 @@ def test_the_cut_guard_repeats_a_frame_at_a_hard_cut_inside_the_clip(tmp_path: P
         assert psnr(b[9], scene(4)) < 30  # a mix of the two shots
         for j in range(0, 2 * N, 2):
             assert decode_index(a[j]) == decode_index(b[j]) == j // 2
+
+
+def test_a_variable_rate_clip_is_slowed_by_its_frames_real_times(tmp_path: Path) -> None:
+    """Footage whose frames last 40, 80 or 120 ms, slowed x2 from 0.2 s on: retimed frame ``j``
+    shows the footage ``j / (2 * rate)`` seconds into the range; where a source frame begins
+    then, it is that frame, exactly, and where one is held, an in-between towards the next."""
+    from fractions import Fraction
+
+    from kinema.app.evaluate import FrameEvaluator
+    from kinema.app.project_jobs import new_project
+    from kinema.app.retime_jobs import retime_clip
+    from kinema.document import edits
+    from kinema.media.synth import write_clip
+
+    steps = [40, 40, 80, 40, 120, 40, 40, 80, 40, 40, 40, 80, 40, 40, 40]
+    times = [Fraction(sum(steps[:k]), 1000) for k in range(len(steps) + 1)]
+    video = write_clip(tmp_path / "vfr.mkv", n=len(times), size=(96, 64), times=times, gop=4)
+    folder = new_project(tmp_path / "vfr", video)
+    start = Fraction(1, 5)
+    rate = Fraction(25)
+    with store.ProjectFile(folder) as pf:  # 12 frames at 25 fps from 0.2 s on
+        trimmed = ClipItem(id="c1", media_id="m1", start=0,
+                           source_range=TimeRange.from_frames(start * rate, 12, rate))
+
+        def trim(p: Project) -> None:
+            p.timeline.video_layers[0].items[0] = trimmed
+            p.timeline.audio_tracks = []
+            p.timeline.duration, p.timeline.rate = 12, rate
+
+        pf.history.do(edits.Edit("trim", trim))
+        pf.save()
+    done = run(retime_clip(folder, "c1", factor=2, backend="blend"))
+    assert done.frames == 24 and store.load(folder).timeline.duration == 24
+    evaluator = FrameEvaluator(store.load(folder), folder)
+    try:
+        exact = {}
+        for j in range(24):
+            at = start + Fraction(j, 2) / rate
+            if at in times:
+                exact[j] = times.index(at)
+                assert decode_index(evaluator.frame(j)) == exact[j], j
+    finally:
+        evaluator.close()
+    assert len(exact) == 8, exact  # the others are in-betweens

@@ -52,8 +52,9 @@ Ripple = Literal["all", "layer", "none"]
 """What happens to what follows a clip that gets longer: ``all`` moves every item (every layer
 and audio track) that starts at or after the clip's old end later by the added frames, with
 the layers' keyframes there (the rest of the edit stays in sync: the default); ``layer`` moves
-only the clip's layer's items (and their own sound); ``none`` moves nothing and refuses when
-the longer clip would run over the next item on its layer."""
+only the clip's layer's items (and their own sound) and keyframes; ``none`` moves nothing and
+refuses when the longer clip would run over the next item on its layer. Keyframes of the clip's
+layer inside the clip are stretched with it."""
 RIPPLES: tuple[str, ...] = get_args(Ripple)
 
 AudioChoice = Literal["keep", "remove"]
