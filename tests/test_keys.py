@@ -244,3 +244,38 @@ def test_restyle_frames_auto_bad_count_is_one_line(footage, tmp_path: Path) -> N
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert f"{N + 1} key" in lines[0]
+
+
+def test_project_track_keys_and_progress(footage, tmp_path: Path) -> None:
+    """Keys of a project's mask track, styled only inside its matte; progress counts every frame
+    read and every key written, then every propagated frame, never going back."""
+    from kinema.app.key_jobs import propagate_auto
+    from kinema.app.project_jobs import new_project
+    from kinema.core.jobs import run
+    from kinema.document import edits, store
+    from kinema.document.masktrack import FrameState, MaskTrackStore
+    from kinema.document.model import MaskTrackRef
+
+    folder = new_project(tmp_path / "shot", footage["clip"])
+    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
+        0, footage["disc"], FrameState.PROPAGATED)
+    with store.ProjectFile(folder) as pf:
+        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="disc", media_id="m1",
+                                                        frames=N, width=W, height=H)))
+        pf.save()
+    events: list[tuple[int, int]] = []
+    result = run(propagate_auto(footage["clip"], tmp_path / "out", count=2, look="sketch",
+                                project=folder, track="disc", start=16, end=28),
+                 on_progress=lambda e: events.append((e.done, e.total)))
+    assert [d for d, _ in events] == list(range(1, 12 + 2 + 12 + 1))
+    assert {t for _, t in events[-12:]} == {12 + 2 + 12}
+    keys = result.keys
+    assert len(keys.frames) == 2 and all(16 <= k < 28 for k in keys.frames)
+    recipe = json.loads(keys.record.read_text())["operations"][0]
+    assert recipe["track_id"] == "t1" and recipe["look"] == "sketch"
+    for k in keys.frames:
+        image, source = read_image(keys.output / f"{k:05d}.png"), footage["decoded"][k]
+        far = ~cv2.dilate(footage["disc"][k].astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        assert np.array_equal(image[far], source[far]) and not np.array_equal(image, source)
+    assert sorted(p.name for p in result.propagated.output.iterdir()) == [
+        f"{i:05d}.png" for i in range(16, 28)]
