@@ -417,3 +417,28 @@ def test_a_variable_rate_clip_is_slowed_by_its_frames_real_times(tmp_path: Path)
     finally:
         evaluator.close()
     assert len(exact) == 8, exact  # the others are in-betweens
+
+
+def test_a_clip_changed_by_another_writer_meanwhile_is_not_overwritten(project: Path) -> None:
+    """Someone saves the project while the frames are made (the clip moved): the retime is
+    refused when it comes to the edit, and its movie deleted."""
+    from kinema.app.retime_jobs import retime_clip
+    from kinema.document import edits
+    from kinema.generate.rife import blend
+
+    class Meddles:
+        def interpolate(self, a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+            if not (project / "moved").exists():
+                (project / "moved").touch()
+                with store.ProjectFile(project) as pf:
+                    def move(p: Project) -> None:
+                        p.timeline.video_layers[0].items[0].start = 1
+
+                    pf.history.do(edits.Edit("move", move))
+                    pf.save()
+            return blend(a, b, t)
+
+    with pytest.raises(ProjectError, match="changed while it was being retimed"):
+        run(retime_clip(project, "c1", factor=2, interpolator=Meddles()))
+    assert items(project)["c1"].start == 1 and items(project)["c1"].media_id == "m1"
+    assert not (project / "media").exists()

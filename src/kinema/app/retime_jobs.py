@@ -232,36 +232,6 @@ def retime_edit(clip_id: str, ref: MediaRef, recipe: InterpolateRecipe, factor: 
     return Edit(f"Retime {clip_id} x{factor}", apply)
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """Where clip ``clip`` of ``folder``'s project reads from: ``path``, source frames
-    ``[first, last]``, and the timeline rate it is shown at; ``notes`` from the mask check."""
-
-    folder: Path
-    clip: ClipItem
-    path: Path
-    rate: Fraction
-    before: int
-    notes: list[str]
-
-
-def _plan(folder: Path, clip_id: str) -> _Plan:
-    from kinema.app.evaluate import media_paths
-
-    project = store.load(folder)
-    layer, clip = find_clip(project, clip_id)
-    notes = check_masks(project, layer, clip)
-    found, _ = media_paths(project, folder)
-    path = found.get(clip.media_id)
-    if path is None:
-        raise MediaOpenError(f"clip {clip_id!r}'s footage is missing: {project.media[clip.media_id].path}",
-                             path=folder, hint="relink it (kinema relink) or put the file back")
-    before = clip_frames(clip, project.timeline.rate)
-    if before < 1:
-        raise InvalidArgumentError(f"clip {clip_id!r} is empty", path=folder)
-    return _Plan(folder, clip, path, project.timeline.rate, before, notes)
-
-
 def retime_positions(reader: Any, clip: ClipItem, rate: Fraction, factor: int,
                      frames: int) -> Iterator[tuple[int, Fraction]]:
     """Where each of ``frames * factor`` retimed frames falls in ``reader``'s footage: ``(i,
@@ -297,13 +267,104 @@ def _movie_path(folder: Path, source: Path, clip_id: str, factor: int) -> Path:
     return next(p for p in names if not p.exists() and not Path(f"{p}.provenance.json").exists())
 
 
+@dataclass(frozen=True)
+class RetimedMovie:
+    """What :func:`write_retimed` wrote: ``movie`` (and its record beside it) for clip ``clip``
+    as it was, slowed ``factor`` times from ``before`` timeline frames, made by ``recipe``
+    (its id ``interpolate-NAME.mov`` until the movie joins a project); ``cuts``, ``held`` as in
+    :class:`Retimed`; ``notes`` from the mask check; ``total`` the progress total."""
+
+    movie: Path
+    recipe: InterpolateRecipe
+    clip: ClipItem
+    factor: int
+    before: int
+    cuts: tuple[int, ...]
+    held: int
+    notes: tuple[str, ...]
+    total: int
+
+    def discard(self) -> None:
+        """Delete the movie and its record (the edit that would use them failed)."""
+        self.movie.unlink(missing_ok=True)
+        Path(f"{self.movie}.provenance.json").unlink(missing_ok=True)
+
+
+def write_retimed(project: Project, folder: Path, clip_id: str, factor: int, *,
+                  backend: str = "flow", cut_guard: bool = True, device: Any = None,
+                  interpolator: Any = None) -> Steps[RetimedMovie]:
+    """The frames of clip ``clip_id`` of ``project`` (in ``folder``) slowed ``factor`` times,
+    written into a new movie in ``folder/media/`` with its record beside it; the project is
+    not changed (:func:`retime_edit` does that, the editor on its own history). Checks come
+    first; on any failure or Ctrl-C no file is left (nor ``media/``, if this made it)."""
+    import contextlib
+
+    from kinema.app import operation_records as records
+    from kinema.app.evaluate import media_paths
+    from kinema.document.recipes import InputRef, InterpolateRecipe
+    from kinema.media import open_video
+    from kinema.models import backends
+
+    layer, clip = find_clip(project, clip_id)
+    notes = check_masks(project, layer, clip)
+    rate = project.timeline.rate
+    before = clip_frames(clip, rate)
+    if before < 1:
+        raise InvalidArgumentError(f"clip {clip_id!r} is empty", path=folder)
+    path = media_paths(project, folder)[0].get(clip.media_id)
+    if path is None:
+        raise MediaOpenError(f"clip {clip_id!r}'s footage is missing: {project.media[clip.media_id].path}",
+                             path=folder, hint="relink it (kinema relink) or put the file back")
+    if interpolator is None:
+        backends.get("interpolate", backend)  # an unknown name is an error before any work
+    media_dir = folder / MEDIA
+    made_dir = not media_dir.exists()
+    movie: Path | None = None
+    try:
+        with open_video(path, prefetch=False) as reader:
+            if reader.has_alpha:
+                raise InvalidArgumentError(f"clip {clip_id!r}'s footage has an alpha channel; only "
+                                           "opaque footage is retimed", path=path)
+            positions = list(retime_positions(reader, clip, rate, factor, before))
+            first = min(i for i, _ in positions)
+            last = max(i for i, _ in positions)
+            guard = cut_guard and last > first and min(reader.size) >= _min_cut_side()
+            total = (last - first + 1 if guard else 0) + len(positions)
+            cuts: tuple[int, ...] = ()
+            if guard:
+                cuts = yield from _hard_cuts(reader, first, last, total)
+            model = interpolator or backends.create("interpolate", backend, device=device)
+            media_dir.mkdir(exist_ok=True)
+            movie = _movie_path(folder, path, clip_id, factor)
+            held = yield from _write(reader, movie, rate, positions, cuts, model, total)
+        source = records.Source.of(path)
+        recipe = InterpolateRecipe(id=f"interpolate-{movie.name}", backend=backend, factor=factor,
+                                   cut_guard=cut_guard, model=records.model_of(model),
+                                   **records.placement_of(model),
+                                   inputs=[InputRef(id=clip.media_id, sha256=source.sha256)])
+        records.write_record(movie, recipe, [source])
+    except BaseException:
+        if movie is not None:
+            movie.unlink(missing_ok=True)
+            Path(f"{movie}.provenance.json").unlink(missing_ok=True)
+        if made_dir:
+            with contextlib.suppress(OSError):
+                media_dir.rmdir()
+        raise
+    if cuts:
+        notes.append(f"cut guard: hard cut(s) at source frame(s) {', '.join(map(str, cuts))}; {held} "
+                     "frame(s) there repeat a source frame (--no-cut-guard to interpolate across them)")
+    return RetimedMovie(movie, recipe, clip, factor, before, cuts, held, tuple(notes), total)
+
+
 def retime_clip(project_path: str | os.PathLike[str], clip_id: str, *, factor: int | None = None,
                 speed: str | float | Fraction | None = None, backend: str = "flow",
                 ripple: Ripple = "all", audio: AudioChoice = "keep", cut_guard: bool = True,
                 device: Any = None, interpolator: Any = None) -> Steps[Retimed]:
     """Clip ``clip_id`` of ``project_path`` ``factor`` times slower (or at ``speed``), its
-    in-betweens made by ``backend``: the movie written into ``PROJECT/media/``, then one
-    undoable edit (:func:`retime_edit`), saved (the previous save stays as project.json.bak).
+    in-betweens made by ``backend``: the movie written into ``PROJECT/media/``
+    (:func:`write_retimed`), then one undoable edit (:func:`retime_edit`), saved (the previous
+    save stays as project.json.bak).
 
     Everything is checked before any frame is made (the clip, the factor, the options, the
     masks, the footage, that the project can be written); progress is one event per frame
@@ -312,10 +373,6 @@ def retime_clip(project_path: str | os.PathLike[str], clip_id: str, *, factor: i
     import contextlib
 
     from kinema.app import operation_records as records
-    from kinema.core.hashing import file_sha256
-    from kinema.document.recipes import InputRef, InterpolateRecipe
-    from kinema.media import open_video
-    from kinema.models import backends
 
     n = retime_factor(factor, speed)
     if ripple not in RIPPLES:
@@ -327,70 +384,43 @@ def retime_clip(project_path: str | os.PathLike[str], clip_id: str, *, factor: i
     if not os.access(folder, os.W_OK) or not os.access(folder / store.DOCUMENT, os.W_OK):
         raise ProjectError("is read-only", path=folder,
                            hint="make the project folder writable, or copy it somewhere writable")
-    plan = _plan(folder, clip_id)
-    if interpolator is None:
-        backends.get("interpolate", backend)  # an unknown name is an error before any work
-    media_dir = folder / MEDIA
-    made_dir = not media_dir.exists()
-    movie: Path | None = None
+    made_dir = not (folder / MEDIA).exists()
+    written = yield from write_retimed(store.load(folder), folder, clip_id, n, backend=backend,
+                                       cut_guard=cut_guard, device=device, interpolator=interpolator)
+    saved = False
     try:
-        with open_video(plan.path, prefetch=False) as reader:
-            if reader.has_alpha:
-                raise InvalidArgumentError(f"clip {clip_id!r}'s footage has an alpha channel; only "
-                                           "opaque footage is retimed", path=plan.path)
-            positions = list(retime_positions(reader, plan.clip, plan.rate, n, plan.before))
-            first = min(i for i, _ in positions)
-            last = max(i for i, _ in positions)
-            guard = cut_guard and last > first and min(reader.size) >= _min_cut_side()
-            total = (last - first + 1 if guard else 0) + len(positions)
-            cuts: tuple[int, ...] = ()
-            if guard:
-                cuts = yield from _hard_cuts(reader, first, last, total)
-            model = interpolator or backends.create("interpolate", backend, device=device)
-            media_dir.mkdir(exist_ok=True)
-            movie = _movie_path(folder, plan.path, clip_id, n)
-            held = yield from _write(reader, movie, plan.rate, positions, cuts, model, total)
-        sha = file_sha256(plan.path)
-        recipe = InterpolateRecipe(id="interpolate", backend=backend, factor=n, cut_guard=cut_guard,
-                                   model=records.model_of(model), **records.placement_of(model),
-                                   inputs=[InputRef(id=plan.clip.media_id, sha256=sha)])
         with store.ProjectFile(folder) as pf:
-            ref = records.pool_ref(pf.project, folder, movie)
-            recipe = recipe.model_copy(update={"id": f"interpolate-{ref.id}"})
-            records.write_record(movie, recipe, [records.Source(plan.path.resolve(), sha,
-                                                                plan.path.stat().st_size)])
             _, now = find_clip(pf.project, clip_id)
-            if now != plan.clip:
+            if now != written.clip:
                 raise ProjectError(f"clip {clip_id!r} changed while it was being retimed", path=folder,
                                    hint="run the command again")
+            ref = records.pool_ref(pf.project, folder, written.movie)
+            recipe = written.recipe.model_copy(update={"id": f"interpolate-{ref.id}"})
             sound = linked_sound(pf.project, now)
             starts = _starts(pf.project)
             pf.history.do(retime_edit(clip_id, ref, recipe, n, ripple=ripple, audio=audio))
             pf.save()
-            after = _starts(pf.project)
-            moved = sum(1 for k, start in after.items() if k != clip_id and starts.get(k) != start)
+            saved = True
+            moved = sum(1 for k, start in _starts(pf.project).items()
+                        if k != clip_id and starts.get(k) != start)
             duration = pf.project.timeline.duration
     except BaseException:
-        if movie is not None:
-            movie.unlink(missing_ok=True)
-            Path(f"{movie}.provenance.json").unlink(missing_ok=True)
-        if made_dir:
-            with contextlib.suppress(OSError):
-                media_dir.rmdir()
+        if not saved:
+            written.discard()
+            if made_dir:
+                with contextlib.suppress(OSError):
+                    (folder / MEDIA).rmdir()
         raise
-    notes = list(plan.notes)
+    notes = list(written.notes)
     if sound and audio == "keep":
         notes.append(f"the clip's sound ({', '.join(i.id for _, i in sound)}) is kept as it was: "
                      f"it plays at normal speed from the clip's first frame (--audio remove takes it out)")
     elif sound:
         notes.append(f"the clip's sound ({', '.join(i.id for _, i in sound)}) was removed")
-    if cuts:
-        notes.append(f"cut guard: hard cut(s) at source frame(s) {', '.join(map(str, cuts))}; {held} "
-                     "frame(s) there repeat a source frame (--no-cut-guard to interpolate across them)")
     for note in notes:
-        yield Progress(total, total, "frames", note)
-    return Retimed(clip_id, ref.id, movie, n, plan.before, plan.before * n, moved, duration,
-                   cuts, held, tuple(notes))
+        yield Progress(written.total, written.total, "frames", note)
+    return Retimed(clip_id, ref.id, written.movie, n, written.before, written.before * n, moved,
+                   duration, written.cuts, written.held, tuple(notes))
 
 
 def _starts(project: Project) -> dict[str, int]:
