@@ -176,3 +176,17 @@ def _layer(item: StyleItem):
     from kinema.document.model import VideoLayer
 
     return VideoLayer(id="l9", name="style", items=[item])
+
+
+def test_exr_and_16_bit_keys_read_as_the_8_bit_painting(tmp_path: Path):
+    from kinema.app.style_keys import read_key
+    from kinema.media.image import encode_exr, srgb_to_linear
+
+    key = np.random.default_rng(5).integers(0, 256, (H, W, 3), np.uint8)
+    (tmp_path / "deep.png").write_bytes(encode_png(key.astype(np.uint16) * 257))
+    (tmp_path / "linear.exr").write_bytes(encode_exr(srgb_to_linear(key)))
+    read = {name: read_key(3, tmp_path / name, size=(W, H), frames=N, start=0, end=N,
+                           footage="shot.mp4") for name in ("deep.png", "linear.exr")}
+    assert np.array_equal(read["deep.png"], key)
+    assert read["linear.exr"].dtype == np.uint8
+    assert np.abs(read["linear.exr"].astype(int) - key).max() <= 1

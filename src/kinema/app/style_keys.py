@@ -1,9 +1,10 @@
 """Styled key frames: where they come from and the checks every command makes of them.
 
-A key is a whole styled frame of the footage, an 8-bit RGB image named by the frame it
-styles: ``kinema restyle -o KEYS`` writes ``KEYS/00024.png`` for frame 24, an artist gives
-``24=painted.png``. ``kinema propagate`` carries keys through a shot; ``kinema export ebsynth``
-hands them to EbSynth.
+A key is a whole styled frame of the footage, an RGB image (an 8- or 16-bit PNG, or an EXR
+in linear light; read as 8-bit sRGB, the footage's depth) named by the frame it styles:
+``kinema restyle -o KEYS`` writes ``KEYS/00024.png`` for frame 24, an artist gives
+``24=painted.png`` or ``24=painted.exr``. ``kinema propagate`` carries keys through a shot;
+``kinema export ebsynth`` hands them to EbSynth.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def parse_keys(values: Iterable[str], option: str = "--keys") -> dict[int, Path]
 
 def read_key(frame: int, path: str | os.PathLike[str], *, size: tuple[int, int], frames: int,
              start: int, end: int, footage: str | os.PathLike[str]) -> np.ndarray:
-    """Key ``path`` of ``frame``, checked, as RGB ``uint8``: an 8-bit image of the footage's
+    """Key ``path`` of ``frame``, checked, as RGB ``uint8``: an RGB image of the footage's
     ``size`` on a frame inside the clip's ``frames`` and the range ``[start, end)``."""
     from kinema.media.image import read_image
 
@@ -75,9 +76,11 @@ def read_key(frame: int, path: str | os.PathLike[str], *, size: tuple[int, int],
         image = read_image(path)
     except Exception as exc:  # any decoder's complaint, as one line
         raise MediaOpenError(f"cannot be read as an image: {exc}", path=path, hint="give a PNG") from exc
+    if image.dtype == np.uint16:  # a 16-bit painting: to the footage's 8 bits
+        image = np.rint(image / np.float32(257)).astype(np.uint8)
     if image.dtype != np.uint8 or image.ndim != 3:
-        raise InvalidArgumentError(f"is a {image.dtype} image, not 8-bit RGB", path=path,
-                                   hint="save the key as an 8-bit RGB PNG")
+        raise InvalidArgumentError(f"is a {image.dtype} image, not RGB", path=path,
+                                   hint="save the key as an RGB PNG or EXR")
     if (image.shape[1], image.shape[0]) != tuple(size):
         raise InvalidArgumentError(f"is {image.shape[1]}x{image.shape[0]} but {name} is {size[0]}x{size[1]}",
                                    path=path, hint="give keys of the footage's size (whole frames)")

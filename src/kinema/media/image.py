@@ -117,13 +117,24 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     return p
 
 
+def linear_to_srgb(image: np.ndarray) -> np.ndarray:
+    """float linear light to ``uint8`` sRGB (colour channels; a fourth, alpha, is scaled)."""
+    c = np.clip(image[..., :3], 0, 1)
+    srgb = np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+    out = np.concatenate([srgb, np.clip(image[..., 3:], 0, 1)], axis=-1)
+    return np.rint(out * 255).astype(np.uint8)
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a PNG as ``uint8`` RGB or RGBA (16-bit PNGs as ``uint16``)."""
+    """Read an image as ``uint8`` RGB or RGBA (16-bit PNGs as ``uint16``; an EXR, linear light,
+    as ``uint8`` sRGB)."""
     container = open_input(path)
     try:
         stream = video_stream(container, path)
         frame = next(container.decode(stream))
         name = frame.format.name
+        if name in ("gbrpf32le", "gbrapf32le", "gbrpf32be", "gbrapf32be"):
+            return linear_to_srgb(frame.to_ndarray())
         if name in ("rgba", "ya8", "pal8"):
             return frame.to_ndarray(format="rgba")
         if name in ("rgba64be", "rgba64le", "ya16be"):
