@@ -81,10 +81,11 @@ def check_count(count: int, frames: int | None = None, where: str = "") -> int:
 
 
 def pick_frames(reader: Any, count: int, start: int, end: int,
-                masks: MaskSource | None = None) -> Steps[list[int]]:
+                masks: MaskSource | None = None, *, total: int | None = None) -> Steps[list[int]]:
     """``count`` key frames of ``reader``'s frames ``[start, end)`` where the footage changes
     most (with ``masks``: the object changes most, on frames where it is). One pass over the
-    range, as thumbnails; one progress event per frame."""
+    range, as thumbnails; one progress event per frame, out of ``total`` (default: the
+    range's frames) when the caller has more to do."""
     from kinema.vision.keyframes import THUMB, ChangeMeter, pick_keys
 
     check_count(count, end - start, f"{start}:{end}")
@@ -99,7 +100,7 @@ def pick_frames(reader: Any, count: int, start: int, end: int,
             mask = np.zeros(masks.size[::-1], bool) if mask is None else mask
             usable.append(bool(mask.any()))
         meter.add(frame[..., 0], mask)
-        yield Progress(done, end - start, "frames")
+        yield Progress(done, total or end - start, "frames")
     if len(meter.scores) < end - start:
         raise InvalidArgumentError(f"only {len(meter.scores)} of the frames {start}:{end} could "
                                    "be decoded", path=getattr(reader, "path", None))
@@ -191,8 +192,8 @@ def _write_keys(video: str | os.PathLike[str], target: Path, count: int, look: s
         check_count(count, end - start, f"{start}:{end}")
         if masks is not None:
             check_masks(masks, reader.size, end, video)
-        picked = yield from pick_frames(reader, count, start, end, masks)
-        total = end - start + len(picked)
+        total = end - start + count
+        picked = yield from pick_frames(reader, count, start, end, masks, total=total)
         temp = atomic.temp_path_for(target)
         try:
             with atomic.naming_errors(target):
