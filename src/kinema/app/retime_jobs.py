@@ -4,10 +4,11 @@ A clip slowed ``factor`` times shows, on timeline frame ``j`` after its start, i
 ``j / (factor * rate)`` seconds into its source range (``rate`` the timeline's): every
 ``factor``-th frame is a frame the clip showed before, the ones between are in-betweens made
 by an interpolation backend (flow, rife, blend). Footage whose frame times vary is slowed
-by its frames' real times (an in-between also where a frame was held longer). Only the clip's source range is read; the
-last frame of the range is held for the in-betweens after it (the frame after an out-point is
-often another shot), and with the cut guard an in-between across a hard cut inside the range
-repeats the nearer frame instead of ghosting two shots.
+by its frames' real times (an in-between also where a frame was held longer). Only the
+clip's source range is read; the last frame of the range is held for the in-betweens after
+it (the frame after an out-point is often another shot), and with the cut guard an
+in-between across a hard cut inside the range repeats the nearer frame instead of ghosting
+two shots.
 
 The frames go to a new ProRes 4444 movie at the timeline's rate in ``PROJECT/media/``
 (``SOURCE-CLIP-xN.mov``; an existing file is never overwritten), with
