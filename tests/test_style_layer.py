@@ -4,6 +4,7 @@ reaches, and a render refusing keys the document does not know."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,14 @@ def test_exr_and_16_bit_keys_read_as_the_8_bit_painting(tmp_path: Path):
     assert np.array_equal(read["deep.png"], key)
     assert read["linear.exr"].dtype == np.uint8
     assert np.abs(read["linear.exr"].astype(int) - key).max() <= 1
+
+
+def test_a_render_records_how_the_style_was_carried(project: Path, painted, tmp_path: Path):
+    run(stylize(project, track="ball", keys=painted, quality="best"))
+    run(render(project, tmp_path / "render", start=0, stop=4))
+    record = json.loads((tmp_path / "render.provenance.json").read_text())
+    (carried,) = [op for op in record["operations"] if op["operation"] == "propagate"]
+    assert carried["id"] == "propagate-s1" and carried["track_id"] == "t1"
+    assert (carried["start"], carried["end"], carried["quality"]) == (0, N, "best")
+    assert [(k["frame"], k["sha256"]) for k in carried["keys"]] == [
+        (f, _sha(path)) for f, path in sorted(painted.items())]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,6 +39,13 @@ def footage_frame(project: Project, item: StyleItem, t: int) -> int | None:
     track = project.mask_tracks[item.track_id]
     rate = project.media[track.media_id].rate / project.timeline.rate
     return min(item.source_start + int((t - item.start) * rate + 1e-9), track.frames - 1)
+
+
+def footage_frames(project: Project, item: StyleItem) -> range:
+    """The footage frames style item ``item`` shows over its duration."""
+    track = project.mask_tracks[item.track_id]
+    count = math.ceil(item.duration * project.media[track.media_id].rate / project.timeline.rate)
+    return range(min(item.source_start, track.frames), min(track.frames, item.source_start + count))
 
 
 def media_paths(project: Project, folder: Path) -> tuple[dict[str, Path], list[str]]:

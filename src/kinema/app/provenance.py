@@ -7,18 +7,19 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kinema.app.evaluate import media_paths
+from kinema.app.evaluate import footage_frames, media_paths
 from kinema.core.errors import MediaOpenError
 from kinema.document.model import AdjustmentItem, AssetItem, ClipItem, Project, StyleItem
-from kinema.document.recipes import Recipe
+from kinema.document.recipes import InputRef, PropagateRecipe, Recipe
 
 
 def used_recipes(project: Project) -> list[Recipe]:
     """The recipes behind what a render of ``project`` shows: those of the mask tracks that
-    visible layers are matted by, of their adjustment and style items (a style's keys), and of
-    the files kinema made
+    visible layers are matted by, of their adjustment and style items (what made a style's
+    keys, and how they are carried: :func:`style_recipe`), and of the files kinema made
     (generated, interpolated, upscaled) that their clips and assets show."""
     ids: list[str | None] = []
+    carried: list[Recipe] = []
     for layer in project.timeline.video_layers:
         if not layer.visible:
             continue
@@ -28,9 +29,27 @@ def used_recipes(project: Project) -> list[Recipe]:
         for item in layer.items:
             if isinstance(item, AdjustmentItem | StyleItem):
                 ids.append(item.recipe_id)
+            if isinstance(item, StyleItem) and item.track_id in project.mask_tracks:
+                carried.append(style_recipe(project, item))
             elif isinstance(item, ClipItem | AssetItem) and item.media_id in project.media:
                 ids.append(project.media[item.media_id].recipe_id)
-    return [project.recipes[i] for i in dict.fromkeys(ids) if i is not None and i in project.recipes]
+    stored = [project.recipes[i] for i in dict.fromkeys(ids) if i is not None and i in project.recipes]
+    return [*stored, *carried]
+
+
+def style_recipe(project: Project, item: StyleItem) -> PropagateRecipe:
+    """How style item ``item``'s frames are made: its keys carried through its footage frames
+    inside its mask track, at its quality (a recipe the document implies rather than stores)."""
+    from kinema.generate.propagate import QUALITIES
+
+    footage = project.media[project.mask_tracks[item.track_id].media_id]
+    frames = footage_frames(project, item)
+    inputs = [InputRef(id=footage.id, sha256=footage.sha256),
+              *(InputRef(id=f"key-{k.frame}", sha256=k.sha256) for k in item.keys)]
+    return PropagateRecipe(id=f"propagate-{item.id}", inputs=inputs, keys=item.keys,
+                           track_id=item.track_id, start=frames.start, end=frames.stop,
+                           quality=item.quality,
+                           guides=QUALITIES[item.quality].guides())
 
 
 def summary(project: Project) -> str:

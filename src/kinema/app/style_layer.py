@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kinema.app.evaluate import FRAME_NAME, cache_folder
+from kinema.app.evaluate import FRAME_NAME, cache_folder, footage_frames
 from kinema.core import atomic
 from kinema.core.errors import InvalidArgumentError, MediaOpenError
 from kinema.core.jobs import Progress, Steps
@@ -246,11 +246,11 @@ def update_styles(project: Project, folder: Path, *,
         keys = check_keys(project, folder, item)
         ref, masks = open_track(project, folder, item.track_id)
         footage = track_footage(project, folder, ref)
-        first = min(item.source_start, ref.frames)
-        stop = min(ref.frames, item.source_start + _footage_frames(project, item))
+        shown = footage_frames(project, item)
+        parts = spans(item.keys, shown.start, shown.stop)
         cache = cache_folder(folder, item.id)
         base = {"footage": project.media[ref.media_id].sha256, "quality": item.quality}
-        current = {_fingerprint(base, span, masks): span for span in spans(item.keys, first, stop)}
+        current = {_fingerprint(base, span, masks): span for span in parts}
         done = {fp: v for fp, v in _read_spans(cache).items() if fp in current}
         todo = [(span, fp) for fp, span in current.items()
                 if fp not in done or not all((cache / FRAME_NAME.format(i)).is_file()
@@ -274,12 +274,6 @@ def update_styles(project: Project, folder: Path, *,
         styled = sum(span.stop - span.first for span, _ in todo)
         results.append(StyleUpdate(item.id, styled, frames - styled))
     return results
-
-
-def _footage_frames(project: Project, item: StyleItem) -> int:
-    """How many footage frames the item's timeline duration shows."""
-    track = project.mask_tracks[item.track_id]
-    return int(np.ceil(item.duration * project.media[track.media_id].rate / project.timeline.rate))
 
 
 def _read_spans(cache: Path) -> dict[str, list[int]]:
