@@ -171,6 +171,7 @@ def test_x2_shows_the_clip_frames_on_even_frames_and_true_middles_between(
     recipe = doc.recipes["interpolate-m2"]
     assert doc.media["m2"].recipe_id == recipe.id
     assert (recipe.backend, recipe.factor, recipe.cut_guard) == ("flow", 2, True)
+    assert recipe.source_range == TimeRange.from_frames(2, 5, FPS) and recipe.played_at == FPS
     assert [(i.id, i.sha256) for i in recipe.inputs] == [("m1", doc.media["m1"].sha256)]
 
     frames = rendered(project, tmp_path / "out")

@@ -342,6 +342,7 @@ def write_retimed(project: Project, folder: Path, clip_id: str, factor: int, *,
         source = records.Source.of(path)
         recipe = InterpolateRecipe(id=f"interpolate-{movie.name}", backend=backend, factor=factor,
                                    cut_guard=cut_guard, model=records.model_of(model),
+                                   source_range=clip.source_range, played_at=rate,
                                    **records.placement_of(model),
                                    inputs=[InputRef(id=clip.media_id, sha256=source.sha256)])
         records.write_record(movie, recipe, [source])

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field
 
 from kinema.document.base import DocumentModel
-from kinema.document.timing import Rational
+from kinema.document.timing import Rational, TimeRange
 
 Data = dict[str, Any]
 
@@ -226,6 +226,10 @@ class InterpolateRecipe(RecipeBase):
     cut_guard: bool = False
     """Whether in-betweens across a hard cut repeated a source frame instead (kinema writes it
     always; recipes from before the guard had none, hence the default)."""
+    source_range: TimeRange | None = None
+    """The part of the source that was read (a retimed clip's), when not the whole file."""
+    played_at: Rational | None = None
+    """The rate the frames were written at, when it is not the source's times ``factor``."""
 
 
 class UpscaleRecipe(RecipeBase):
