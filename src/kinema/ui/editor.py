@@ -28,15 +28,17 @@ from kinema.ui.model.pose_overlay import PoseOverlay
 from kinema.ui.model.propagation import Propagation
 from kinema.ui.model.restyle import Restyle
 from kinema.ui.model.session import Session, project_for
+from kinema.ui.model.style_keys import StyleKeys
 from kinema.ui.model.tools import Tools
 from kinema.ui.model.transport import Transport
 
 
 class Editor:
     """An open project: its session (project, footage, notes), transport, history, objects,
-    tools, layers, picture, jobs, propagation, exports, the pose overlay, and the Generate and
-    Restyle panels (``sdxl``: their SDXL name or folder, ``None`` for the defaults;
-    ``controlnets``: the restyle's ControlNet name or folder by kind)."""
+    tools, layers, picture, jobs, propagation, exports, the pose overlay, the style layers'
+    keys and their propagation, and the Generate and Restyle panels (``sdxl``: their SDXL name
+    or folder, ``None`` for the defaults; ``controlnets``: the restyle's ControlNet name or
+    folder by kind)."""
 
     def __init__(self, folder: str | os.PathLike[str], *, backend: str = "classic",
                  choice: ModelChoice | None = None, sdxl: str | os.PathLike[str] | None = None,
@@ -57,6 +59,7 @@ class Editor:
             self.generate = Generate(self.session, self.transport, self.history, self.jobs, model=sdxl)
             self.restyle = Restyle(self.session, self.transport, self.objects, self.history, self.jobs,
                                    model=sdxl, controlnets=controlnets)
+            self.styles = StyleKeys(self.session, self.transport, self.objects, self.history, self.jobs)
         except BaseException:
             self.session.close()
             raise
@@ -93,7 +96,7 @@ class Editor:
         made into the document (a generated asset, restyled keys), each one step of the
         history. Returns the failures."""
         failed = self.jobs.poll()
-        for part in (self.generate, self.restyle):
+        for part in (self.generate, self.restyle, self.styles):
             try:
                 part.poll()
             except KinemaError as exc:
@@ -105,7 +108,7 @@ class Editor:
         """Whether work is under way: a job, the pose overlay's worker, or a finished job whose
         result :meth:`poll` has not brought in yet (scripts wait for all)."""
         return (self.jobs.busy() or self.pose.busy() or self.generate.job is not None
-                or self.restyle.job is not None)
+                or self.restyle.job is not None or self.styles.job is not None)
 
     def close(self) -> None:
         """Stop jobs and release the project and the footage (saving is the caller's choice;

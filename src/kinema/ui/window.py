@@ -27,9 +27,11 @@ from kinema.ui.model.tools import TOOLS
 SIDE_WIDTH = 300
 PREVIEW_SIZE = 130
 """Longest side of a preview in the side panel, in screen pixels."""
-GENERATE_COMMANDS = ("generate", "place", "restyle")
+GENERATE_COMMANDS = ("generate", "place", "restyle", "style")
 """Script commands that show the side panel's Generate tab."""
 TIMELINE_HEIGHT = 230
+STYLE_KEY_COLOUR = (255, 120, 200)
+"""The diamonds marking a style layer's keys on its timeline row (RGB)."""
 SHORTCUTS = [
     ("Space", "play / pause"), ("J / K / L", "shuttle back / stop / forward (again: faster)"),
     ("Left / Right", "step a frame"), ("Home / End", "in / out point"), ("I / O", "set in / out"),
@@ -38,6 +40,7 @@ SHORTCUTS = [
     ("F", "propagate forward"), ("B", "propagate backward"), ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
     ("Ctrl+S", "save"), ("mouse wheel", "zoom the viewer"), ("middle drag", "pan"), ("0", "fit"),
     ("P", "pose overlay on / off (View menu)"),
+    ("drop a PNG on the window", "a painted key of the selected object at the playhead's frame"),
     ("Generate: click to place", "the next left click in the viewer places the asset")]
 
 
@@ -80,6 +83,9 @@ class Window:
         self.lora_path = ""
         self.lora_weight = 0.8
         self._textures: dict[str, tuple[np.ndarray, object]] = {}  # preview name: (image, texture)
+        self._drops: list[list[str]] = []  # files dropped on the window, for the next UI frame
+        self._drops_lock = threading.Lock()
+        self._drop_callback: object = None  # kept alive while GLFW may call it
 
     # -- running ------------------------------------------------------------------------------
 
@@ -121,6 +127,45 @@ class Window:
 
         self.ctx = moderngl.create_context()
         self.viewer = Viewer(self.ctx)
+        self._listen_for_drops()
+
+    def _listen_for_drops(self) -> None:
+        """Have GLFW tell :meth:`dropped` about files dropped on the window (the GLFW library
+        imgui-bundle runs on, through ctypes; another backend gets no drops)."""
+        import ctypes
+
+        from imgui_bundle import hello_imgui
+
+        try:
+            address = hello_imgui.get_glfw_window_address()
+            glfw = ctypes.CDLL("libglfw.so.3")  # the one imgui-bundle loaded (same soname)
+        except (AttributeError, OSError, RuntimeError) as exc:
+            self.editor.session.note(f"dropping files is unavailable: {exc}", error=True)
+            return
+        if not address:
+            return
+        drop_fun = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p))
+
+        def on_drop(_window: object, count: int, paths: ctypes.Array[ctypes.c_char_p]) -> None:
+            self.dropped([paths[k].decode("utf-8", "replace") for k in range(count)])
+
+        self._drop_callback = drop_fun(on_drop)
+        glfw.glfwSetDropCallback.argtypes = [ctypes.c_void_p, drop_fun]
+        glfw.glfwSetDropCallback.restype = ctypes.c_void_p
+        glfw.glfwSetDropCallback(ctypes.c_void_p(address), self._drop_callback)
+
+    def dropped(self, paths: list[str]) -> None:
+        """Files dropped on the window (from GLFW's callback): taken in on the next UI frame."""
+        with self._drops_lock:
+            self._drops.append(list(paths))
+
+    def take_drops(self) -> None:
+        """Each drop since the last frame becomes a painted key of the selected object at the
+        playhead (:meth:`StyleKeys.drop`); a bad one is a note."""
+        with self._drops_lock:
+            drops, self._drops = self._drops, []
+        for paths in drops:
+            self.editor.session.guard(lambda paths=paths: self.editor.styles.drop(paths))
 
     def _before_exit(self) -> None:
         if self.viewer is not None:
@@ -153,6 +198,7 @@ class Window:
         failed = ed.poll()
         if failed and self._scripting:
             self.failure = failed[0]
+        self.take_drops()
         self._keys()
         avail = imgui.get_content_region_avail()
         view_w, view_h = avail.x - SIDE_WIDTH - 8, avail.y - TIMELINE_HEIGHT - 8
@@ -307,7 +353,7 @@ class Window:
                           ("Propagate", self._propagate_panel), ("Layers", self._layers_panel),
                           ("Export", self._export_panel), ("Jobs", self._jobs_panel)),
                 "Generate": (("Generate", self._generate_panel), ("Restyle", self._restyle_panel),
-                             ("Jobs", self._jobs_panel))}
+                             ("Style layer", self._style_panel), ("Jobs", self._jobs_panel))}
         if not imgui.begin_tab_bar("side tabs"):
             return
         for name, panels in tabs.items():
@@ -388,6 +434,26 @@ class Window:
         for frame, image in sorted(style.previews.items()):
             imgui.text(f"key {frame}")
             self._preview(f"key {frame}", image)
+
+    def _style_panel(self) -> None:
+        """The selected object's style layer: its keys, how to add one, and propagating."""
+        from imgui_bundle import imgui
+
+        ed = self.editor
+        styles, active = ed.styles, ed.objects.active
+        if active is not None:
+            layer = styles.layer_of(active)
+            keys = styles.key_frames(layer) if layer is not None else []
+            names = ", ".join(map(str, keys)) or "none"
+            imgui.text_wrapped(f"{ed.objects.get(active).name}: keys {names}")
+            imgui.text_disabled(f"drop a painted PNG on the window: the key of frame {ed.transport.playhead}")
+        else:
+            imgui.text_disabled("select an object to paint its keys")
+        if imgui.button("Propagate style"):
+            ed.session.guard(styles.propagate)
+        self._job_bar(styles.job)
+        if styles.job is not None and not styles.job.finished and imgui.small_button("cancel##style"):
+            styles.job.cancel()
 
     def _lora_list(self, name: str, loras: list[tuple[Path, float]]) -> None:
         """The LoRA files of a panel, each with its weight and a remove button, and one to add."""
@@ -630,9 +696,10 @@ class Window:
                         draw.add_rect_filled(imgui.ImVec2(x_of(f) - 2, y), imgui.ImVec2(x_of(f) + 2, y + 16),
                                              key_colour)
             y += 20
-        for _layer in ed.layers.items:
+        for layer in reversed(ed.layers.items):  # top first, as their labels
             draw.add_rect_filled(imgui.ImVec2(left, y + 2), imgui.ImVec2(right, y + 12),
                                  imgui.get_color_u32(imgui.ImVec4(0.3, 0.4, 0.6, 1)))
+            _draw_diamonds(draw, [x_of(f + 0.5) for f in ed.styles.key_frames(layer.id)], y + 7)
             y += 18
         grey = imgui.get_color_u32(imgui.ImVec4(1, 1, 1, 0.25))
         draw.add_rect_filled(imgui.ImVec2(left, top), imgui.ImVec2(x_of(play.in_point), y), grey)
@@ -770,6 +837,16 @@ def _draw_style_keys(draw: object, xs: list[float], y: float) -> None:
                                  imgui.ImVec2(x, y + 6), gold)
 
 
+def _draw_diamonds(draw: object, xs: list[float], y: float, radius: float = 6) -> None:
+    """A style layer's keys on its timeline row: diamonds centred on ``(x, y)``."""
+    from imgui_bundle import imgui
+
+    colour = imgui.get_color_u32(imgui.ImVec4(*(c / 255 for c in STYLE_KEY_COLOUR), 1.0))
+    for x in xs:
+        draw.add_quad_filled(imgui.ImVec2(x, y - radius), imgui.ImVec2(x + radius, y),  # type: ignore[attr-defined]
+                             imgui.ImVec2(x, y + radius), imgui.ImVec2(x - radius, y), colour)
+
+
 def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
     """``(start, stop, state)`` for each run of equal non-empty states."""
     if not len(states):
@@ -787,8 +864,10 @@ def run_command(editor: Editor, line: str) -> None:
     (the pose overlay), ``generate PROMPT...`` (the Generate panel's prompt), ``place X Y
     [SCALE]`` (make the asset and place it there on the playhead's frame), ``restyle key [N]``
     (add or take out a key frame of the active object, default the playhead's), ``restyle
-    control KIND WEIGHT`` (weight 0 takes it out), ``restyle run [PROMPT...]``, and ``recover``
-    or ``discard`` for unsaved edits an earlier session left. (The window adds ``scrub N``: a
+    control KIND WEIGHT`` (weight 0 takes it out), ``restyle run [PROMPT...]``, ``style drop
+    IMAGE [N]`` (a painted key of the active object at frame N, default the playhead's, as a
+    file dropped on the window), ``style propagate``, and ``recover`` or ``discard`` for unsaved
+    edits an earlier session left. (The window adds ``scrub N``: a
     seek as dragging the playhead does it, from the proxy if there is one.) Errors raise."""
     words = shlex.split(line)
     if not words:
@@ -814,6 +893,7 @@ def run_command(editor: Editor, line: str) -> None:
         "generate": lambda: setattr(editor.generate, "prompt", " ".join(args)),
         "place": lambda: editor.generate.place(numbers[0], numbers[1], *numbers[2:3]),
         "restyle": lambda: _restyle_command(editor, args),
+        "style": lambda: _style_command(editor, args),
     }
     if verb not in actions:
         raise InvalidArgumentError(f"unknown editor command {verb!r}",
@@ -843,6 +923,17 @@ def _restyle_command(editor: Editor, args: list[str]) -> None:
     else:
         raise InvalidArgumentError(f"restyle {what!r}?", hint="restyle key [N], restyle control KIND "
                                    "WEIGHT or restyle run [PROMPT...]")
+
+
+def _style_command(editor: Editor, args: list[str]) -> None:
+    """``style drop IMAGE [N]`` or ``style propagate``."""
+    what, rest = args[0], args[1:]
+    if what == "drop":
+        editor.styles.drop([rest[0]], int(rest[1]) if len(rest) > 1 else None)
+    elif what == "propagate":
+        editor.styles.propagate()
+    else:
+        raise InvalidArgumentError(f"style what? {what!r}", hint="style drop IMAGE [N], or style propagate")
 
 
 def _is_number(text: str) -> bool:
