@@ -180,6 +180,35 @@ def test_the_job_works_on_a_copy_of_the_document(editor: Editor, tmp_path: Path)
     assert style_layers(ed) == []
 
 
+def test_a_cancelled_propagation_is_dropped_quietly(editor: Editor, tmp_path: Path, monkeypatch):
+    import threading
+
+    import kinema.ui.model.style_keys as style_keys
+
+    release = threading.Event()
+
+    def slow(project, folder, **_):  # one frame, then waits to be cancelled
+        yield Progress(1, N, "frames", "style s1")
+        release.wait(30)
+        yield Progress(2, N, "frames", "style s1")
+        return []
+
+    monkeypatch.setattr(style_keys, "update_styles", slow)
+    ed = editor
+    ed.transport.seek(3)
+    ed.styles.drop([paint(tmp_path / "three.png", 1)])
+    job = ed.styles.propagate()
+    while job.progress is None:
+        job.wait(0.01)
+    job.cancel()
+    release.set()
+    assert job.wait(30) and job.state == "cancelled"
+    notes = len(ed.session.notes)
+    assert ed.poll() == [] and ed.styles.job is None and not ed.busy()
+    assert len(ed.session.notes) == notes  # nothing to say: the user cancelled it
+    ed.styles.propagate()  # and it can run again
+
+
 def test_a_drop_on_the_window_goes_to_the_playhead(editor: Editor, tmp_path: Path):
     from kinema.ui.window import Window, run_command
 
