@@ -35,7 +35,7 @@ from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
 from kinema.core.extras import require
 from kinema.core.jobs import Progress, Steps
 from kinema.generate.sdxl import weights_variant
-from kinema.models.device import placement
+from kinema.models.device import placement, quiet_diffusers
 
 log = logging.getLogger(__name__)
 
@@ -174,16 +174,12 @@ class _Training:
     """The models and state of one training run on one device."""
 
     def __init__(self, folder: Path, settings: LoraSettings, device: Any, dtype: Any) -> None:
-        self.torch = require("torch", "ml", feature="LoRA training")
-        self.diffusers = require("diffusers", "ml", feature="LoRA training")
+        self.torch, self.diffusers = quiet_diffusers("LoRA training")
         require("peft", "ml", feature="LoRA training")
         self.folder, self.settings = folder, settings
         self.device, self.dtype = placement(device, dtype)
         if self.device.type == "cpu":
             log.warning("training a LoRA on the CPU is slow: a GPU does it many times faster")
-        for library in (self.diffusers, require("transformers", "ml", feature="LoRA training")):
-            library.utils.logging.disable_progress_bar()
-            library.utils.logging.set_verbosity_error()
         self.scheduler = self.diffusers.DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
         self.generator = self.torch.Generator(device=self.device).manual_seed(settings.seed)
         self.unet: Any = None

@@ -26,7 +26,7 @@ import numpy as np
 
 from kinema.core.errors import InvalidArgumentError, ModelNotFoundError
 from kinema.core.extras import require
-from kinema.models.device import placement
+from kinema.models.device import placement, quiet_diffusers
 
 # The schedulers a card or a user may name, by diffusers class; ``timestep_spacing`` as the
 # models that use them were trained and distilled (Turbo and Lightning sample "trailing").
@@ -130,8 +130,7 @@ class ImageGenerator:
     def __init__(self, folder: str | Path, *, controlnets: Mapping[str, str | Path] | None = None,
                  loras: Sequence[tuple[str | Path, float]] = (), card: Mapping[str, Any] | None = None,
                  device: Any = None, dtype: Any = None, offload: bool | None = None) -> None:
-        torch = require("torch", "ml", feature="image generation")
-        diffusers = require("diffusers", "ml", feature="image generation")
+        torch, diffusers = quiet_diffusers("image generation")
         self.folder = Path(folder)
         if not (self.folder / "model_index.json").is_file():
             raise ModelNotFoundError("is not a diffusers pipeline folder (no model_index.json)",
@@ -140,11 +139,6 @@ class ImageGenerator:
         self.card = Card.read(self.folder, card)
         self._torch = torch
         self._diffusers = diffusers
-        # Our callers show progress and one-line errors; the libraries' loading bars and advice
-        # (dtype casts, LoRAs without text-encoder layers) would interleave with them.
-        for library in (diffusers, require("transformers", "ml", feature="image generation")):
-            library.utils.logging.disable_progress_bar()
-            library.utils.logging.set_verbosity_error()
         self._base = diffusers.AutoPipelineForText2Image.from_pretrained(
             self.folder, dtype=self.dtype, variant=weights_variant(self.folder, "unet"))
         self._base.set_progress_bar_config(disable=True)
@@ -246,7 +240,7 @@ class ImageGenerator:
             "guidance_scale": r.guidance, "width": width, "height": height,
             "generator": self.generator(r.seed), "output_type": "np"}
         if kind != "t2i":
-            args["image"] = Image.fromarray(_sized(r.image, (width, height)))
+            args["image"] = Image.fromarray(sized(r.image, (width, height)))
             args["strength"] = r.strength
         if kind == "inpaint":
             mask = np.asarray(r.mask, dtype=np.float32)
@@ -254,7 +248,7 @@ class ImageGenerator:
             if width != mask.shape[1] or height != mask.shape[0]:
                 args["mask_image"] = args["mask_image"].resize((width, height), Image.BILINEAR)
         if r.controls:
-            images = [Image.fromarray(_sized(c.image, (width, height))) for c in r.controls]
+            images = [Image.fromarray(sized(c.image, (width, height))) for c in r.controls]
             args["image" if kind == "t2i" else "control_image"] = images[0] if len(images) == 1 else images
 
             def one_or_list(values: list[float]) -> float | list[float]:
@@ -276,7 +270,7 @@ class ImageGenerator:
         return np.round(np.clip(images[0], 0, 1) * 255).astype(np.uint8)
 
 
-def _sized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def sized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` as RGB ``uint8`` at ``size`` (W, H), resized with area/cubic filtering."""
     import cv2
 

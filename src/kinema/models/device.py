@@ -22,6 +22,18 @@ def import_torch():
     return require("torch", "ml", feature="this")
 
 
+def quiet_diffusers(feature: str) -> tuple[Any, Any]:
+    """torch and diffusers for ``feature`` (a one-line error naming the extra when missing),
+    with diffusers' and transformers' own progress bars and advice silenced: our callers show
+    progress and one-line errors, which those would interleave with."""
+    torch = require("torch", "ml", feature=feature)
+    diffusers = require("diffusers", "ml", feature=feature)
+    for library in (diffusers, require("transformers", "ml", feature=feature)):
+        library.utils.logging.disable_progress_bar()
+        library.utils.logging.set_verbosity_error()
+    return torch, diffusers
+
+
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Inside, torch draws from ``seed``; the caller's random state is left as it was (tiny
