@@ -158,3 +158,32 @@ def tiny_lora(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kinema.models.tiny_sdxl import build_tiny_lora
 
     return build_tiny_lora(tmp_path_factory.mktemp("models") / "tiny_lora.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_animatediff(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny AnimateDiff set (``kinema models tiny animatediff``): a folder holding
+    ``sd15-base/``, ``animatediff-v1-5-3/``, ``controlnet-openpose-sd15/`` and
+    ``controlnet-canny-sd15/``."""
+    pytest.importorskip("diffusers")
+    from kinema.models.tiny_video import build_tiny_animatediff
+
+    return build_tiny_animatediff(tmp_path_factory.mktemp("models") / "animatediff")
+
+
+@pytest.fixture(scope="session")
+def tiny_wan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Wan 2.1 text-to-video pipeline folder (``kinema models tiny wan``)."""
+    pytest.importorskip("diffusers")
+    from kinema.models.tiny_video import build_tiny_wan
+
+    return build_tiny_wan(tmp_path_factory.mktemp("models") / "wan")
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_vace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Wan 2.1 VACE pipeline folder (``kinema models tiny wan-vace``)."""
+    pytest.importorskip("diffusers")
+    from kinema.models.tiny_video import build_tiny_wan_vace
+
+    return build_tiny_wan_vace(tmp_path_factory.mktemp("models") / "wan-vace")

