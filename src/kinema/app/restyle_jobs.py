@@ -298,7 +298,7 @@ def _check_keys(keys: list[int], masks: MaskSource, reader: Any, margin: int,
         check_index(frame, min(len(reader), masks.frames), path=masks.name)
     boxes, empty = [], []
     for frame in keys:
-        box = matte_box(_mattes(masks.read(frame), masks.size, margin, feather)[1])
+        box = matte_box(restyle_mattes(masks.read(frame), masks.size, margin, feather)[1])
         if box is None:
             empty.append(frame)
         else:
@@ -310,7 +310,7 @@ def _check_keys(keys: list[int], masks: MaskSource, reader: Any, margin: int,
     return boxes
 
 
-def _mattes(mask: np.ndarray | None, size: tuple[int, int], margin: int,
+def restyle_mattes(mask: np.ndarray | None, size: tuple[int, int], margin: int,
             feather: float) -> tuple[np.ndarray, np.ndarray]:
     """The region the model repaints (the mask grown by ``margin``) and the matte the key is
     composited through (that region feathered)."""
@@ -373,17 +373,7 @@ class _Models:
 
     def annotators(self, device: Any) -> dict[str, Any]:
         """The models that make control images from frames: ``pose``, ``depth``."""
-        found: dict[str, Any] = {}
-        if self.pose:
-            from kinema.app.pose_jobs import DEFAULT_BACKEND
-            from kinema.models import backends
-
-            found["pose"] = backends.create("pose", DEFAULT_BACKEND)
-        if self.depth is not None:
-            from kinema.vision.depth import DepthEstimator
-
-            found["depth"] = DepthEstimator(self.depth[1], device=device)
-        return found
+        return load_annotators(self.pose, None if self.depth is None else self.depth[1], device)
 
     def recipe(self, generator: Any, settings: Any, keys: list[int], track_id: str | None,
                margin: int, feather: float, controls: Sequence[ControlSpec],
@@ -392,14 +382,8 @@ class _Models:
         from kinema.app.operation_records import placement_of
         from kinema.app.pose_jobs import DEFAULT_BACKEND, pose_models
         from kinema.core.hashing import file_sha256
-        from kinema.document.recipes import ControlRef, LoraRef, ModelRef, RestyleRecipe
+        from kinema.document.recipes import ControlRef, LoraRef, RestyleRecipe
         from kinema.generate.sdxl import Request
-        from kinema.models.registry import identity
-
-        def ref(model: str | os.PathLike[str] | None, task: str) -> dict[str, Any]:
-            found = identity(model, task=task)
-            return {"model_id": found.model_id, "revision": found.revision,
-                    "weights_sha256": found.weights_sha256}
 
         sampled = Request(settings.prompt, steps=settings.steps, guidance=settings.guidance,
                           scheduler=settings.scheduler).settled(generator.card)
@@ -408,9 +392,9 @@ class _Models:
             made = pose_models(DEFAULT_BACKEND)
             annotators += [m for m in (made.get("model"), made.get("detector")) if m is not None]
         if self.depth is not None:
-            annotators.append(ModelRef(**ref(self.depth[0], "depth")))
+            annotators.append(model_ref(self.depth[0], "depth"))
         return RestyleRecipe(
-            id=f"restyle-{name}", model=ModelRef(**ref(self.name, "text-to-image")),
+            id=f"restyle-{name}", model=model_ref(self.name, "text-to-image"),
             **placement_of(generator), seed=settings.seed, inputs=[s.as_input() for s in sources],
             prompt=settings.prompt, negative=settings.negative, steps=sampled.steps,
             guidance=sampled.guidance, scheduler=sampled.scheduler,
@@ -418,8 +402,8 @@ class _Models:
                    for p, w in self.loras],
             track_id=track_id, frames=keys, strength=settings.strength, margin=margin,
             feather=feather, grid=grid, annotators=annotators,
-            controls=[ControlRef(**ref(self.nets[c.kind][0], f"control-{c.kind}"), kind=c.kind,
-                                 weight=c.weight, start=c.start, end=c.end,
+            controls=[ControlRef(**model_ref(self.nets[c.kind][0], f"control-{c.kind}").model_dump(),
+                                 kind=c.kind, weight=c.weight, start=c.start, end=c.end,
                                  thresholds=canny if c.kind == "canny" else None)
                       for c in controls])
 
@@ -448,27 +432,68 @@ def _keys(keys: list[int], reader: Any, masks: MaskSource, controls: Sequence[Co
           posed: list[int]) -> Iterator[tuple[Any, str | None]]:
     """Each key frame with its mattes and control images, read when its turn comes, and a note
     for the user (a frame where the pose model finds no one)."""
-    from kinema.generate.control import canny_image, depth_image
-    from kinema.generate.restyle import Key, KeyControl
+    from kinema.generate.restyle import Key
 
     for frame in keys:
         image = reader[frame]
-        region, alpha = _mattes(masks.read(frame), masks.size, margin, feather)
-        made: list[KeyControl] = []
+        region, alpha = restyle_mattes(masks.read(frame), masks.size, margin, feather)
+        made = control_pictures(image, controls, annotators, canny)
         note = None
-        for c in controls:
-            if c.kind == "canny":
-                picture: Any = partial(canny_image, low=canny[0], high=canny[1])
-            elif c.kind == "depth":
-                picture = depth_image(annotators["depth"].depth(image))
-            else:
-                picture = pose_control(annotators["pose"], image)
-                if picture is None:
-                    note = f"key {frame}: no people found, no pose condition"
-                    continue
+        if any(c.kind == "pose" for c in controls):
+            if any(c.net == "pose" for c in made):
                 posed.append(frame)
-            made.append(KeyControl(c.kind, picture, c.weight, c.start, c.end))
+            else:
+                note = f"key {frame}: no people found, no pose condition"
         yield Key(frame, image, region, alpha, tuple(made)), note
+
+
+def control_pictures(image: np.ndarray, controls: Sequence[ControlSpec], annotators: dict[str, Any],
+                     canny: tuple[int, int]) -> list[Any]:
+    """Frame ``image``'s control conditions (:class:`~kinema.generate.restyle.KeyControl`): canny
+    edges (a function of the picture cut, made when the cut is known), depth, and the pose of
+    the people found (none where the pose model finds no one)."""
+    from kinema.generate.control import canny_image, depth_image
+    from kinema.generate.restyle import KeyControl
+
+    made: list[KeyControl] = []
+    for c in controls:
+        if c.kind == "canny":
+            picture: Any = partial(canny_image, low=canny[0], high=canny[1])
+        elif c.kind == "depth":
+            picture = depth_image(annotators["depth"].depth(image))
+        else:
+            picture = pose_control(annotators["pose"], image)
+            if picture is None:
+                continue
+        made.append(KeyControl(c.kind, picture, c.weight, c.start, c.end))
+    return made
+
+
+def load_annotators(pose: bool, depth: Path | None, device: Any) -> dict[str, Any]:
+    """The models that make control images from frames: the bundled ``pose`` model, and a
+    ``depth`` model from its folder."""
+    found: dict[str, Any] = {}
+    if pose:
+        from kinema.app.pose_jobs import DEFAULT_BACKEND
+        from kinema.models import backends
+
+        found["pose"] = backends.create("pose", DEFAULT_BACKEND)
+    if depth is not None:
+        from kinema.vision.depth import DepthEstimator
+
+        found["depth"] = DepthEstimator(depth, device=device)
+    return found
+
+
+def model_ref(model: str | os.PathLike[str] | None, task: str) -> Any:
+    """The :class:`~kinema.document.recipes.ModelRef` of ``model`` (a name, a folder, or the
+    task's default) as a recipe records it."""
+    from kinema.document.recipes import ModelRef
+    from kinema.models.registry import identity
+
+    found = identity(model, task=task)
+    return ModelRef(model_id=found.model_id, revision=found.revision,
+                    weights_sha256=found.weights_sha256)
 
 
 def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window: Any, settings: Any,

@@ -185,6 +185,12 @@ class RestyleRecipe(_Diffusion):
     grid: int = 1
     window: int | None = None
     overlap: int | None = None
+    motion_model: ModelRef | None = None
+    """The AnimateDiff motion adapter (the ``animatediff`` engine)."""
+    size: tuple[int, int] | None = None
+    """The video engines' working size (W, H) of each window's crop around the object."""
+    reference_sha256: str | None = None
+    """The reference picture a ``wan-vace`` restyle held the look to, by hash."""
 
 
 class PropagateRecipe(RecipeBase):
