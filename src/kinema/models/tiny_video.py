@@ -25,8 +25,10 @@ after its registry model, so ``KINEMA_MODELS=DIR`` resolves them by name.
 The sizes follow diffusers' fast tests (text width 32, two UNet levels of 32 and 64 channels;
 Wan's two-head transformer and three-channel VAE) with one difference for SD1.5: the VAE has
 four levels, so frames are eight times their latents, as with the real VAE. Weights a fresh
-model starts at zero (a ControlNet's output convolutions, the motion modules' and VACE's output
-projections) are random here, so tests can see a condition or the motion act. The tokenizers
+model starts at zero are random here, so tests can see a condition act: a ControlNet's zero
+convolutions (and its condition embedding's output). diffusers 0.42 starts the motion modules
+and VACE blocks random already; their builders randomise any zero weights too, should a version
+zero them as the original code does. The tokenizers
 are made in code: SD1.5 uses :mod:`kinema.models.tiny_clip`'s byte-level BPE, Wan a small
 Unigram T5 tokenizer (:func:`tiny_t5_tokenizer`). Every builder is seeded: the same folder,
 byte for byte in its weights, every time. The pictures are noise.
@@ -72,7 +74,8 @@ _WAN_TRANSFORMER = {
 
 def _randomise_zeros(module, std: float = 0.05) -> None:
     """Draw every all-zero weight matrix or kernel of ``module`` from N(0, std) (zero-initialised
-    outputs would make a ControlNet, motion module or VACE block change nothing)."""
+    outputs would make a ControlNet, or a motion module or VACE block that starts at zero,
+    change nothing)."""
     torch = import_torch()
     with torch.no_grad():
         for param in module.parameters():
