@@ -30,7 +30,7 @@ import numpy as np
 
 from kinema.app.style_keys import read_key
 from kinema.core.errors import InvalidArgumentError
-from kinema.core.jobs import Progress, Steps
+from kinema.core.jobs import Steps
 
 if TYPE_CHECKING:
     from kinema.app.restyle_jobs import MaskSource
@@ -86,7 +86,7 @@ def propagate_video(video: str | os.PathLike[str], output: str | os.PathLike[str
                 _check_masks(masks, reader.size, end, video)
             with tempfile.TemporaryDirectory(prefix="kinema-propagate-") as scratch:
                 yield from _write(reader, images, masks, start, end, QUALITIES[quality], target,
-                                  folder, overwrite, Path(scratch))
+                                  overwrite, Path(scratch))
     finally:
         if masks is not None:
             masks.close()
@@ -212,49 +212,14 @@ def styled_frames(reader: Any, keys: Mapping[int, np.ndarray], mattes: Mattes | 
 
 
 def _write(reader: Any, keys: dict[int, np.ndarray], masks: MaskSource | None, start: int,
-           end: int, quality: Quality, target: Path, folder: bool, overwrite: bool,
-           scratch: Path) -> Steps[None]:
+           end: int, quality: Quality, target: Path, overwrite: bool, scratch: Path) -> Steps[None]:
     """Propagate and write frame by frame: PNGs into a folder committed at the end, or a movie."""
+    from kinema.app.frame_output import write_frames
+
     mattes = object_mattes(masks)
     stream = styled_frames(reader, keys, mattes, start, end, quality, scratch)
-    sink = _folder_sink if folder else _movie_sink
-    yield from sink(stream, target, reader, mattes, start, end, overwrite)
-
-
-def _folder_sink(stream: Iterator[tuple[int, np.ndarray]], target: Path, reader: Any,
-                 matte: Any, start: int, end: int, overwrite: bool) -> Steps[None]:
-    """One PNG per frame, named by frame, into a temporary folder committed when complete."""
-    from kinema.app.restyle_jobs import KEY_NAME
-    from kinema.core import atomic
-    from kinema.media.image import encode_png
-
-    temp = atomic.temp_path_for(target)
-    try:
-        with atomic.naming_errors(target):
-            temp.mkdir()
-        for done, (i, image) in enumerate(stream, 1):
-            with atomic.naming_errors(target):
-                (temp / KEY_NAME.format(frame=i)).write_bytes(encode_png(image))
-            yield Progress(done, end - start, "frames")
-        with atomic.naming_errors(target):
-            atomic.commit_frames(temp, target, overwrite)
-    except BaseException:
-        atomic.discard(temp)
-        raise
-
-
-def _movie_sink(stream: Iterator[tuple[int, np.ndarray]], target: Path, reader: Any,
-                matte: Any, start: int, end: int, overwrite: bool) -> Steps[None]:
-    """A movie of the range; in mask mode with the matte as alpha (ProRes 4444 in a .mov)."""
-    from kinema.media.writer import VideoWriter
-
-    alpha = matte is not None
-    with VideoWriter(target, reader.fps, reader.size, alpha=alpha, overwrite=overwrite) as writer:
-        for done, (i, image) in enumerate(stream, 1):
-            if alpha:
-                image = np.dstack([image, np.rint(matte(i) * 255).astype(np.uint8)])
-            writer.write(image)
-            yield Progress(done, end - start, "frames")
+    yield from write_frames(stream, target, fps=reader.fps, size=reader.size, total=end - start,
+                            alpha=mattes, overwrite=overwrite)
 
 
 def _recipe(target: Path, keys: Mapping[int, Any], sources: list[Any], track_id: str | None,
