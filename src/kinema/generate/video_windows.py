@@ -16,13 +16,31 @@ the earlier one made of the shared frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kinema.core.errors import InvalidArgumentError
+
+StepCallback = Callable[[int, int], None]
+"""Told ``(step, steps)`` after each denoising step of a window."""
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """What a restyle of a shot asks for: words, how far from the source (``strength``), steps,
+    guidance, seed, the weight of each control kind, and the working ``size`` (W, H)."""
+
+    prompt: str
+    negative: str = ""
+    strength: float = 0.6
+    steps: int = 20
+    guidance: float = 7.5
+    seed: int = 0
+    size: tuple[int, int] = (512, 512)
+    control_weights: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

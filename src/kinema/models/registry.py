@@ -8,6 +8,7 @@ error naming the pull command.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +169,24 @@ MARKERS = ("config.json", "model_index.json")
 def is_model_folder(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a folder holding a model (see :data:`MARKERS`)."""
     return any((Path(path) / marker).is_file() for marker in MARKERS)
+
+
+def check_pipeline(folder: str | os.PathLike[str], classes: tuple[str, ...], what: str) -> Path:
+    """``folder``, a diffusers pipeline folder of one of ``classes`` (its ``model_index.json``
+    says which); one error naming what it is and ``what`` was needed otherwise."""
+    path = Path(folder)
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise ModelNotFoundError("is not a diffusers pipeline folder (no model_index.json)",
+                                 path=path, hint="give a folder from kinema models pull/tiny")
+    try:
+        found = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except ValueError as exc:
+        raise ModelNotFoundError(f"model_index.json is not JSON: {exc}", path=path) from exc
+    if found not in classes:
+        raise InvalidArgumentError(f"is a {found} folder; this needs {what}", path=path,
+                                   hint="give the model the engine runs (kinema models list)")
+    return path
 
 
 def spec(name: str) -> ModelSpec:
