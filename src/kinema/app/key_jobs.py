@@ -23,14 +23,14 @@ run ``kinema propagate --keys OUT.keys/`` again.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kinema.core.errors import InvalidArgumentError
-from kinema.core.jobs import Progress, Steps
+from kinema.core.jobs import Progress, Steps, mapped
 
 if TYPE_CHECKING:
     from kinema.app.propagate_jobs import Propagated
@@ -262,7 +262,8 @@ def propagate_auto(video: str | os.PathLike[str], output: str | os.PathLike[str]
     keys = {frame: folder / _key_name(frame) for frame in made.frames}
     job = propagate_video(video, target, keys=keys, mask=mask, project=project, track=track,
                           start=made.start, end=made.end, quality=quality, overwrite=overwrite)
-    propagated = yield from _after(job, before)
+    propagated = yield from mapped(job, lambda e: replace(e, done=e.done + before,
+                                                      total=e.total + before))
     return AutoPropagated(made, propagated)
 
 
@@ -270,21 +271,6 @@ def _key_name(frame: int) -> str:
     from kinema.app.restyle_jobs import KEY_NAME
 
     return KEY_NAME.format(frame=frame)
-
-
-def _after(steps: Steps[Any], before: int) -> Steps[Any]:
-    """``steps``' progress counted on from ``before`` units already done; its result returned."""
-    from dataclasses import replace
-
-    try:
-        while True:
-            try:
-                event = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            yield replace(event, done=event.done + before, total=event.total + before)
-    finally:
-        steps.close()
 
 
 def restyle_frames(source: str | os.PathLike[str], count: int, *, track: str | None = None,
