@@ -57,6 +57,9 @@ class VideoRestyled:
     record: Path
     recipe: Any
     layer_id: str | None = None
+    sources: tuple[Any, ...] = ()
+    """The inputs' records (:class:`~kinema.app.operation_records.Source`), for
+    :func:`video_layer_edit`."""
 
 
 @dataclass(frozen=True)
@@ -69,25 +72,60 @@ class _Crop:
 
 def restyle_video(source: str | os.PathLike[str], output: str | os.PathLike[str], *, engine: str,
                   prompt: str, track: str | None = None, mask: str | os.PathLike[str] | None = None,
-                  negative: str = "", controls: Sequence[ControlSpec] = (), seed: int = 0,
-                  strength: float = 0.6, steps: int | None = None, guidance: float | None = None,
-                  window: int | None = None, overlap: int | None = None, margin: int = 8,
-                  feather: float = 4.0, model: str | os.PathLike[str] | None = None,
-                  motion_model: str | os.PathLike[str] | None = None,
-                  controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
-                  depth_model: str | os.PathLike[str] | None = None,
-                  reference: str | os.PathLike[str] | None = None,
-                  canny: tuple[int, int] = CANNY_THRESHOLDS, device: Any = None, dtype: Any = None,
-                  overwrite: bool = False,
-                  on_window: Callable[[int, list[np.ndarray]], None] | None = None
-                  ) -> Steps[VideoRestyled]:
+                  overwrite: bool = False, **options: Any) -> Steps[VideoRestyled]:
     """Restyle the object of ``source`` (a video with ``mask``, or a project with ``track``)
-    through the whole shot with ``engine``, into ``output`` (a folder or a movie). Everything
-    is checked before a model loads; ``on_window(first_frame, frames)`` sees each window's
-    finished frames (a preview). Progress counts frames written, with each window's steps."""
+    through the whole shot with ``engine``, into ``output`` (a folder or a movie): the masks
+    opened, then :func:`restyle_video_masks` (``options`` are its own). From a project, a movie
+    output joins the media pool and shows on a new layer (:func:`video_layer_edit`, saved)."""
+    from kinema.app.restyle_jobs import _is_project, _open_masks
+    from kinema.core import atomic
+
+    if engine not in ENGINES:
+        raise InvalidArgumentError(f"unknown engine {engine!r}",
+                                   hint=f"use one of keys, {', '.join(ENGINES)}")
+    target = atomic.output_path(output)
+    is_project = _is_project(source)
+    atomic.check_not_input(target, [source, mask, options.get("reference")])
+    masks, footage, track_id = _open_masks(source, is_project, track, mask)
+    try:
+        made = yield from restyle_video_masks(masks, footage, target, engine=engine, prompt=prompt,
+                                              track_id=track_id, inputs=[mask] if mask else [],
+                                              overwrite=overwrite, **options)
+    finally:
+        masks.close()
+    if is_project and target.suffix:
+        from dataclasses import replace
+
+        made = replace(made, layer_id=_add_layer(source, target, made.recipe, list(made.sources), track_id))
+    return made
+
+
+def restyle_video_masks(masks: MaskSource, footage: str | os.PathLike[str], output: str | os.PathLike[str],
+                        *, engine: str, prompt: str, track_id: str | None = None,
+                        inputs: Sequence[str | os.PathLike[str]] = (), negative: str = "",
+                        controls: Sequence[ControlSpec] = (), seed: int = 0, strength: float = 0.6,
+                        steps: int | None = None, guidance: float | None = None,
+                        window: int | None = None, overlap: int | None = None, margin: int = 8,
+                        feather: float = 4.0, model: str | os.PathLike[str] | None = None,
+                        motion_model: str | os.PathLike[str] | None = None,
+                        controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
+                        depth_model: str | os.PathLike[str] | None = None,
+                        reference: str | os.PathLike[str] | None = None,
+                        canny: tuple[int, int] = CANNY_THRESHOLDS, device: Any = None,
+                        dtype: Any = None, overwrite: bool = False,
+                        on_window: Callable[[int, list[np.ndarray]], None] | None = None
+                        ) -> Steps[VideoRestyled]:
+    """Restyle the object ``masks`` hold (of mask track ``track_id``, if a project's) through
+    the whole shot of ``footage`` with ``engine``, into ``output`` (a folder or a movie) with
+    its record beside it; no project is opened or changed (the masks may be a live store, the
+    editor's). ``inputs``: more files the output was made from (a mask file), recorded. The
+    options (engine, models, window against the shot's length, reference, output) are checked
+    when this is called, before a job starts or a model loads, and the masks when the work
+    starts; ``on_window(first_frame, frames)`` sees each window's finished frames (a preview).
+    Progress counts frames written, with each window's steps. ``masks`` stay open."""
     from kinema.app import operation_records as records
     from kinema.app.frame_output import write_frames
-    from kinema.app.restyle_jobs import _is_project, _open_masks, _settings
+    from kinema.app.restyle_jobs import _settings
     from kinema.core import atomic
     from kinema.generate.video_windows import check_window, plan_windows
     from kinema.media import open_video
@@ -96,22 +134,23 @@ def restyle_video(source: str | os.PathLike[str], output: str | os.PathLike[str]
         raise InvalidArgumentError(f"unknown engine {engine!r}",
                                    hint=f"use one of keys, {', '.join(ENGINES)}")
     target = atomic.output_path(output)
-    is_project = _is_project(source)
-    atomic.check_not_input(target, [source, mask, reference])
+    atomic.check_not_input(target, [footage, *inputs, reference])
     atomic.check_can_write(target, overwrite, folder=target.suffix == "")
     settings = _settings(prompt, negative, seed, strength, steps, guidance, None)
     check_thresholds(*canny)
     models = _VideoModels.resolve(engine, model, motion_model, controls, controlnets, depth_model)
-    masks, footage, track_id = _open_masks(source, is_project, track, mask)
-    try:
+    with open_video(footage, prefetch=False) as reader:
+        frames = _check_masks(masks, reader)
+    size, step = window or WINDOWS[engine][0], overlap or WINDOWS[engine][1]
+    if window is not None:
+        check_window(frames, window)
+    plan = plan_windows(frames, size, step, multiple=models.multiple)
+    picture = _reference(reference, models)
+    sources = [records.Source.of(p) for p in (footage, *inputs, reference) if p is not None]
+
+    def work() -> Steps[VideoRestyled]:
         with open_video(footage, prefetch=False) as reader:
-            frames = _check_masks(masks, reader)
-            size, step = window or WINDOWS[engine][0], overlap or WINDOWS[engine][1]
-            if window is not None:
-                check_window(frames, window)
-            plan = plan_windows(frames, size, step, multiple=models.multiple)
             crop = _plan_crop(masks, frames, reader.size, margin, feather, models)
-            picture = _reference(reference, models)
             engine_ = models.load(picture, device, dtype)
             request = models.request(settings, crop.size)
             annotators = models.annotators(device)
@@ -121,16 +160,12 @@ def restyle_video(source: str | os.PathLike[str], output: str | os.PathLike[str]
             yield from write_frames(stream, target, fps=reader.fps, size=reader.size, total=frames,
                                     alpha=shot.alpha if target.suffix else None,
                                     overwrite=overwrite)
-    finally:
-        masks.close()
-    sources = [records.Source.of(p) for p in (footage, mask, reference) if p is not None]
-    recipe = models.recipe(engine_, settings, request, track_id, margin, feather, controls, canny,
-                           size, step, sources, reference, name=target.name)
-    record = records.write_record(target, recipe, sources)
-    layer_id = None
-    if is_project and target.suffix:
-        layer_id = _add_layer(source, target, recipe, sources, track_id)
-    return VideoRestyled(target, frames, len(plan), record, recipe, layer_id)
+        recipe = models.recipe(engine_, settings, request, track_id, margin, feather, controls,
+                               canny, size, step, sources, reference, name=target.name)
+        record = records.write_record(target, recipe, sources)
+        return VideoRestyled(target, frames, len(plan), record, recipe, sources=tuple(sources))
+
+    return work()
 
 
 def _check_masks(masks: MaskSource, reader: Any) -> int:
@@ -421,43 +456,55 @@ class _VideoModels:
 
 def _add_layer(project: str | os.PathLike[str], movie: Path, recipe: Any, sources: list[Any],
                track_id: str | None) -> str:
-    """The movie into ``project``'s media pool with its recipe, shown on a new top layer over
-    the clip of the object's footage (one undoable edit); the layer's id."""
+    """:func:`video_layer_edit` done on ``project`` (opened, locked) and saved; the layer's id."""
+    from kinema.document import store
+
+    folder = store.project_path(project)
+    with store.ProjectFile(folder) as pf:
+        edit, layer_id = video_layer_edit(pf.project, folder, movie, recipe, sources, track_id)
+        pf.history.do(edit)
+        pf.save()
+    return layer_id
+
+
+def video_layer_edit(project: Any, folder: Path, movie: Path, recipe: Any, sources: list[Any],
+                     track_id: str | None) -> tuple[Any, str]:
+    """One undoable edit of ``project`` (in ``folder``): the movie into its media pool with its
+    recipe (inputs by media id where the pool has the file), shown on a new top layer over the
+    clip of the object's footage; and the new layer's id. The editor does it on its own history."""
     from itertools import count
 
     from kinema.app.operation_records import pool_ref
     from kinema.app.restyle_jobs import style_placement
-    from kinema.document import edits, store
+    from kinema.document import edits
     from kinema.document.model import ClipItem, VideoLayer
     from kinema.document.recipes import InputRef
     from kinema.document.timing import TimeRange
 
-    folder = store.project_path(project)
-    with store.ProjectFile(folder) as pf:
-        doc = pf.project
-        pool = {Path(m.path).resolve(): m.id for m in doc.media.values()}
-        ref = pool_ref(doc, folder, movie)
-        stored = recipe.model_copy(update={
-            "id": f"restyle-{ref.id}",
-            "inputs": [InputRef(id=pool.get(s.path.resolve(), s.path.name), sha256=s.sha256)
-                       for s in sources]})
-        media_id = doc.mask_tracks[track_id].media_id if track_id else ref.id
-        start, duration, first = style_placement(doc, media_id)
-        layers = doc.timeline.video_layers
-        layer_id = next(f"l{k}" for k in count(1) if f"l{k}" not in {layer.id for layer in layers})
-        items = {i.id for layer in [*layers, *doc.timeline.audio_tracks] for i in layer.items}
-        item_id = next(f"c{k}" for k in count(1) if f"c{k}" not in items)
-        name = doc.mask_tracks[track_id].name if track_id else movie.stem
-        duration = min(duration, ref.frames - first)
-        layer = VideoLayer(id=layer_id, name=f"{name} restyled", items=[ClipItem(
-            id=item_id, media_id=ref.id, start=start,
-            source_range=TimeRange.from_frames(first, duration, ref.rate))])
-        steps = [edits.record_media(ref, stored), edits.add_layer(layer)]
+    doc = project
+    if track_id is not None and track_id not in doc.mask_tracks:
+        raise InvalidArgumentError(f"the project has no mask track {track_id!r} to show restyled")
+    pool = {Path(m.path).resolve(): m.id for m in doc.media.values()}
+    ref = pool_ref(doc, folder, movie)
+    stored = recipe.model_copy(update={
+        "id": f"restyle-{ref.id}",
+        "inputs": [InputRef(id=pool.get(s.path.resolve(), s.path.name), sha256=s.sha256)
+                   for s in sources]})
+    media_id = doc.mask_tracks[track_id].media_id if track_id else ref.id
+    start, duration, first = style_placement(doc, media_id)
+    layers = doc.timeline.video_layers
+    layer_id = next(f"l{k}" for k in count(1) if f"l{k}" not in {layer.id for layer in layers})
+    items = {i.id for layer in [*layers, *doc.timeline.audio_tracks] for i in layer.items}
+    item_id = next(f"c{k}" for k in count(1) if f"c{k}" not in items)
+    name = doc.mask_tracks[track_id].name if track_id else movie.stem
+    duration = min(duration, ref.frames - first)
+    layer = VideoLayer(id=layer_id, name=f"{name} restyled", items=[ClipItem(
+        id=item_id, media_id=ref.id, start=start,
+        source_range=TimeRange.from_frames(first, duration, ref.rate))])
+    steps = [edits.record_media(ref, stored), edits.add_layer(layer)]
 
-        def apply(doc: Any) -> None:
-            for step in steps:
-                step.apply(doc)
+    def apply(doc: Any) -> None:
+        for step in steps:
+            step.apply(doc)
 
-        pf.history.do(edits.Edit(f"Restyle {name} ({recipe.engine})", apply))
-        pf.save()
-    return layer_id
+    return edits.Edit(f"Restyle {name} ({recipe.engine})", apply), layer_id
