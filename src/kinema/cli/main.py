@@ -20,6 +20,7 @@ from kinema.cli import (
     restyle_commands,
     retime_commands,
     stylize_commands,
+    t2v_commands,
     vision_commands,
 )
 
@@ -45,6 +46,7 @@ keys_commands.register(app)
 stylize_commands.register(app)
 lora_commands.register(app)
 retime_commands.register(app)
+t2v_commands.register(app)
 
 
 def _reflow(text: str) -> str:

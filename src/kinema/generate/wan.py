@@ -86,6 +86,7 @@ class TextToVideo:
 
     def __init__(self, folder: str | Path, *, device: Any = None, dtype: Any = None) -> None:
         self._torch, self.pipe, self.device = _pipeline(folder, "WanPipeline", device, dtype)
+        self.dtype = self.pipe.transformer.dtype
 
     def generate(self, request: ClipRequest, on_step: StepCallback | None = None) -> list[np.ndarray]:
         """The clip ``request`` asks for, ``uint8`` RGB frames."""
