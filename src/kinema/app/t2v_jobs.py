@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kinema.core.errors import InvalidArgumentError, MediaWriteError
-from kinema.core.jobs import Emit, Progress, Steps, threaded
+from kinema.core.jobs import Emit, Progress, Steps, mapped, threaded
 from kinema.document.recipes import T2VRecipe
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def make_clip(settings: ClipSettings, out: str | os.PathLike[str], *,
         from kinema.generate.wan import TextToVideo
 
         generator = TextToVideo(folder, device=device, dtype=dtype)
-    frames = yield from denoise(generator, request)
+    frames = yield from mapped(denoise(generator, request), lambda e: Progress(e.done, total, "steps"))
     recipe = T2VRecipe(
         id=f"t2v-{target.name}", model=model_ref(model, TASK), **placement_of(generator),
         seed=request.seed, prompt=request.prompt, negative=request.negative, steps=request.steps,
