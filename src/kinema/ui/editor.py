@@ -38,11 +38,13 @@ class Editor:
     tools, layers, picture, jobs, propagation, exports, the pose overlay, the style layers'
     keys and their propagation, and the Generate and Restyle panels (``sdxl``: their SDXL name
     or folder, ``None`` for the defaults; ``controlnets``: the restyle's ControlNet name or
-    folder by kind)."""
+    folder by kind; ``video_models``: the Restyle panel's video engines' models, by the names
+    of :data:`kinema.ui.model.video_restyle.MODEL_KEYS`)."""
 
     def __init__(self, folder: str | os.PathLike[str], *, backend: str = "classic",
                  choice: ModelChoice | None = None, sdxl: str | os.PathLike[str] | None = None,
-                 controlnets: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
+                 controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
+                 video_models: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
         self.session = Session(folder, backend=backend, choice=choice)
         self.folder, self.file = self.session.folder, self.session.file
         try:
@@ -58,7 +60,7 @@ class Editor:
             self.pose = PoseOverlay(self.session, self.transport)
             self.generate = Generate(self.session, self.transport, self.history, self.jobs, model=sdxl)
             self.restyle = Restyle(self.session, self.transport, self.objects, self.history, self.jobs,
-                                   model=sdxl, controlnets=controlnets)
+                                   model=sdxl, controlnets=controlnets, video_models=video_models)
             self.styles = StyleKeys(self.session, self.transport, self.objects, self.history, self.jobs)
         except BaseException:
             self.session.close()
@@ -67,20 +69,23 @@ class Editor:
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, backend: str = "classic",
              choice: ModelChoice | None = None, sdxl: str | os.PathLike[str] | None = None,
-             controlnets: Mapping[str, str | os.PathLike[str]] | None = None) -> Editor:
+             controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
+             video_models: Mapping[str, str | os.PathLike[str]] | None = None) -> Editor:
         """A project folder opens as is; a video opens the project beside it (``VIDEO.kinema``),
         made on first use."""
         from kinema.app.project_jobs import new_project
 
         target = Path(path)
         if target.is_dir() or target.suffix == store.SUFFIX:
-            return cls(target, backend=backend, choice=choice, sdxl=sdxl, controlnets=controlnets)
+            return cls(target, backend=backend, choice=choice, sdxl=sdxl, controlnets=controlnets,
+                       video_models=video_models)
         if not target.is_file():
             raise InvalidArgumentError("no such video or project", path=target)
         folder = project_for(target)
         if not (folder / store.DOCUMENT).is_file():
             new_project(folder, target)
-        editor = cls(folder, backend=backend, choice=choice, sdxl=sdxl, controlnets=controlnets)
+        editor = cls(folder, backend=backend, choice=choice, sdxl=sdxl, controlnets=controlnets,
+                     video_models=video_models)
         if folder.parent != target.parent:
             editor.session.note(f"{target.parent} is read-only: the project is {folder}")
         return editor

@@ -293,7 +293,10 @@ class Window:
         key = (playhead, tuple(id(m) for m, _ in overlays), tuple(o.visible for o in ed.objects),
                tuple(o.colour for o in ed.objects), self._mask_version())
         fast = ed.transport.playing or self.scrubbing or self.script_scrub
-        tex = self.viewer.draw(ed.picture.shown(fast=fast), overlays, key + (fast, ed.history.revision),
+        preview = ed.restyle.video.preview(playhead)  # a video restyle's latest window, while it runs
+        shown = ed.picture.shown(fast=fast) if preview is None else preview
+        key += (fast, ed.history.revision, preview is None, ed.restyle.video.received)
+        tex = self.viewer.draw(shown, overlays, key,
                                shown=(round(fw * scale), round(fh * scale)), full=(fw, fh))
         self.viewer.set_zoom_filter(scale)
         draw = imgui.get_window_draw_list()
@@ -400,6 +403,8 @@ class Window:
         from imgui_bundle import imgui
 
         from kinema.app.restyle_jobs import CONTROL_KINDS
+        from kinema.app.video_restyle_jobs import CONTROL_KINDS as VIDEO_CONTROL_KINDS
+        from kinema.ui.model.restyle import ENGINES
 
         ed = self.editor
         style, guard = ed.restyle, ed.session.guard
@@ -408,11 +413,16 @@ class Window:
             imgui.text_disabled("add an object to restyle it")
             return
         imgui.text(f"object: {ed.objects.get(active).name}")
+        imgui.set_next_item_width(160)
+        changed, index = imgui.combo("engine##style", ENGINES.index(style.engine), list(ENGINES))
+        if changed:
+            guard(lambda: style.set_engine(ENGINES[index]))
+        video = style.engine != "keys"
         _, style.prompt = imgui.input_text_multiline("prompt##style", style.prompt, imgui.ImVec2(-1, 44))
         _, style.negative = imgui.input_text("negative##style", style.negative)
         _, style.strength = imgui.slider_float("strength", style.strength, 0.05, 1.0)
         _, style.seed = imgui.input_int("seed##style", style.seed)
-        for kind in CONTROL_KINDS:
+        for kind in VIDEO_CONTROL_KINDS[style.engine] if video else CONTROL_KINDS:
             on = kind in style.controls
             changed, on = imgui.checkbox(f"{kind}##control", on)
             if changed:
@@ -421,19 +431,58 @@ class Window:
                 imgui.same_line()
                 imgui.set_next_item_width(120)
                 _, style.controls[kind] = imgui.slider_float(f"##w{kind}", style.controls[kind], 0.0, 2.0)
-        self._lora_list("style", style.loras)
-        keys = style.key_frames()
-        imgui.text_wrapped("keys: " + (", ".join(map(str, keys)) or "none"))
-        playhead = ed.transport.playhead
-        if imgui.small_button("remove key here" if playhead in keys else "add key here"):
-            guard(style.toggle_key)
-        imgui.same_line()
+        if video:
+            self._video_options()
+        else:
+            self._lora_list("style", style.loras)
+            keys = style.key_frames()
+            imgui.text_wrapped("keys: " + (", ".join(map(str, keys)) or "none"))
+            playhead = ed.transport.playhead
+            if imgui.small_button("remove key here" if playhead in keys else "add key here"):
+                guard(style.toggle_key)
+            imgui.same_line()
         if imgui.button("Restyle"):
             guard(style.run)
-        self._job_bar(style.job)
-        for frame, image in sorted(style.previews.items()):
-            imgui.text(f"key {frame}")
-            self._preview(f"key {frame}", image)
+        job = style.job
+        self._job_bar(job)
+        if job is not None and not job.finished:
+            if job.progress is not None and job.progress.message:
+                imgui.text_disabled(job.progress.message)
+            if imgui.small_button("cancel##restyle"):
+                job.cancel()
+        if video:
+            latest = style.video.latest
+            if latest is not None:
+                shown = latest.frame(ed.transport.playhead)
+                imgui.text(f"window from frame {latest.first} ({len(latest.frames)} frames)")
+                self._preview("window", shown if shown is not None else latest.frames[0])
+        else:
+            for frame, image in sorted(style.previews.items()):
+                imgui.text(f"key {frame}")
+                self._preview(f"key {frame}", image)
+
+    def _video_options(self) -> None:
+        """A video engine's window and overlap (0: the engine's default), wan-vace's reference
+        picture, and whether the viewer shows the finished windows while the job runs."""
+        from imgui_bundle import imgui
+
+        style = self.editor.restyle
+        video = style.video
+        size, step = video.defaults(style.engine)
+        imgui.set_next_item_width(100)
+        changed, window = imgui.input_int(f"window (0: {size})##video", video.window or 0)
+        if changed:
+            video.window = max(0, window) or None
+        imgui.set_next_item_width(100)
+        changed, overlap = imgui.input_int(f"overlap (0: {step})##video", video.overlap or 0)
+        if changed:
+            video.overlap = max(0, overlap) or None
+        if style.engine == "wan-vace":
+            imgui.set_next_item_width(200)
+            changed, text = imgui.input_text("reference##video", str(video.reference or ""))
+            if changed:
+                video.reference = Path(text.strip()).expanduser() if text.strip() else None
+        _, video.show_preview = imgui.checkbox("show windows in the viewer", video.show_preview)
 
     def _style_panel(self) -> None:
         """The selected object's style layer: its keys, how to add one, and propagating."""
@@ -864,7 +913,8 @@ def run_command(editor: Editor, line: str) -> None:
     (the pose overlay), ``generate PROMPT...`` (the Generate panel's prompt), ``place X Y
     [SCALE]`` (make the asset and place it there on the playhead's frame), ``restyle key [N]``
     (add or take out a key frame of the active object, default the playhead's), ``restyle
-    control KIND WEIGHT`` (weight 0 takes it out), ``restyle run [PROMPT...]``, ``style drop
+    control KIND WEIGHT`` (weight 0 takes it out), ``restyle engine keys|animatediff|wan-vace``,
+    ``restyle window N [OVERLAP]``, ``restyle reference [IMAGE]``, ``restyle run [PROMPT...]``, ``style drop
     IMAGE [N]`` (a painted key of the active object at frame N, default the playhead's, as a
     file dropped on the window), ``style propagate``, and ``recover`` or ``discard`` for unsaved
     edits an earlier session left. (The window adds ``scrub N``: a
@@ -908,7 +958,10 @@ def run_command(editor: Editor, line: str) -> None:
 
 
 def _restyle_command(editor: Editor, args: list[str]) -> None:
-    """``restyle key [N]``, ``restyle control KIND WEIGHT`` or ``restyle run [PROMPT...]``."""
+    """``restyle key [N]``, ``restyle control KIND WEIGHT``, ``restyle engine
+    keys|animatediff|wan-vace``, ``restyle window N [OVERLAP]`` (0: the engine's default),
+    ``restyle reference [IMAGE]`` (wan-vace's picture; none: no picture) or ``restyle run
+    [PROMPT...]``."""
     style = editor.restyle
     what, rest = args[0], args[1:]
     if what == "key":
@@ -916,13 +969,22 @@ def _restyle_command(editor: Editor, args: list[str]) -> None:
     elif what == "control":
         weight = float(rest[1])
         style.set_control(rest[0], weight or None)
+    elif what == "engine":
+        style.set_engine(rest[0])
+    elif what == "window":
+        style.video.window = int(rest[0]) or None
+        if len(rest) > 1:
+            style.video.overlap = int(rest[1]) or None
+    elif what == "reference":
+        style.video.reference = Path(rest[0]).expanduser() if rest else None
     elif what == "run":
         if rest:
             style.prompt = " ".join(rest)
         style.run()
     else:
         raise InvalidArgumentError(f"restyle {what!r}?", hint="restyle key [N], restyle control KIND "
-                                   "WEIGHT or restyle run [PROMPT...]")
+                                   "WEIGHT, restyle engine NAME, restyle window N [OVERLAP], restyle "
+                                   "reference [IMAGE] or restyle run [PROMPT...]")
 
 
 def _style_command(editor: Editor, args: list[str]) -> None:

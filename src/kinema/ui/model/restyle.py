@@ -1,5 +1,7 @@
 """The Restyle panel: the active object restyled on key frames inside its matte, as a
-background job reading the object's live mask store, with a preview of each key as it is made.
+background job reading the object's live mask store, with a preview of each key as it is made;
+or, with a video engine (``animatediff``, ``wan-vace``), through the whole shot
+(:mod:`kinema.ui.model.video_restyle`).
 
 The job writes the keys folder (``styles/<track>-<n>/`` in the project, a new one every run,
 so undo never points the document at keys made later) and its record; the document changes on
@@ -25,7 +27,11 @@ from kinema.ui.model.jobs import Jobs
 from kinema.ui.model.objects import Objects
 from kinema.ui.model.session import Session, writes
 from kinema.ui.model.transport import Transport
+from kinema.ui.model.video_restyle import VIDEO_ENGINES, VideoRestyle
 
+ENGINES = ("keys", *VIDEO_ENGINES)
+"""The panel's engines: ``keys`` restyles key frames with SDXL (they become a style layer);
+the video engines restyle the whole shot into a movie on a new layer."""
 STYLES = "styles"
 """The folder in a project the editor's keys folders go to."""
 
@@ -41,12 +47,15 @@ class _Pending:
 class Restyle:
     """The restyle's settings (prompt, negative, strength, seed, controls by kind with their
     weights, LoRA files with theirs), the key frames of each object, the running job and the
-    previews of the keys it made. ``model`` is an SDXL name or folder (``None``: the
-    inpainting default); ``controlnets`` a ControlNet name or folder by kind."""
+    previews of the keys it made; the ``engine`` (:data:`ENGINES`), and in :attr:`video` the
+    video engines' options, job and previews. ``model`` is an SDXL name or folder (``None``:
+    the inpainting default); ``controlnets`` a ControlNet name or folder by kind;
+    ``video_models`` the video engines' models (:data:`~.video_restyle.MODEL_KEYS`)."""
 
     def __init__(self, session: Session, transport: Transport, objects: Objects, history: EditHistory,
                  jobs: Jobs, *, model: str | os.PathLike[str] | None = None,
-                 controlnets: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
+                 controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
+                 video_models: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
         self.session, self.transport, self.objects = session, transport, objects
         self.history, self.jobs = history, jobs
         self.prompt = ""
@@ -61,6 +70,8 @@ class Restyle:
         self._previews: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()  # the job adds previews while the window reads them
         self._pending: _Pending | None = None
+        self.engine = "keys"
+        self.video = VideoRestyle(session, objects, history, jobs, models=video_models)
 
     # -- key frames -----------------------------------------------------------------------------
 
@@ -81,6 +92,13 @@ class Restyle:
         keys.symmetric_difference_update({frame})
         self._keys[obj.track_id] = keys
 
+    def set_engine(self, engine: str) -> None:
+        """Restyle with ``engine`` from now on (:data:`ENGINES`)."""
+        if engine not in ENGINES:
+            raise InvalidArgumentError(f"unknown restyle engine {engine!r}",
+                                       hint=f"use one of {', '.join(ENGINES)}")
+        self.engine = engine
+
     def set_control(self, kind: str, weight: float | None) -> None:
         """Condition on ``kind`` at ``weight`` (``None``: not at all)."""
         if weight is None:
@@ -93,8 +111,9 @@ class Restyle:
 
     @property
     def job(self) -> Job | None:
-        """The running restyle, until its style layer is in (or it failed)."""
-        return self._pending.job if self._pending is not None else None
+        """The running restyle (keys, else a video engine's), until what it made is in (or it
+        failed)."""
+        return self._pending.job if self._pending is not None else self.video.job
 
     @property
     def previews(self) -> dict[int, np.ndarray]:
@@ -104,14 +123,21 @@ class Restyle:
 
     @writes
     def run(self) -> Job:
-        """Restyle the active object on its key frames as a background job, its masks read from
-        the live store; each key shows in :attr:`previews` as it is made."""
+        """Restyle the active object as a background job, its masks read from the live store:
+        on its key frames (``keys``; each key shows in :attr:`previews` as it is made), or
+        through the whole shot with a video engine (:meth:`VideoRestyle.run`)."""
         obj = self.objects.get(self.objects.active)
+        if self.engine != "keys":
+            if self._pending is not None:
+                raise InvalidArgumentError("a restyle is running", hint="wait for it, or cancel its job")
+            return self.video.run(self.engine, prompt=self.prompt, negative=self.negative,
+                                  strength=self.strength, seed=self.seed, controls=self.controls,
+                                  loras=self.loras)
         keys = self.key_frames()
         if not keys:
             raise InvalidArgumentError(f"{obj.name} has no key frames",
                                        hint="click the object on a frame, or add the playhead's frame")
-        if self._pending is not None:
+        if self._pending is not None or self.video.job is not None:
             raise InvalidArgumentError("a restyle is running", hint="wait for it, or cancel its job")
         ref, folder = obj.ref, self.session.folder / STYLES
         folder.mkdir(exist_ok=True)
@@ -138,7 +164,9 @@ class Restyle:
 
     def poll(self) -> None:
         """On the UI thread, each frame: put a finished job's keys in as a style layer (one step
-        of the history). A failed or cancelled job is dropped (:class:`Jobs` notes why)."""
+        of the history), and a video engine's movie as a layer (:meth:`VideoRestyle.poll`). A
+        failed or cancelled job is dropped (:class:`Jobs` notes why)."""
+        self.video.poll()
         pending = self._pending
         if pending is None or not pending.job.finished:
             return
