@@ -40,14 +40,23 @@ def check_size(size: tuple[int, int]) -> None:
                                    hint="Wan works on sides that are multiples of 16, e.g. 832x480")
 
 
+OFFLOAD_BELOW = 20 * 2**30
+"""Wan 2.1 1.3B in bf16 is about 15 GB of weights (11.4 GB of them the UMT5 text encoder): on
+a GPU with less memory than this the modules wait in CPU memory and visit it in turn."""
+
+
 def _pipeline(folder: str | Path, name: str, device: Any, dtype: Any) -> tuple[Any, Any, Any]:
-    """torch, the diffusers pipeline ``name`` loaded from ``folder``, and its device."""
+    """torch, the diffusers pipeline ``name`` loaded from ``folder``, and its device; on a
+    CUDA device under :data:`OFFLOAD_BELOW` with diffusers' model CPU offload."""
     torch, diffusers = quiet_diffusers("Wan video generation")
     folder = check_pipeline(folder, (name,), f"a Wan 2.1 {name} folder")
     device, dtype = placement(device, dtype)
     pipe = getattr(diffusers, name).from_pretrained(folder, dtype=dtype)
     pipe.vae.to(torch.float32)  # Wan's VAE is meant to run in full precision
     pipe.set_progress_bar_config(disable=True)
+    if device.type == "cuda" and torch.cuda.get_device_properties(device).total_memory < OFFLOAD_BELOW:
+        pipe.enable_model_cpu_offload(device=device)
+        return torch, pipe, device
     return torch, pipe.to(device), device
 
 
