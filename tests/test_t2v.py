@@ -152,3 +152,26 @@ def test_bad_input_is_one_error_line_and_leaves_nothing(tiny_wan: Path, tiny_wan
         assert message in lines[0], lines[0]
     assert taken.read_bytes() == b"mine"
     assert sorted(p.name for p in work.iterdir()) == ["taken.mp4"]
+
+
+def test_a_cancel_during_the_steps_writes_nothing_and_overwrite_replaces(tiny_wan: Path, tmp_path: Path):
+    from kinema.app.t2v_jobs import ClipSettings, make_clip
+    from kinema.core.jobs import CancelledError, CancelToken, run
+
+    work = tmp_path / "work"
+    work.mkdir()
+    token = CancelToken()
+
+    def stop_after_the_first_step(event) -> None:
+        if event.done == 1:
+            token.cancel()
+
+    settings = ClipSettings("a cat", frames=5, size=(32, 32), steps=3)
+    with pytest.raises(CancelledError):
+        run(make_clip(settings, work / "clip.mp4", model=tiny_wan, device="cpu"), token,
+            stop_after_the_first_step)
+    assert list(work.iterdir()) == []
+    out = work / "clip.mp4"
+    out.write_bytes(b"old")
+    run(make_clip(settings, out, model=tiny_wan, device="cpu", overwrite=True))
+    assert out.stat().st_size > 100 and recipe_of(out).frames == 5
