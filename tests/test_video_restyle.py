@@ -176,3 +176,85 @@ def test_a_model_that_does_not_fit_the_engine(shot, tiny_animatediff: Path, tiny
                           model=tiny_wan, controlnets={"canny": tiny_animatediff / "controlnet-canny-sd15"},
                           controls=parse_controls("canny=1")))
     assert not (tmp_path / "out").exists()
+
+
+def cli(*args: str | Path) -> object:
+    from typer.testing import CliRunner
+
+    from kinema.cli.main import app
+
+    return CliRunner().invoke(app, ["restyle", *map(str, args)])
+
+
+def test_cli_engines(shot, tiny_animatediff: Path, tiny_sdxl: Path, tiny_controlnet: Path,
+                     tmp_path: Path) -> None:
+    video, masks = shot
+    m = tiny_animatediff
+    done = cli(video, "--mask", masks, "--engine", "animatediff", "--prompt", "a red car",
+               "--steps", "2", "--window", "8", "--overlap", "3", "--model", m / "sd15-base",
+               "--motion-model", m / "animatediff-v1-5-3", "--device", "cpu", "-o", tmp_path / "ad")
+    assert done.exit_code == 0, done.output
+    assert f"{N} frames in 4 windows" in done.output and len(list((tmp_path / "ad").glob("*.png"))) == N
+    # keys: two keys restyled with SDXL into OUT.keys/, then carried through every frame
+    done = cli(video, "--mask", masks, "--engine", "keys", "--frames", "0,15", "--prompt", "a red car",
+               "--steps", "2", "--control", "canny=0.8", "--controlnet", f"canny={tiny_controlnet}",
+               "--model", tiny_sdxl, "--margin", MARGIN, "--feather", FEATHER, "--device", "cpu",
+               "-o", tmp_path / "keyed")
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in (tmp_path / "keyed.keys").glob("*.png")) == ["00000.png", "00015.png"]
+    keyed = frames_of(tmp_path / "keyed")
+    assert len(keyed) == N
+    assert np.array_equal(keyed[15], read_image(tmp_path / "keyed.keys" / "00015.png"))
+    with open_video(video) as source:
+        assert all((keyed[i][outside(i)] == source[i][outside(i)]).all() for i in (3, 9, 20))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "animatediff", "--frames", "0,4"], "are for key frames"),
+    (["--window", "8"], "are for --engine animatediff or wan-vace"),
+    (["--engine", "keys"], "no key frames given"),
+    (["--engine", "animatediff", "--window", "99"], "longer than the shot"),
+])
+def test_cli_bad_input_is_one_line(shot, tiny_animatediff: Path, tmp_path: Path, args: list,
+                                   message: str) -> None:
+    video, masks = shot
+    m = tiny_animatediff
+    motion = ["--motion-model", m / "animatediff-v1-5-3"] if "animatediff" in args else []
+    done = cli(video, "--mask", masks, "--prompt", "x", "--model", m / "sd15-base", *motion, *args,
+               "-o", tmp_path / "out")
+    assert done.exit_code != 0 and message in done.output, done.output
+    assert done.output.count("error:") == 1 and "Traceback" not in done.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_project_gets_the_restyled_shot_as_a_layer(shot, tiny_animatediff: Path, tmp_path: Path) -> None:
+    from kinema.app.evaluate import FrameEvaluator
+    from kinema.app.project_jobs import new_project
+    from kinema.document import edits, store
+    from kinema.document.masktrack import FrameState, MaskTrackStore
+    from kinema.document.model import ClipItem, MaskTrackRef
+
+    video, _masks = shot
+    folder = new_project(tmp_path / "shot", video)
+    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
+        0, [blob(i) for i in range(N)], FrameState.PROPAGATED)
+    with store.ProjectFile(folder) as pf:
+        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="ball", media_id="m1",
+                                                        frames=N, width=W, height=H)))
+        pf.save()
+    options = animatediff(tiny_animatediff)
+    result = run(restyle_video(folder, tmp_path / "ball.mov", track="ball", **options))
+    doc = store.load(folder)
+    layer = doc.timeline.video_layers[-1]
+    assert layer.id == result.layer_id and layer.name == "ball restyled"
+    (clip,) = layer.items
+    assert isinstance(clip, ClipItem) and doc.media[clip.media_id].path == str(tmp_path / "ball.mov")
+    recipe = doc.recipes[doc.media[clip.media_id].recipe_id]
+    assert recipe.engine == "animatediff" and recipe.track_id == "t1"
+    assert [i.id for i in recipe.inputs] == ["m1"]
+    shown = FrameEvaluator(doc, folder).frame(6)
+    with open_video(video) as source:
+        # over its clip the layer shows the restyle inside the object, the footage outside
+        # (ProRes 4444's alpha is exact, its colour within a level or two)
+        assert np.abs(shown.astype(int) - source[6])[outside(6)].max() <= 3
+        assert np.abs(shown.astype(int) - source[6])[blob(6)].mean() > 5

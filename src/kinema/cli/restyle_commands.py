@@ -48,12 +48,27 @@ def restyle(
     source: Annotated[Path, typer.Argument(help="A video (with --mask) or a project (with --track).",
                                            show_default=False)],
     output: Annotated[Path, typer.Option(
-        "--output", "-o", help="The keys folder: one PNG per key, named by frame (00024.png).",
+        "--output", "-o", help="Without --engine: the keys folder (00024.png per key). With "
+        "--engine: the restyled shot, a folder of PNGs or a movie (.mov with the matte as alpha).",
         show_default=False)],
     prompt: Annotated[str, typer.Option("--prompt", help="What the object becomes.", show_default=False)],
-    frames: Annotated[str, typer.Option(
+    frames: Annotated[str | None, typer.Option(
         "--frames", help="Key frames, e.g. 0,24,47, or auto N: N frames picked where the object "
-        "changes most.", show_default=False)],
+        "changes most (without --engine, and with --engine keys).", show_default=False)] = None,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="Restyle the whole shot: keys (keys, then propagated), animatediff or "
+        "wan-vace (video diffusion in windows).")] = None,
+    window: Annotated[int | None, typer.Option(
+        "--window", help="Frames per window (default 16 for animatediff, 33 for wan-vace).")] = None,
+    overlap: Annotated[int | None, typer.Option(
+        "--overlap", help="Frames two windows share and blend (default 4; 9 for wan-vace).")] = None,
+    motion_model: Annotated[str | None, typer.Option(
+        "--motion-model", help="AnimateDiff motion adapter name or folder (default "
+        "animatediff-v1-5-3).")] = None,
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", help="wan-vace: a picture of the look to hold (a restyled key).")] = None,
+    quality: Annotated[str, typer.Option(
+        "--quality", help="--engine keys: the propagation's quality, fast or best.")] = "fast",
     track: Annotated[str | None, typer.Option(
         "--track", "-t", help="The project's mask track (id or name) of the object.")] = None,
     mask: Annotated[Path | None, typer.Option(
@@ -90,41 +105,81 @@ def restyle(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", "-y", help="Replace the keys kinema wrote in the folder before.")] = False,
 ) -> None:
-    """Restyle an object on key frames, inside its matte; every pixel outside it stays the source's.
+    """Restyle an object inside its matte; every pixel outside it stays the source's.
 
-    The pose condition joins only on frames where people are found. Keys share seed and noise.
+    Without --engine: key frames only (--frames), with SDXL. The pose condition joins only on
+    frames where people are found. Keys share seed and noise. --frames auto N picks N key
+    frames where the object changes most, among the frames where it is (as kinema keys does).
+    In a project the keys also become the inputs of a style layer.
 
-    --frames auto N picks N key frames where the object changes most, among the frames where it
-    is (as kinema keys does).
+    With --engine, the whole shot: keys restyles key frames and carries them through the shot
+    (the keys go to OUT.keys/; in a project -o is the keys folder and the style layer is
+    carried through); animatediff (SD 1.5 + AnimateDiff, ControlNets for canny and pose) and
+    wan-vace (Wan 2.1 VACE, one control and a --reference picture) restyle window by window,
+    blending the frames two windows share, in memory that does not grow with the shot; from a
+    project a movie output also becomes a layer over the clip.
 
-    KEYS.provenance.json beside the folder holds the recipe.
-
-    In a project the keys also become the inputs of a style layer."""
-    from kinema.app.restyle_jobs import restyle as run_restyle
+    OUT.provenance.json beside the output holds the recipe."""
     from kinema.cli.console import exit_on_error, out, show_progress
-    from kinema.cli.key_args import auto_count
     from kinema.cli.prompt_args import parse_lora
     from kinema.generate.control import parse_controls
 
     with exit_on_error():
-        count, source = auto_count("--frames", frames, list(ctx.args), source)
-        if count is None:
-            picked = parse_frames(frames)
-        else:
-            from kinema.app.key_jobs import restyle_frames
+        options = {"prompt": prompt, "track": track, "mask": mask, "negative": negative,
+                   "controls": parse_controls(control), "seed": seed, "strength": strength,
+                   "steps": steps, "guidance": guidance, "margin": margin, "feather": feather,
+                   "model": model, "controlnets": parse_controlnets(controlnet or []),
+                   "depth_model": depth_model, "canny": parse_thresholds(canny), "device": device,
+                   "overwrite": overwrite}
+        if engine not in (None, "keys"):
+            from kinema.app.video_restyle_jobs import restyle_video
 
-            picked = show_progress(restyle_frames(source, count, track=track, mask=mask),
-                                   f"pick keys {source.name}")
-        job = run_restyle(source, output, prompt=prompt, frames=picked, track=track,
-                          mask=mask, negative=negative, controls=parse_controls(control),
-                          loras=[parse_lora(v) for v in lora or []], seed=seed, strength=strength,
-                          steps=steps, guidance=guidance, margin=margin, feather=feather, grid=grid,
-                          model=model, controlnets=parse_controlnets(controlnet or []),
-                          depth_model=depth_model, canny=parse_thresholds(canny), device=device,
-                          overwrite=overwrite)
-        result = show_progress(job, f"restyle {source.name}")
+            if frames is not None or lora or grid or ctx.args:
+                raise InvalidArgumentError(f"--frames, --lora and --grid are for key frames, not the "
+                                           f"{engine} engine")
+            result = show_progress(restyle_video(
+                source, output, engine=engine, window=window, overlap=overlap,
+                motion_model=motion_model, reference=reference, **options),
+                f"restyle {source.name} ({engine})")
+            where = f" (layer {result.layer_id} in {source})" if result.layer_id else ""
+            out.print(f"{result.frames} frames in {result.windows} windows: {result.output}{where}")
+            return
+        if window is not None or overlap is not None or motion_model or reference is not None:
+            raise InvalidArgumentError("--window, --overlap, --motion-model and --reference are for "
+                                       "--engine animatediff or wan-vace")
+        picked, source = _key_frames(ctx, frames, source, track, mask)
+        options.update(frames=picked, loras=[parse_lora(v) for v in lora or []], grid=grid)
+        if engine == "keys":
+            from kinema.app.keys_engine_jobs import restyle_through_keys
+
+            made = show_progress(restyle_through_keys(source, output, quality=quality, **options),
+                                 f"restyle {source.name} (keys)")
+            out.print(f"{len(made.keys.frames)} keys carried through {made.frames} frames: {made.output}")
+            return
+        from kinema.app.restyle_jobs import restyle as run_restyle
+
+        result = show_progress(run_restyle(source, output, **options), f"restyle {source.name}")
     where = f" (layer {result.layer_id} in {source})" if result.layer_id else ""
     out.print(f"{len(result.frames)} keys: {result.output}{where}")
+
+
+def _key_frames(ctx: typer.Context, frames: str | None, source: Path, track: str | None,
+                mask: Path | None) -> tuple[list[int], Path]:
+    """The key frames --frames names (a list, or auto N picked where the object changes most),
+    and the source (``auto N`` written before it may have taken its place)."""
+    from kinema.cli.console import show_progress
+    from kinema.cli.key_args import auto_count
+
+    if frames is None:
+        raise InvalidArgumentError("no key frames given", hint="give --frames, e.g. 0,24,47 or auto 4")
+    count, source = auto_count("--frames", frames, list(ctx.args), source)
+    if count is None:
+        return parse_frames(frames), source
+    from kinema.app.key_jobs import restyle_frames
+
+    picked = show_progress(restyle_frames(source, count, track=track, mask=mask),
+                           f"pick keys {source.name}")
+    return picked, source
 
 
 def register(app: typer.Typer) -> None:
