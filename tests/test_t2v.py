@@ -143,6 +143,7 @@ def test_bad_input_is_one_error_line_and_leaves_nothing(tiny_wan: Path, tiny_wan
         (["a cat", "-o", work / "clip.gif", "--model", tiny_wan], "cannot write a clip to a .gif"),
         (["a cat", "-o", work / "no" / "clip.mp4", "--model", tiny_wan], "output folder does not exist"),
         (["a cat", "-o", out, "--model", tiny_wan, "--steps", 0], "--steps must be at least 1"),
+        (["a cat", "-o", out, "--model", tiny_wan, "--backend", "sora"], "unknown backend 'sora' for t2v"),
         (["a cat", "-o", out, "--model", tiny_wan, "--project", work / "none.kinema"], "none.kinema"),
     ]
     for args, message in cases:

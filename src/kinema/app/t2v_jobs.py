@@ -1,8 +1,10 @@
 """Text-to-video: a clip from words (``kinema t2v``), Wan 2.1 T2V through diffusers.
 
 :func:`make_clip` is a generator of ``core.jobs.Progress``: one event per denoising step, then
-one when the clip is written. The model is a registry name of the ``text-to-video`` task
-(default ``wan2.1-t2v-1.3b``) or a diffusers ``WanPipeline`` folder; what the request leaves
+one when the clip is written. The generator is a ``t2v`` backend (:mod:`kinema.models.backends`:
+``wan``, Wan 2.1 T2V, is built in; other families join through the ``kinema.backends`` entry
+point); its model a registry name of the backend's model task (``text-to-video``, default
+``wan2.1-t2v-1.3b``) or a folder (a diffusers ``WanPipeline`` for Wan); what the request leaves
 unset (frames, size, steps, guidance) comes from the model's card, as does the frame rate the
 clip is written at: the rate the model was trained at (16 fps for Wan 2.1), since the same
 frames at another rate would play faster or slower than the motion it learnt.
@@ -34,10 +36,10 @@ if TYPE_CHECKING:
     from kinema.generate.wan import ClipRequest, TextToVideo
 
 TASK = "text-to-video"
+"""The registry task of the default backend's models."""
+BACKEND = "wan"
 CODECS = {".mp4": "h264", ".mov": "prores", "": "png"}
 """What each kind of output is written with: H.264, ProRes 422 HQ, a folder of PNGs."""
-PIPELINES = ("WanPipeline",)
-"""The diffusers pipelines ``kinema t2v`` runs."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +68,16 @@ class VideoCard:
     fps: Fraction
 
     @classmethod
-    def read(cls, folder: Path, name: str | os.PathLike[str] | None) -> VideoCard:
+    def read(cls, folder: Path, name: str | os.PathLike[str] | None, task: str = TASK) -> VideoCard:
         """The card of the model in ``folder`` (its ``kinema.json``, else the registry's entry
-        for ``name``, else the default text-to-video model's)."""
+        for ``name``, else the default model of ``task``'s)."""
         import json
 
         from kinema.models.registry import DEFAULTS, MODELS
 
         path = folder / "kinema.json"
         entry = MODELS.get(str(name)) if name is not None else None
-        fallback = (entry or MODELS[DEFAULTS[TASK]]).card or {}
+        fallback = (entry or MODELS[DEFAULTS[task]]).card or {}
         data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else dict(fallback)
         data = {**fallback, **data}
         return cls(steps=int(data["steps"]), guidance=float(data["guidance"]),
@@ -155,15 +157,6 @@ def check_output(target: Path, overwrite: bool, project: str | os.PathLike[str] 
     check_project(project)
 
 
-def resolve_model(model: str | os.PathLike[str] | None) -> Path:
-    """The folder of the text-to-video model ``model`` names (a registry name, a folder,
-    ``None`` for the default), checked to be a pipeline this runs."""
-    from kinema.models.registry import check_pipeline, resolve
-
-    folder = resolve(model, task=TASK)
-    return check_pipeline(folder, PIPELINES, "a Wan 2.1 text-to-video (WanPipeline) folder")
-
-
 def denoise(generator: TextToVideo, request: ClipRequest) -> Steps[list[np.ndarray]]:
     """``generator.generate(request)`` on a worker thread, an event after every denoising
     step; closing this generator stops the generation at its next step."""
@@ -192,39 +185,41 @@ def _number(value: Fraction) -> str:
 
 
 def make_clip(settings: ClipSettings, out: str | os.PathLike[str], *,
-              model: str | os.PathLike[str] | None = None, device: Any = None, dtype: Any = None,
-              overwrite: bool = False, project: str | os.PathLike[str] | None = None,
+              model: str | os.PathLike[str] | None = None, backend: str = BACKEND,
+              device: Any = None, dtype: Any = None, overwrite: bool = False,
+              project: str | os.PathLike[str] | None = None,
               generator: TextToVideo | None = None) -> Steps[Clip]:
     """The clip ``settings`` describe, written to ``out`` (``.mp4``, ``.mov`` or a folder of
     PNGs) at the model's frame rate, with its recipe beside it; with ``project`` the clip (a
-    movie) joins its media pool and the recipe is stored there. ``generator``: a loaded
-    :class:`~kinema.generate.wan.TextToVideo` of ``model`` to use instead of loading one.
-    Everything that can be checked is checked before the model loads; nothing is written when
-    anything fails."""
+    movie) joins its media pool and the recipe is stored there. ``backend`` names the ``t2v``
+    backend, ``model`` its weights; ``generator``: one already loaded from ``model`` to use
+    instead. Everything that can be checked is checked before the model loads; nothing is
+    written when anything fails."""
     from kinema.app.asset_jobs import model_ref
     from kinema.app.operation_records import placement_of
-    from kinema.models.registry import DEFAULTS, is_model_folder
+    from kinema.models import backends
+    from kinema.models.registry import DEFAULTS, is_model_folder, resolve
 
     target = Path(out)
     check_settings(settings)
     check_output(target, overwrite, project)
-    folder = resolve_model(model)
-    card = VideoCard.read(folder, model)
+    kind = backends.get("t2v", backend)
+    task = kind.model_task or TASK
+    folder = resolve(model, task=task)
+    card = VideoCard.read(folder, model, task)
     request = card.settled(settings)
     check_settings(request)  # the card's values
     total = request.steps + 1  # the denoising steps, then the write
     yield Progress(0, total, "steps")
     if generator is None:
-        from kinema.generate.wan import TextToVideo
-
-        generator = TextToVideo(folder, device=device, dtype=dtype)
+        generator = kind.create(model=folder, device=device, dtype=dtype)
     frames = yield from mapped(denoise(generator, request), lambda e: Progress(e.done, total, "steps"))
     recipe = T2VRecipe(
-        id=f"t2v-{target.name}", model=model_ref(model, TASK), **placement_of(generator),
+        id=f"t2v-{target.name}", model=model_ref(model, task), **placement_of(generator),
         seed=request.seed, prompt=request.prompt, negative=request.negative, steps=request.steps,
         guidance=request.guidance, scheduler=card.scheduler, size=request.size,
         frames=len(frames), rate=card.fps)
-    name = (DEFAULTS[TASK] if model is None else
+    name = (DEFAULTS[task] if model is None else
             Path(model).name if is_model_folder(model) else str(model))
     record, recipe_id = _write(target, frames, card.fps, request, recipe, name, overwrite, project)
     yield Progress(total, total, "steps")

@@ -27,6 +27,9 @@ def t2v(
         "--guidance", help="Classifier-free guidance (default: the model's).")] = None,
     model: Annotated[str | None, typer.Option(
         "--model", help="A text-to-video model name (wan2.1-t2v-1.3b) or a WanPipeline folder.")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="wan (Wan 2.1 through diffusers); other families join as kinema.backends "
+        "plugins.")] = "wan",
     device: Annotated[str | None, typer.Option(
         "--device", help="cuda, mps or cpu (default: the best here).")] = None,
     project: Annotated[Path | None, typer.Option(
@@ -46,7 +49,7 @@ def t2v(
     with exit_on_error():
         settings = ClipSettings(prompt, negative=negative, frames=frames, seed=seed, steps=steps,
                                 guidance=guidance, size=parse_size(size) if size is not None else None)
-        clip = show_progress(make_clip(settings, output, model=model, device=device,
+        clip = show_progress(make_clip(settings, output, model=model, backend=backend, device=device,
                                        overwrite=overwrite, project=project), "t2v")
     added = f", {clip.recipe_id} in {project}" if clip.recipe_id else ""
     out.print(f"wrote {output} ({clip.frames} frames, {clip.size[0]}x{clip.size[1]} at "

@@ -1,11 +1,13 @@
-"""The interpolation and upscaling backends kinema ships: bidirectional flow, RIFE and a
-cross-fade; Real-ESRGAN (two models) and Lanczos.
+"""The interpolation, upscaling and text-to-video backends kinema ships: bidirectional flow,
+RIFE and a cross-fade; Real-ESRGAN (two models) and Lanczos; Wan 2.1 T2V.
 
 Importing this module is cheap: each factory imports its implementation when it is called.
 Factories (see ``kinema.models.backends``):
 
 - ``interpolate``: ``factory(**options)`` -> an object with ``interpolate(a, b, t) -> frame``
 - ``upscale``: ``factory(scale=4, **options)`` -> an object with ``upscale(frame) -> frame``
+- ``t2v``: ``factory(**options)`` -> an object with ``generate(ClipRequest, on_step) -> frames``
+  (``kinema.generate.wan.ClipRequest``), ``device`` and ``dtype``
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ def lanczos(scale: int = 4, **_options: Any) -> Any:
     return Lanczos(scale)
 
 
+def wan_t2v(*, model: Any = None, device: Any = None, dtype: Any = None) -> Any:
+    """Wan 2.1 text-to-video through diffusers; ``model`` a ``WanPipeline`` folder, a registry
+    name of the ``text-to-video`` task or ``None`` (``wan2.1-t2v-1.3b``)."""
+    from kinema.generate.wan import TextToVideo
+    from kinema.models.registry import resolve
+
+    return TextToVideo(resolve(model, task="text-to-video"), device=device, dtype=dtype)
+
+
 register(Backend("interpolate", "flow", "bidirectional DIS optical flow with occlusion reasoning; "
                  "no weights, OpenCV (the default)", flow))
 register(Backend("interpolate", "rife", "RIFE v3.9 optical-flow interpolation; bundled, torch",
@@ -65,3 +76,5 @@ register(Backend("upscale", "x4plus", "Real-ESRGAN x4plus (photographs); bundled
 register(Backend("upscale", "animevideov3", "Real-ESRGAN animevideov3 (animation, fast); bundled, ncnn CPU",
                  _realesrgan("animevideov3"), extra="bundled"))
 register(Backend("upscale", "lanczos", "Lanczos resampling; no weights", lanczos))
+register(Backend("t2v", "wan", "Wan 2.1 text-to-video through diffusers (WanPipeline)", wan_t2v,
+                 extra="ml", model_task="text-to-video"))

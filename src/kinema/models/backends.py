@@ -16,6 +16,7 @@ registry name, an already-loaded model or ``None`` for the default), ``device`` 
 - ``embed``: ``factory(**options) -> Embedder``
 - ``interpolate``: ``factory(**options)``, ``.interpolate(a, b, t)`` the frame at ``t`` in [0, 1]
 - ``upscale``: ``factory(scale, **options)``, ``.upscale(frame)``
+- ``t2v``: ``factory(**options)``, ``.generate(ClipRequest, on_step)`` a clip's frames
 - ``speech``: ``factory(**options) -> SileroVad`` (``search.speech.find_speech`` runs it)
 """
 
