@@ -258,3 +258,11 @@ def test_a_project_gets_the_restyled_shot_as_a_layer(shot, tiny_animatediff: Pat
         # (ProRes 4444's alpha is exact, its colour within a level or two)
         assert np.abs(shown.astype(int) - source[6])[outside(6)].max() <= 3
         assert np.abs(shown.astype(int) - source[6])[blob(6)].mean() > 5
+
+
+def test_a_window_longer_than_the_motion_modules_context(shot, tiny_animatediff: Path,
+                                                         tmp_path: Path) -> None:
+    video, masks = shot
+    result = run(restyle_video(video, tmp_path / "long", mask=masks,
+                               **animatediff(tiny_animatediff, window=20, overlap=4)))
+    assert result.windows == 2 and len(frames_of(tmp_path / "long")) == N

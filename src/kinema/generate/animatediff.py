@@ -5,8 +5,8 @@ adapter and any ControlNets once, and restyles one window of frames per :meth:`~
 call: the window's frames are encoded by the VAE (the distribution's mode: the same frame
 always gives the same latents), noised to the strength's first timestep with each frame's own
 noise (:func:`kinema.generate.video_windows.frame_noise`) and denoised together, the motion
-modules attending across the window's frames, the ControlNets seeing each frame's control
-image.
+modules attending across the window's frames (over FreeNoise's sliding contexts of 16 in a
+longer window), the ControlNets seeing each frame's control image.
 
 Consecutive windows agree on the frames they share: at every denoising step the shared frames'
 latents are moved towards those the window before had at the same step (its weight falling
@@ -40,11 +40,17 @@ class _Carry:
     steps: list[Any]
 
 
+CONTEXT = 16
+"""The frames AnimateDiff's motion modules were trained on: a longer window runs them over
+FreeNoise's sliding contexts of this length (stride 4), averaged where they overlap."""
+
+
 class AnimateDiffEngine:
     """SD 1.5 + an AnimateDiff motion adapter + ControlNets by kind, loaded once on one device."""
 
     multiple = 1
-    """Any window length works (the motion modules were trained on 16 frames)."""
+    """Any window length works: past :data:`CONTEXT` frames FreeNoise slides the motion modules'
+    attention over the window."""
 
     def __init__(self, base: str | Path, motion_adapter: str | Path, *,
                  controlnets: Mapping[str, str | Path] | None = None, device: Any = None,
@@ -95,6 +101,10 @@ class AnimateDiffEngine:
             raise InvalidArgumentError(f"size {width}x{height} is not a multiple of 8",
                                        hint="Stable Diffusion works on 8-pixel latents")
         pipe, n = self.pipe, len(frames)
+        if n > CONTEXT and not pipe.free_noise_enabled:
+            # Enabled once for good: diffusers 0.42's disable_free_noise fails on adapters without
+            # a motion mid block, such as v1-5-3's.
+            pipe.enable_free_noise(context_length=CONTEXT, context_stride=4)
         pipe.scheduler.set_timesteps(request.steps, device=self.device)
         timesteps, steps = pipe.get_timesteps(request.steps, pipe.scheduler.timesteps,
                                               request.strength, self.device)
