@@ -24,12 +24,13 @@ Stream = Iterable["tuple[int, np.ndarray] | Progress"]
 
 
 def write_frames(stream: Stream, target: Path, *, fps: Fraction, size: tuple[int, int], total: int,
-                 alpha: Callable[[int], np.ndarray] | None = None,
-                 overwrite: bool = False) -> Steps[None]:
-    """Each ``(frame, image)`` of ``stream`` into ``target``: a folder (no suffix) of PNGs named
-    by frame, or a movie at ``fps`` of ``size`` with ``alpha(frame)`` (0-1) as its alpha
-    channel when given. One progress event per frame, of ``total``."""
-    sink = _folder if target.suffix == "" else _movie
+                 alpha: Callable[[int], np.ndarray] | None = None, overwrite: bool = False,
+                 folder: bool | None = None) -> Steps[None]:
+    """Each ``(frame, image)`` of ``stream`` into ``target``: a ``folder`` (by default: a path
+    without a suffix) of PNGs named by frame, or a movie at ``fps`` of ``size`` with
+    ``alpha(frame)`` (0-1) as its alpha channel when given. One progress event per frame, of
+    ``total``."""
+    sink = _folder if (target.suffix == "" if folder is None else folder) else _movie
     yield from sink(stream, target, fps, size, total, alpha, overwrite)
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kinema.app.propagate_jobs import check_object_masks, open_object_masks
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.jobs import Progress, Steps, mapped
 
@@ -111,37 +112,6 @@ def pick_frames(reader: Any, count: int, start: int, end: int,
     return pick_keys(meter.scores, count, start=start, usable=usable if masks is not None else None)
 
 
-def open_masks(mask: str | os.PathLike[str] | None, project: str | os.PathLike[str] | None,
-               track: str | None) -> tuple[MaskSource | None, str | None]:
-    """The object's masks (none: the whole frame) and a project track's id."""
-    from kinema.app import restyle_jobs
-
-    if mask is not None and (project is not None or track is not None):
-        raise InvalidArgumentError("give --mask MASKS.npz or --project P --track OBJ, not both")
-    if mask is not None:
-        return restyle_jobs.LabelFile(mask), None
-    if (project is None) != (track is None):
-        raise InvalidArgumentError("--project and --track go together",
-                                   hint="give --project P --track OBJ (a mask track's name or id)")
-    if project is None or track is None:
-        return None, None
-    masks, _footage, track_id = restyle_jobs.project_track(project, track)
-    return masks, track_id
-
-
-def check_masks(masks: MaskSource, size: tuple[int, int], end: int,
-                video: str | os.PathLike[str]) -> None:
-    """The masks are the video's size and reach the range's end."""
-    if masks.size != tuple(size):
-        raise InvalidArgumentError(
-            f"the masks are {masks.size[0]}x{masks.size[1]} but {Path(video).name} is "
-            f"{size[0]}x{size[1]}", path=masks.name,
-            hint="give masks tracked on this video (kinema track VIDEO -o masks.npz)")
-    if masks.frames < end:
-        raise InvalidArgumentError(f"the masks cover {masks.frames} frames, the range ends at {end}",
-                                   path=masks.name, hint="track the whole range, or give --end")
-
-
 def make_keys(video: str | os.PathLike[str], output: str | os.PathLike[str], *, count: int,
               look: str | None = None, start: int = 0, end: int | None = None,
               mask: str | os.PathLike[str] | None = None,
@@ -163,7 +133,7 @@ def make_keys(video: str | os.PathLike[str], output: str | os.PathLike[str], *, 
         check_look(look)
     check_count(count)
     atomic.check_can_write(target, overwrite, folder=True)
-    masks, track_id = open_masks(mask, project, track)
+    masks, track_id = open_object_masks(mask, project, track)
     try:
         frames, start, end = yield from _write_keys(video, target, count, look, start, end,
                                                     masks, overwrite)
@@ -179,51 +149,35 @@ def make_keys(video: str | os.PathLike[str], output: str | os.PathLike[str], *, 
 def _write_keys(video: str | os.PathLike[str], target: Path, count: int, look: str | None,
                 start: int, end: int | None, masks: MaskSource | None,
                 overwrite: bool) -> Steps[tuple[list[int], int, int]]:
-    """Pick the keys, then write each (styled) into a temporary folder committed when complete."""
-    from kinema.app.propagate_jobs import FEATHER
-    from kinema.app.restyle_jobs import KEY_NAME, READ_CACHE_BYTES
-    from kinema.core import atomic
+    """Pick the keys, then write each (styled) into a folder committed when complete."""
+    from kinema.app.frame_output import write_frames
+    from kinema.app.propagate_jobs import object_mattes
+    from kinema.app.restyle_jobs import READ_CACHE_BYTES
     from kinema.core.frames import frame_range
     from kinema.media import open_video
-    from kinema.media.image import encode_png
 
     with open_video(video, prefetch=False, cache_bytes=READ_CACHE_BYTES) as reader:
         start, end = frame_range(len(reader), start, end, path=video)
         check_count(count, end - start, f"{start}:{end}")
         if masks is not None:
-            check_masks(masks, reader.size, end, video)
+            check_object_masks(masks, reader.size, end, video)
         total = end - start + count
         picked = yield from pick_frames(reader, count, start, end, masks, total=total)
-        temp = atomic.temp_path_for(target)
-        try:
-            with atomic.naming_errors(target):
-                temp.mkdir()
-            for done, i in enumerate(picked, end - start + 1):
-                image = _key_image(np.asarray(reader[i])[..., :3], i, look, masks, FEATHER)
-                with atomic.naming_errors(target):
-                    (temp / KEY_NAME.format(frame=i)).write_bytes(encode_png(image))
-                yield Progress(done, total, "frames")
-            with atomic.naming_errors(target):
-                atomic.commit_frames(temp, target, overwrite)
-        except BaseException:
-            atomic.discard(temp)
-            raise
+        mattes = object_mattes(masks)
+        keys = ((i, _key_image(np.asarray(reader[i])[..., :3], look, mattes(i) if mattes else None))
+                for i in picked)
+        written = write_frames(keys, target, fps=reader.fps, size=reader.size, total=count,
+                               overwrite=overwrite, folder=True)
+        yield from mapped(written, lambda e: replace(e, done=e.done + end - start, total=total))
     return picked, start, end
 
 
-def _key_image(frame: np.ndarray, i: int, look: str | None, masks: MaskSource | None,
-               feather: float) -> np.ndarray:
-    """Frame ``i`` as a key: as it is, or in ``look`` (only inside the object's matte)."""
+def _key_image(frame: np.ndarray, look: str | None, matte: np.ndarray | None) -> np.ndarray:
+    """A frame as a key: as it is, or in ``look`` (only inside the object's ``matte``)."""
     if look is None:
         return np.ascontiguousarray(frame)
     from kinema.generate.looks import apply_look
-    from kinema.render.mattes import matte_from_mask
 
-    matte = None
-    if masks is not None:
-        found = masks.read(i)
-        matte = matte_from_mask(np.zeros(masks.size[::-1], bool) if found is None else found,
-                                feather=feather)
     return apply_look(look, frame, matte)
 
 
@@ -298,7 +252,7 @@ def restyle_frames(source: str | os.PathLike[str], count: int, *, track: str | N
         with open_video(footage, prefetch=False, cache_bytes=READ_CACHE_BYTES) as reader:
             end = min(len(reader), masks.frames)
             if masks.size != reader.size:
-                check_masks(masks, reader.size, end, footage)
+                check_object_masks(masks, reader.size, end, footage)
             return (yield from pick_frames(reader, count, 0, end, masks))
     finally:
         masks.close()

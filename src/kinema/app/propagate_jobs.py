@@ -76,14 +76,14 @@ def propagate_video(video: str | os.PathLike[str], output: str | os.PathLike[str
                                    hint="give --key FRAME=IMAGE or --keys DIR (a restyle output)")
     folder = target.suffix == ""
     atomic.check_can_write(target, overwrite, folder=folder)
-    masks, track_id = _masks(mask, project, track)
+    masks, track_id = open_object_masks(mask, project, track)
     try:
         with open_video(video, prefetch=False) as reader:
             start, end = frame_range(len(reader), start, end, path=video)
             images = {k: read_key(k, path, size=reader.size, frames=len(reader), start=start,
                                   end=end, footage=video) for k, path in sorted(keys.items())}
             if masks is not None:
-                _check_masks(masks, reader.size, end, video)
+                check_object_masks(masks, reader.size, end, video)
             with tempfile.TemporaryDirectory(prefix="kinema-propagate-") as scratch:
                 yield from _write(reader, images, masks, start, end, QUALITIES[quality], target,
                                   overwrite, Path(scratch))
@@ -97,9 +97,10 @@ def propagate_video(video: str | os.PathLike[str], output: str | os.PathLike[str
     return Propagated(target, start, end, tuple(sorted(keys)), record)
 
 
-def _masks(mask: str | os.PathLike[str] | None, project: str | os.PathLike[str] | None,
-           track: str | None) -> tuple[MaskSource | None, str | None]:
-    """The object's masks (none: the whole frame is styled) and a project track's id."""
+def open_object_masks(mask: str | os.PathLike[str] | None, project: str | os.PathLike[str] | None,
+                      track: str | None) -> tuple[MaskSource | None, str | None]:
+    """The object's masks, a label map file's or ``project``'s mask track ``track``'s (none:
+    the whole frame), and a project track's id."""
     from kinema.app import restyle_jobs
 
     if mask is not None and (project is not None or track is not None):
@@ -115,10 +116,10 @@ def _masks(mask: str | os.PathLike[str] | None, project: str | os.PathLike[str] 
     return masks, track_id
 
 
-def _check_masks(masks: MaskSource, size: tuple[int, int], end: int,
-                 video: str | os.PathLike[str]) -> None:
+def check_object_masks(masks: MaskSource, size: tuple[int, int], end: int,
+                       video: str | os.PathLike[str]) -> None:
     """The masks are the video's size and reach the range's end."""
-    if masks.size != size:
+    if masks.size != tuple(size):
         raise InvalidArgumentError(
             f"the masks are {masks.size[0]}x{masks.size[1]} but {Path(video).name} is "
             f"{size[0]}x{size[1]}", path=masks.name,

@@ -380,19 +380,13 @@ class _Models:
                canny: tuple[int, int], grid: int, sources: list[Any], *, name: str) -> Any:
         """The :class:`~kinema.document.recipes.RestyleRecipe` of this run."""
         from kinema.app.operation_records import placement_of
-        from kinema.app.pose_jobs import DEFAULT_BACKEND, pose_models
         from kinema.core.hashing import file_sha256
         from kinema.document.recipes import ControlRef, LoraRef, RestyleRecipe
         from kinema.generate.sdxl import Request
 
         sampled = Request(settings.prompt, steps=settings.steps, guidance=settings.guidance,
                           scheduler=settings.scheduler).settled(generator.card)
-        annotators = []
-        if self.pose:
-            made = pose_models(DEFAULT_BACKEND)
-            annotators += [m for m in (made.get("model"), made.get("detector")) if m is not None]
-        if self.depth is not None:
-            annotators.append(model_ref(self.depth[0], "depth"))
+        annotators = annotator_refs(self.pose, self.depth)
         return RestyleRecipe(
             id=f"restyle-{name}", model=model_ref(self.name, "text-to-image"),
             **placement_of(generator), seed=settings.seed, inputs=[s.as_input() for s in sources],
@@ -482,6 +476,20 @@ def load_annotators(pose: bool, depth: Path | None, device: Any) -> dict[str, An
         from kinema.vision.depth import DepthEstimator
 
         found["depth"] = DepthEstimator(depth, device=device)
+    return found
+
+
+def annotator_refs(pose: bool, depth: tuple[str | os.PathLike[str] | None, Path] | None) -> list[Any]:
+    """The models that made the control images, as a recipe records them: the bundled pose
+    model (and its person detector) when ``pose``, the ``depth`` model (its name, folder)."""
+    from kinema.app.pose_jobs import DEFAULT_BACKEND, pose_models
+
+    found = []
+    if pose:
+        made = pose_models(DEFAULT_BACKEND)
+        found += [m for m in (made.get("model"), made.get("detector")) if m is not None]
+    if depth is not None:
+        found.append(model_ref(depth[0], "depth"))
     return found
 
 
