@@ -61,3 +61,21 @@ def test_the_search_index_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(MissingExtraError, match=r"the search index needs the optional package 'lancedb'; "
                                                 r"install it with: pip install 'kinema\[search\]'"):
         _lancedb()
+
+
+def test_weight_hashes_are_read_once_until_a_file_changes(tmp_path, monkeypatch) -> None:
+    import os
+
+    from kinema.core import hashing
+    from kinema.models import registry
+
+    shard = tmp_path / "model.safetensors"
+    shard.write_bytes(b"weights" * 100)
+    reads = []
+    real = hashing.files_sha256
+    monkeypatch.setattr(hashing, "files_sha256", lambda files: reads.append(files) or real(files))
+    first = registry.weights_sha256([shard])
+    assert registry.weights_sha256([shard]) == first == real([shard]) and len(reads) == 1
+    shard.write_bytes(b"other" * 100)
+    os.utime(shard, ns=(1, 1))
+    assert registry.weights_sha256([shard]) == real([shard]) != first and len(reads) == 2

@@ -8,6 +8,7 @@ error naming the pull command.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -254,14 +255,48 @@ class ModelIdentity:
 def identity(model: str | os.PathLike[str] | None, *, task: str) -> ModelIdentity:
     """The identity of the model :func:`resolve` picks: a registry model by its hub repository
     and pinned revision, a folder by its path; either way the hash of its weight files."""
-    from kinema.core.hashing import files_sha256
-
     folder = resolve(model, task=task)
     name = str(model) if model is not None else DEFAULTS[task]
     entry = MODELS.get(name)
     weights = sorted(p for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin"))
     return ModelIdentity(entry.repo if entry else str(folder.resolve()),
-                         entry.revision if entry else None, files_sha256(weights))
+                         entry.revision if entry else None, weights_sha256(weights))
+
+
+def weights_sha256(files: list[Path]) -> str:
+    """One sha256 over ``files`` (a model's weight shards), remembered in the user cache by
+    their paths, sizes and modification times: tens of gigabytes are read once, not on every
+    run (a file rewritten in place gets a new time and is read again)."""
+    from kinema.core.atomic import atomic_write_bytes
+    from kinema.core.hashing import files_sha256
+
+    stamp = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()
+    cache = _hash_cache()
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return known[key]
+    digest = files_sha256(files)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cache, json.dumps({**(known if isinstance(known, dict) else {}),
+                                              key: digest}).encode())
+    except OSError:
+        pass  # an unwritable cache only costs the next run the same reading
+    return digest
+
+
+def _hash_cache() -> Path:
+    """Where weight hashes are remembered: ``$KINEMA_CACHE_DIR`` or the user cache folder."""
+    root = os.environ.get("KINEMA_CACHE_DIR")
+    if root:
+        return Path(root) / "model-hashes.json"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("kinema")) / "model-hashes.json"
 
 
 def pull(name: str) -> Path:
