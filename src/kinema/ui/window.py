@@ -422,7 +422,9 @@ class Window:
         _, style.negative = imgui.input_text("negative##style", style.negative)
         _, style.strength = imgui.slider_float("strength", style.strength, 0.05, 1.0)
         _, style.seed = imgui.input_int("seed##style", style.seed)
-        for kind in VIDEO_CONTROL_KINDS[style.engine] if video else CONTROL_KINDS:
+        offered = VIDEO_CONTROL_KINDS[style.engine] if video else CONTROL_KINDS
+        # a condition set for another engine stays listed, so it can be taken out
+        for kind in [*offered, *(k for k in style.controls if k not in offered)]:
             on = kind in style.controls
             changed, on = imgui.checkbox(f"{kind}##control", on)
             if changed:
