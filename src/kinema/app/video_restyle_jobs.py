@@ -426,18 +426,12 @@ class _VideoModels:
                reference: str | os.PathLike[str] | None, *, name: str) -> Any:
         """The :class:`~kinema.document.recipes.RestyleRecipe` of this run."""
         from kinema.app.operation_records import placement_of
-        from kinema.app.pose_jobs import DEFAULT_BACKEND, pose_models
-        from kinema.app.restyle_jobs import model_ref
+        from kinema.app.restyle_jobs import annotator_refs, model_ref
         from kinema.core.hashing import file_sha256
         from kinema.document.recipes import ControlRef, RestyleRecipe
 
         task = "text-to-image-sd15" if self.engine == "animatediff" else "video-edit"
-        annotators = []
-        if self.pose:
-            made = pose_models(DEFAULT_BACKEND)
-            annotators += [m for m in (made.get("model"), made.get("detector")) if m is not None]
-        if self.depth is not None:
-            annotators.append(model_ref(self.depth[0], "depth"))
+        annotators = annotator_refs(self.pose, self.depth)
         return RestyleRecipe(
             id=f"restyle-{name}", engine=self.engine, model=model_ref(self.name, task),
             motion_model=model_ref(self.motion[0], "motion-adapter") if self.motion else None,
