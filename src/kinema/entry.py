@@ -38,6 +38,10 @@ def edit(
     controlnet: Annotated[list[str] | None, typer.Option(
         "--controlnet", help="KIND=NAME|DIR: the Restyle panel's ControlNet of a condition "
                              "(default: the registry's).")] = None,
+    video_model: Annotated[list[str] | None, typer.Option(
+        "--video-model", help="KIND=NAME|DIR: a model of the Restyle panel's video engines, KIND "
+                              "one of animatediff (the SD 1.5 base), motion, wan-vace, canny, pose, "
+                              "depth (default: the registry's).")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="cuda, mps or cpu for the models (default: the best here).")] = None,
     size: Annotated[str, typer.Option("--size", help="Window size WxH.")] = "1400x900",
@@ -70,7 +74,8 @@ def edit(
                 raise InvalidArgumentError("nothing to open", hint="kinema edit VIDEO (or a project folder)")
             path = Path(recent[0])
         editor = Editor.open(path, backend=backend, choice=ModelChoice(model=model, device=device),
-                             sdxl=sdxl, controlnets=parse_controlnets(controlnet or []))
+                             sdxl=sdxl, controlnets=parse_controlnets(controlnet or []),
+                             video_models=_video_models(video_model or []))
         recent_files(add=str(path.resolve()))
         script = [c.strip() for c in (do or "").split(";") if c.strip()]
         window = Window(editor, screenshot=screenshot, script=script, size=(width, height))
@@ -102,3 +107,20 @@ def run() -> None:
 
     app.command()(edit)
     run_cli()
+
+
+
+def _video_models(values: list[str]) -> dict[str, str]:
+    """``--video-model KIND=NAME|DIR`` options as the editor's video models by kind."""
+    from kinema.core.errors import InvalidArgumentError
+    from kinema.ui.model.video_restyle import MODEL_KEYS
+
+    found = {}
+    for value in values:
+        kind, equals, model = value.partition("=")
+        if not equals or not model or kind not in MODEL_KEYS:
+            raise InvalidArgumentError(f"--video-model {value!r} is not KIND=NAME|DIR",
+                                       hint=f"KIND is one of {', '.join(MODEL_KEYS)}")
+        found[kind] = model
+    return found
+
