@@ -55,6 +55,7 @@ def edit(
 
     with exit_on_error():
         check_backend(backend)
+        video_models = _video_models(video_model or [])
         try:
             width, height = (int(v) for v in size.lower().split("x"))
         except ValueError:
@@ -75,7 +76,7 @@ def edit(
             path = Path(recent[0])
         editor = Editor.open(path, backend=backend, choice=ModelChoice(model=model, device=device),
                              sdxl=sdxl, controlnets=parse_controlnets(controlnet or []),
-                             video_models=_video_models(video_model or []))
+                             video_models=video_models)
         recent_files(add=str(path.resolve()))
         script = [c.strip() for c in (do or "").split(";") if c.strip()]
         window = Window(editor, screenshot=screenshot, script=script, size=(width, height))
