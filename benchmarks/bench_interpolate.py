@@ -10,8 +10,9 @@ Methods, in the same run:
   as a subprocess, timed: decoding, the cut guard's scan, flow, PNG writing);
 - ``ffmpeg -i HALF -vf minterpolate=fps=24:mi_mode=mci:mc_mode=aobmc:me_mode=bidir DIR/%04d.png``
   (motion-compensated, bidirectional motion estimation, adaptive OBMC; timed the same way);
-- plain DIS warp averaged: the same DIS flows, each frame warped half-way along its own flow
-  at the output pixel (``-F01(x)/2``, ``-F10(x)/2``) and averaged (the baseline of issue 14);
+- plain DIS warp averaged: OpenCV's DIS medium flows both ways, each frame warped half-way
+  along its own flow at the output pixel (``-F01(x)/2``, ``-F10(x)/2``) and averaged (the
+  baseline of issue 14);
 - RIFE v3.9 (bundled, torch on the CPU) in-process, unless ``--no-rife``;
 - the plain cross-fade.
 
@@ -65,10 +66,11 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def plain_dis(a: np.ndarray, b: np.ndarray, flows) -> np.ndarray:
+def plain_dis(a: np.ndarray, b: np.ndarray, dis) -> np.ndarray:
     import cv2
 
-    f01, f10 = flows(a, b)
+    ga, gb = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b))
+    f01, f10 = dis.calc(ga, gb, None), dis.calc(gb, ga, None)
     h, w = a.shape[:2]
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
 
@@ -84,7 +86,8 @@ def main() -> None:
     parser.add_argument("--clips", default=",".join(CLIPS))
     parser.add_argument("--no-rife", action="store_true")
     args = parser.parse_args()
-    from kinema.generate.flow_interp import FlowInterpolator
+    import cv2
+
     from kinema.generate.rife import blend
 
     rife = None
@@ -119,14 +122,14 @@ def main() -> None:
             totals["minterpolate"] += t_m
             made = {"kinema flow": folder(out_k), "minterpolate": folder(out_m)}
             pairs = min(len(source) - 1, len(made["minterpolate"]) // 2)
-            dis = FlowInterpolator()
+            dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
             made["plain DIS average"] = [None] * (2 * pairs)
             made["cross-fade"] = [None] * (2 * pairs)
             if rife is not None:
                 made["RIFE v3.9"] = [None] * (2 * pairs)
             for i in range(pairs):
                 a, b = source[i], source[i + 1]
-                made["plain DIS average"][2 * i + 1] = plain_dis(a, b, dis.flows)
+                made["plain DIS average"][2 * i + 1] = plain_dis(a, b, dis)
                 made["cross-fade"][2 * i + 1] = blend(a, b, 0.5)
                 if rife is not None:
                     made["RIFE v3.9"][2 * i + 1] = rife.interpolate(a, b, 0.5)
