@@ -187,3 +187,22 @@ def tiny_wan_vace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kinema.models.tiny_video import build_tiny_wan_vace
 
     return build_tiny_wan_vace(tmp_path_factory.mktemp("models") / "wan-vace")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen2 instruct model with a chat template (``kinema models tiny llm``)."""
+    pytest.importorskip("transformers")
+    from kinema.models.tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(tmp_path_factory.mktemp("models") / "llm")
+
+
+@pytest.fixture(scope="session")
+def tiny_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight MusicGen folder (``kinema models tiny musicgen``)."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("scipy")
+    from kinema.models.tiny_music import build_tiny_musicgen
+
+    return build_tiny_musicgen(tmp_path_factory.mktemp("models") / "musicgen")

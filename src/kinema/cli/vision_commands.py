@@ -224,8 +224,8 @@ def tiny(
     name: Annotated[str, typer.Argument(
         help="Model name or family whose architecture to copy: sam2, grounding-dino, clip, sdxl, "
              "controlnet (matching the tiny sdxl), depth, lora (a LoRA file for the tiny sdxl), "
-             "wan, wan-vace, or animatediff (sd15-base, its motion adapter and ControlNets, "
-             "one folder each).")],
+             "wan, wan-vace, llm (a Qwen2 instruct model), musicgen, or animatediff (sd15-base, "
+             "its motion adapter and ControlNets, one folder each).")],
     folder: Annotated[Path, typer.Argument(help="New folder (or .safetensors file, for lora) to write.")],
 ) -> None:
     """Write a tiny random-weight model of NAME's architecture (for offline smoke tests)."""
@@ -243,7 +243,8 @@ def tiny(
         out.print(f"wrote a tiny {name} to {written}: {parts} (random weights, for smoke tests: "
                   f"KINEMA_MODELS={written} finds them by name)")
         return
-    flags = {"detect-text": "--detector", "lora": "--lora", "control-canny": "--controlnet"}
+    flags = {"detect-text": "--detector", "lora": "--lora", "control-canny": "--controlnet", "write": "--llm",
+             "music": "--music"}
     flag = flags.get("lora" if name == "lora" else spec(model_named(name)).task, "--model")
     out.print(f"wrote a tiny {name} to {written} (random weights, for smoke tests: {flag} {written})")
 

@@ -28,6 +28,10 @@ _SD15_FP16 = ("model_index.json", "feature_extractor/*.json", "scheduler/*.json"
                 for pattern in ("config.json", "*.fp16.safetensors")))
 # A Wan 2.1 diffusers repository: its pipeline folders whole (the weights come in one dtype).
 _WAN = ("model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*", "transformer/*", "vae/*")
+# A transformers causal LM: configs, tokenizer, safetensors weights.
+_LLM = ("*.json", "merges.txt", "vocab.json", "*.safetensors")
+# MusicGen in transformers' layout (not audiocraft's state_dict.bin, nor pytorch_model.bin).
+_MUSICGEN = ("*.json", "spiece.model", "model.safetensors")
 
 
 def _card(steps: int, guidance: float, scheduler: str, side: int) -> dict:
@@ -153,6 +157,20 @@ MODELS: dict[str, ModelSpec] = {
                   revision="ec4d2cb062b548996b179d493fdd05340de702a1",
                   vram="as wan2.1-t2v-1.3b (8.19 GB at 480p by the Wan cards); in bf16 about 15 GB "
                        "of weights, 11.4 GB of them the text encoder: model offload on smaller GPUs"),
+        # kinema tv: writing (shot lists) and scoring (music).
+        ModelSpec("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct", "qwen2", "write",
+                  "Qwen2.5 0.5B Instruct: writes kinema tv's shot lists (JSON) from a theme",
+                  size_mb=988, licence="Apache-2.0", files=_LLM,
+                  revision="7ae557604adf67be50417f59c2c2f167def9a775",
+                  vram="about 1 GB in bf16 (0.5B parameters); runs on a CPU in seconds per list"),
+        ModelSpec("musicgen-small", "facebook/musicgen-small", "musicgen", "music",
+                  "MusicGen small (300M): mono music at 32 kHz from words, up to 30 s a piece",
+                  size_mb=2364, licence="CC-BY-NC-4.0 (weights: non-commercial use only; the "
+                  "transformers code is Apache-2.0)", files=_MUSICGEN,
+                  card={"sample_rate": 32000, "frame_rate": 50, "guidance": 3.0, "max_seconds": 30},
+                  revision="4c8334b02c6ec4e8664a91979669a501ec497792",
+                  vram="about 2.4 GB of fp32 weights (1.2 GB in fp16); a 10 s piece is 500 decoder "
+                       "steps"),
     ]
 }
 DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny", "embed": "clip-vit-b32",
@@ -161,7 +179,8 @@ DEFAULTS = {"segment-video": "sam2-tiny", "detect-text": "grounding-dino-tiny", 
             "depth": "depth-anything-v2-small", "text-to-image-sd15": "sd15-base",
             "motion-adapter": "animatediff-v1-5-3", "control-pose-sd15": "controlnet-openpose-sd15",
             "control-canny-sd15": "controlnet-canny-sd15", "text-to-video": "wan2.1-t2v-1.3b",
-            "video-edit": "wan2.1-vace-1.3b"}
+            "video-edit": "wan2.1-vace-1.3b", "write": "qwen2.5-0.5b-instruct",
+            "music": "musicgen-small"}
 # What marks a folder as a model: transformers and diffusers models have a ``config.json``,
 # diffusers pipelines a ``model_index.json``.
 MARKERS = ("config.json", "model_index.json")

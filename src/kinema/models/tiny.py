@@ -19,7 +19,7 @@ FAMILIES = {"sam2": "sam2-tiny", "grounding-dino": "grounding-dino-tiny", "clip"
             "sdxl": "sdxl-base", "controlnet": "controlnet-canny-sdxl",
             "depth": "depth-anything-v2-small", "sd15": "sd15-base",
             "controlnet-sd15": "controlnet-openpose-sd15", "wan": "wan2.1-t2v-1.3b",
-            "wan-vace": "wan2.1-vace-1.3b"}
+            "wan-vace": "wan2.1-vace-1.3b", "llm": "qwen2.5-0.5b-instruct", "musicgen": "musicgen-small"}
 # Each family's builder, ``module:function`` taking the new folder; imported when it is used.
 BUILDERS = {"sam2": "kinema.models.tiny_sam2:build_tiny_sam2",
             "grounding-dino": "kinema.models.tiny_grounding_dino:build_tiny_grounding_dino",
@@ -31,7 +31,9 @@ BUILDERS = {"sam2": "kinema.models.tiny_sam2:build_tiny_sam2",
             "motion-adapter": "kinema.models.tiny_video:build_tiny_motion_adapter",
             "controlnet-sd15": "kinema.models.tiny_video:build_tiny_controlnet_sd15",
             "wan": "kinema.models.tiny_video:build_tiny_wan",
-            "wan-vace": "kinema.models.tiny_video:build_tiny_wan_vace"}
+            "wan-vace": "kinema.models.tiny_video:build_tiny_wan_vace",
+            "qwen2": "kinema.models.tiny_llm:build_tiny_llm",
+            "musicgen": "kinema.models.tiny_music:build_tiny_musicgen"}
 # Not a registry model but a file: a LoRA for the tiny SDXL.
 LORA = "lora"
 # Not one model but a set of folders, each named after its registry model: AnimateDiff's
@@ -56,9 +58,9 @@ def builder(family: str) -> Callable[[Path], Path]:
 def build_tiny(name: str, out: str | os.PathLike[str]) -> Path:
     """Write a tiny random-weight model of registry model ``name``'s family (or of the family
     ``name`` itself: ``sam2``, ``grounding-dino``, ``clip``, ``sdxl``, ``controlnet``,
-    ``depth``, ``sd15``, ``controlnet-sd15``, ``wan``, ``wan-vace``) into the new folder
-    ``out``; ``lora`` writes a LoRA file for the tiny SDXL (``out`` a new ``.safetensors`` file or
-    folder), ``animatediff`` the set of folders AnimateDiff loads (``sd15-base/``,
+    ``depth``, ``sd15``, ``controlnet-sd15``, ``wan``, ``wan-vace``, ``llm``, ``musicgen``) into
+    the new folder ``out``; ``lora`` writes a LoRA file for the tiny SDXL (``out`` a new
+    ``.safetensors`` file or folder), ``animatediff`` the set of folders AnimateDiff loads (``sd15-base/``,
     ``animatediff-v1-5-3/``, ``controlnet-openpose-sd15/``, ``controlnet-canny-sd15/``)."""
     target = Path(out)
     if name == LORA:
