@@ -232,16 +232,20 @@ def test_live_to_rtmp_and_hls(tmp_path: Path, segments: list[Path]):
 
 
 @needs_nginx
-def test_rtmp_server_restarted_mid_stream(tmp_path: Path, segments: list[Path]):
+@pytest.mark.parametrize("with_hls", [False, True], ids=["rtmp", "rtmp+hls"])
+def test_rtmp_server_restarted_mid_stream(tmp_path: Path, segments: list[Path], with_hls: bool):
+    """RTMP alone: the channel waits for the server and the segment on air plays again from
+    its start. With HLS too: HLS goes on without a pause and RTMP rejoins live."""
     playlist = make_playlist(tmp_path / "state", segments)
     with NginxRtmp() as server:
         url = server.url("channel")
         client = Client(url, seconds=25)
         client.start()
-        broadcaster = Broadcaster(playlist, rtmp=url, channel=CHANNEL, max_seconds=8.0,
-                                  backoff=0.25, backoff_max=2.0)
+        broadcaster = Broadcaster(playlist, rtmp=url, hls=tmp_path / "hls" if with_hls else None,
+                                  channel=CHANNEL, max_seconds=8.0, backoff=0.25, backoff_max=2.0)
         holder: dict = {}
         thread = threading.Thread(target=lambda: holder.update(result=broadcaster.run()), daemon=True)
+        started = time.monotonic()
         thread.start()
         try:
             time.sleep(3.0)  # in the middle of the second segment
@@ -252,6 +256,7 @@ def test_rtmp_server_restarted_mid_stream(tmp_path: Path, segments: list[Path]):
             server.start()
             thread.join(20)
             assert not thread.is_alive()
+            wall = time.monotonic() - started
         finally:
             broadcaster.stop()
             thread.join(5)
@@ -272,8 +277,13 @@ def test_rtmp_server_restarted_mid_stream(tmp_path: Path, segments: list[Path]):
     history = json.loads((tmp_path / "state" / "playlist.json").read_text())["history"]
     assert [h["title"] for h in history][:3] == ["shot 0", "shot 1", "shot 2"]
     replayed = next(h for h in history if h["segment"] == on_air["id"])
-    assert replayed["started"] > cut_wall
-    assert replayed["ended"] - replayed["started"] >= on_air["duration"] - 0.3
+    if with_hls:
+        assert replayed["started"] < cut_wall  # HLS did not stop: the segment went on
+        assert wall < 9.2  # 8 s on air: the channel did not wait for RTMP
+    else:
+        assert replayed["started"] > cut_wall
+        assert wall > 9.2  # 8 s on air and the 1.5 s outage waited out
+        assert replayed["ended"] - replayed["started"] >= on_air["duration"] - 0.3
     assert playlist.status().queue == []
 
 
