@@ -322,6 +322,31 @@ def test_full_disk_stops_cleanly(tmp_path: Path, segments: list[Path],
     assert (tmp_path / "hls" / "index.m3u8").exists()
 
 
+def test_restart_continues_the_channel(tmp_path: Path, segments: list[Path]):
+    """A second run on the same state folder replays the segment left on air and continues
+    the stream's timestamps and the HLS media sequence."""
+    import av
+
+    make_playlist(tmp_path / "state", segments)
+    hls = tmp_path / "hls"
+    first = Broadcaster(Playlist(tmp_path / "state"), hls=hls, channel=CHANNEL, realtime=False,
+                        hls_time=1.0, hls_list_size=3, max_seconds=3.0).run()
+    assert first.titles == ["shot 0"]  # shot 1 was on air at 3 s
+    on_air = Playlist(tmp_path / "state").status().on_air
+    assert on_air["title"] == "shot 1"
+    sequence = media_sequence(hls / "index.m3u8")
+    second = Broadcaster(Playlist(tmp_path / "state"), hls=hls, channel=CHANNEL, realtime=False,
+                         hls_time=1.0, hls_list_size=3, max_seconds=3.0).run()
+    assert second.titles[0] == "shot 1"  # played again from its start
+    now = json.loads((hls / "now.json").read_text())
+    assert now["recent"][0]["stream_time"] == pytest.approx(3.0)  # continues, not from 0
+    assert media_sequence(hls / "index.m3u8") > sequence
+    last = [line for line in (hls / "index.m3u8").read_text().splitlines() if line.endswith(".ts")][-1]
+    with av.open(str(hls / last)) as ts:
+        times = [f.time for f in ts.decode(video=0)]
+    assert min(times) > 5.0  # the second run's pictures come after the first run's
+
+
 def test_broadcaster_needs_an_output(tmp_path: Path):
     with pytest.raises(ValueError):
         Broadcaster(Playlist(tmp_path / "state"))

@@ -219,6 +219,7 @@ class Broadcaster:
         self._hls: Any = None
         self._hls_streams: tuple[Any, Any] | None = None
         self._force_key = False
+        self._first = 0
 
     # -- public ----------------------------------------------------------------------------
 
@@ -232,11 +233,15 @@ class Broadcaster:
     def run(self) -> BroadcastResult:
         """Broadcast until stopped; see the module's description for what ends it."""
         result = BroadcastResult(reason="stopped")
+        # Timestamps continue where the last run on this state folder stopped.
+        self.n_video = round(self.playlist.stream_time * self.channel.fps)
+        self.n_audio = self._apts = self._channel_samples_at(self.n_video)
+        first = self._first = self.n_video
         self._open_encoder()
         try:
             self._open_outputs()
             while not self.stop_event.is_set():
-                if self.max_seconds is not None and self.stream_seconds >= self.max_seconds:
+                if self._over_max():
                     result.reason = "max-duration"
                     break
                 seg = self.playlist.next()
@@ -245,9 +250,11 @@ class Broadcaster:
                     self._slate(0.5)
                     continue
                 try:
+                    self.playlist.stream_time = self.stream_seconds
                     self.playlist.started(seg)
                     self._announce(seg)
                     if self._play(seg):
+                        self.playlist.stream_time = self.stream_seconds
                         self.playlist.finished(seg)
                         result.segments += 1
                         result.titles.append(seg.title)
@@ -262,10 +269,23 @@ class Broadcaster:
             log.error("disk full while broadcasting: %s; stopping with the state kept", exc)
             result.reason, result.error = "disk-full", str(exc)
         finally:
-            result.seconds = self.stream_seconds
+            result.seconds = (self.n_video - first) / self.channel.fps
             result.reconnects = max(0, (self._rtmp.connects - 1) if self._rtmp else 0)
             self._close()
+            self._save_stream_time()
         return result
+
+    def _over_max(self) -> bool:
+        return (self.max_seconds is not None
+                and self.n_video - self._first >= self.max_seconds * self.channel.fps)
+
+    def _save_stream_time(self) -> None:
+        """Remember where the stream got to (best effort: the disk may be full)."""
+        self.playlist.stream_time = self.stream_seconds
+        try:
+            self.playlist.save()
+        except OSError as exc:
+            log.warning("the playlist state was not updated on the way out: %s", exc)
 
     # -- encoding --------------------------------------------------------------------------
 
@@ -369,7 +389,7 @@ class Broadcaster:
         """Encode one channel frame (a yuv420p VideoFrame of the channel's size)."""
         from av.video.frame import PictureType
 
-        if self.max_seconds is not None and self.stream_seconds >= self.max_seconds:
+        if self._over_max():
             raise _Stop("max-duration")
         self._service_rtmp()
         self._pace()

@@ -100,6 +100,8 @@ class Playlist:
         self.history: list[dict[str, Any]] = []
         self.aired_total = 0
         self.repeating_since: float | None = None
+        # Seconds of stream written so far, so a restarted broadcaster continues its timestamps.
+        self.stream_time = 0.0
         self._load()
 
     # -- persistence -----------------------------------------------------------------------
@@ -122,6 +124,7 @@ class Playlist:
             self.history = list(data.get("history", []))[-HISTORY_LIMIT:]
             self.aired_total = int(data.get("aired_total", len(self.history)))
             self.repeating_since = data.get("repeating_since")
+            self.stream_time = float(data.get("stream_time", 0.0))
         except (ValueError, TypeError, KeyError) as exc:
             raise PlaylistError(f"cannot read the playlist: {exc}", path=self.state_file,
                                 hint="move the file away to start the channel afresh") from exc
@@ -137,6 +140,7 @@ class Playlist:
                 "history": self.history[-HISTORY_LIMIT:],
                 "aired_total": self.aired_total,
                 "repeating_since": self.repeating_since,
+                "stream_time": self.stream_time,
                 "saved": self.clock(),
             }
             atomic_write_bytes(self.state_file, json.dumps(data, indent=1).encode())
