@@ -102,6 +102,7 @@ def test_writer_for_picks_by_the_llm_option(tiny_llm) -> None:
     "Here you go: " + json.dumps(GOOD) + " Let me know if you want changes {like this}.",
     json.dumps(GOOD, indent=1).replace('"mood": "playful pizzicato"', '"mood": "playful pizzicato",'),
     "<think>a fox {maybe}</think>\n" + json.dumps(GOOD),
+    '<think>first {"shots": []}, then more</think>' + json.dumps(GOOD),
 ])
 def test_extract_json_from_messy_text(text: str) -> None:
     found = parse_shot_list(text, "a fox", shots=2)
@@ -172,6 +173,21 @@ class _Canned(BaseHTTPRequestHandler):
     answers: ClassVar[list[str]] = []
     requests: ClassVar[list[dict]] = []
     status = 200
+    models: ClassVar[list[str] | None] = None
+
+    def do_GET(self) -> None:
+        type(self).requests.append({"path": self.path, "body": None,
+                                    "auth": self.headers.get("Authorization")})
+        if self.path != "/v1/models" or type(self).models is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        data = json.dumps({"object": "list", "data": [{"id": m, "object": "model"}
+                                                      for m in type(self).models]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -182,7 +198,8 @@ class _Canned(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b'{"error": "no such model"}')
             return
-        answer = type(self).answers[min(len(type(self).requests), len(type(self).answers)) - 1]
+        posts = sum(1 for r in type(self).requests if r["body"] is not None)
+        answer = type(self).answers[min(posts, len(type(self).answers)) - 1]
         reply = {"id": "x", "object": "chat.completion", "model": body["model"],
                  "choices": [{"index": 0, "finish_reason": "stop",
                               "message": {"role": "assistant", "content": answer}}]}
@@ -205,6 +222,7 @@ def canned_server():
         answers: ClassVar[list[str]] = []
         requests: ClassVar[list[dict]] = []
         status = 200
+        models: ClassVar[list[str] | None] = None
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -230,15 +248,31 @@ def test_openai_writer_against_a_canned_server(canned_server, monkeypatch) -> No
     assert "exactly 2 shots" in body["messages"][0]["content"]
 
 
+def test_openai_writer_asks_the_server_for_its_model_name(canned_server) -> None:
+    url, handler = canned_server
+    handler.answers = [json.dumps(GOOD)]
+    handler.models = ["Qwen/Qwen2.5-7B-Instruct", "other"]  # vLLM answers only to its name
+    writer = OpenAIWriter(url)
+    writer.write("a fox", shots=2)
+    writer.write("a fox", shots=2)
+    assert [r["path"] for r in handler.requests] == ["/v1/models", "/v1/chat/completions",
+                                                     "/v1/chat/completions"]  # listed once
+    assert handler.requests[1]["body"]["model"] == "Qwen/Qwen2.5-7B-Instruct"
+    handler.requests.clear()
+    handler.models = None  # a server without /models
+    OpenAIWriter(url).write("a fox", shots=2)
+    assert handler.requests[-1]["body"]["model"] == "default"
+
+
 def test_openai_writer_retries_invalid_json_then_errors(canned_server) -> None:
     url, handler = canned_server
     handler.answers = ['{"shots": [', json.dumps(GOOD)]
     assert len(OpenAIWriter(url).write("a fox", shots=2).shots) == 2
-    assert len(handler.requests) == 2
+    assert [r["path"] for r in handler.requests].count("/v1/chat/completions") == 2
     handler.requests.clear()
     handler.answers = ["not json"]
     with pytest.raises(NoValidAnswerError, match="no valid shot list in 3 tries"):
-        OpenAIWriter(url).write("a fox", shots=2)
+        OpenAIWriter(url, model="m").write("a fox", shots=2)
     assert len(handler.requests) == 3
 
 
@@ -246,7 +280,7 @@ def test_openai_writer_http_error_is_one_clear_error(canned_server) -> None:
     url, handler = canned_server
     handler.status = 404
     with pytest.raises(WritingError, match="HTTP 404: .*no such model"):
-        write_shot_list("a fox", writer=OpenAIWriter(url))  # not a bad answer: no fallback
+        write_shot_list("a fox", writer=OpenAIWriter(url, model="m"))  # not a bad answer: no fallback
     assert len(handler.requests) == 1
 
 

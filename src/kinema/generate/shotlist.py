@@ -231,11 +231,14 @@ def build_messages(theme: str, shots: int) -> list[dict[str, str]]:
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S | re.I)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_THINKING = re.compile(r"<think>.*?</think>", re.S | re.I)
 
 
 def extract_json(text: str) -> object:
     """The JSON value in an LLM's answer: inside a code fence, or the first balanced ``{...}``
-    or ``[...]`` with prose around it; trailing commas forgiven. ``ValueError`` if none."""
+    or ``[...]`` with prose around it (``<think>...</think>`` left out); trailing commas
+    forgiven. ``ValueError`` if none."""
+    text = _THINKING.sub("", text)  # a reasoning model's thoughts may hold braces of their own
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     for candidate in candidates:
         for start, ch in enumerate(candidate):
@@ -395,10 +398,12 @@ class TransformersWriter(ChatWriter):
 
 class OpenAIWriter(ChatWriter):
     """An OpenAI-compatible server at ``url`` (``http://host:port/v1``): one POST to
-    ``/chat/completions`` per attempt. ``model`` is sent as the request's model name (servers
-    of one model ignore it); ``$KINEMA_LLM_API_KEY`` (or ``$OPENAI_API_KEY``) as a bearer key."""
+    ``/chat/completions`` per attempt. ``model`` is the request's model name; without one, the
+    first model the server lists at ``GET /models`` (vLLM answers only to the name it serves;
+    llama.cpp's server takes any), or ``"default"`` when it lists none.
+    ``$KINEMA_LLM_API_KEY`` (or ``$OPENAI_API_KEY``) is sent as a bearer key when set."""
 
-    def __init__(self, url: str, *, model: str = "default", timeout: float = 120.0,
+    def __init__(self, url: str, *, model: str | None = None, timeout: float = 120.0,
                  json_mode: bool = True, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
         if not re.match(r"https?://", url):
@@ -409,23 +414,24 @@ class OpenAIWriter(ChatWriter):
         self.json_mode = json_mode
         self.name = f"the LLM at {self.url}"
 
-    def complete(self, messages: list[dict[str, str]], *, seed: int) -> str:
+    def _request(self, path: str, body: dict | None = None) -> object:
+        """The JSON answer of ``GET``/``POST`` ``{url}{path}``; one :class:`WritingError` when
+        the server cannot be reached or answers an error or not JSON."""
         import urllib.error
         import urllib.request
 
-        body = {"model": self.model, "messages": messages, "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "seed": seed, "stream": False}
-        if self.json_mode:
-            body["response_format"] = {"type": "json_object"}
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         key = os.environ.get("KINEMA_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        request = urllib.request.Request(f"{self.url}/chat/completions", data=json.dumps(body).encode(),
-                                         headers=headers, method="POST")
+        request = urllib.request.Request(f"{self.url}{path}", headers=headers,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         method="POST" if body is not None else "GET")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                reply = json.loads(response.read().decode("utf-8"))
+                return json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode("utf-8", "replace").strip()
             raise WritingError(f"{self.name} answered HTTP {exc.code}: {detail or exc.reason}",
@@ -437,8 +443,29 @@ class OpenAIWriter(ChatWriter):
         except ValueError:
             raise WritingError(f"{self.name} did not answer JSON",
                                hint="give the server's OpenAI-compatible base URL, ending in /v1") from None
+
+    def model_name(self) -> str:
+        """The model name requests carry: the one given, else the server's first listed."""
+        if self.model is None:
+            try:
+                listed = self._request("/models")
+                self.model = str(listed["data"][0]["id"])  # type: ignore[index]
+            except WritingError as exc:
+                if exc.reason.startswith("could not reach"):
+                    raise
+                self.model = "default"
+            except (KeyError, IndexError, TypeError):
+                self.model = "default"
+        return self.model
+
+    def complete(self, messages: list[dict[str, str]], *, seed: int) -> str:
+        body: dict = {"model": self.model_name(), "messages": messages, "temperature": self.temperature,
+                      "max_tokens": self.max_tokens, "seed": seed, "stream": False}
+        if self.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        reply = self._request("/chat/completions", body)
         try:
-            return str(reply["choices"][0]["message"]["content"] or "")
+            return str(reply["choices"][0]["message"]["content"] or "")  # type: ignore[index]
         except (KeyError, IndexError, TypeError):
             raise WritingError(f"{self.name} gave no chat completion",
                                hint="give the server's OpenAI-compatible base URL, ending in /v1") from None
