@@ -20,7 +20,7 @@ the channel and joined with crossfades.
   of the list's length, each piece at the target loudness, crossfaded at the mood changes.
 
 Melody conditioning (``musicgen-melody``, another model class taking a reference track's
-chroma) is not wired in yet.
+chroma) is not wired in: its feature extractor needs torchaudio, which kinema does not install.
 
 Arrays in, arrays out: audio is float32 ``(channels, samples)`` as in :mod:`kinema.media.audio`
 (mono generation results are ``(samples,)``).
