@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -57,19 +58,20 @@ def picture_jumps(path: Path) -> list[int]:
 
 
 def streams(path: Path) -> tuple[str, str | None, int, float, float | None]:
+    """Video codec, sound codec (or ``None``), frames, frame rate and seconds of sound."""
     import av
 
     with av.open(str(path)) as container:
         video = container.streams.video[0]
-        audio = container.streams.audio[0] if container.streams.audio else None
-        frames = sum(1 for _ in container.demux(video) if _.size)
+        codec, rate = video.codec_context.name, float(video.average_rate)
+        frames = sum(1 for packet in container.demux(video) if packet.size)
     with av.open(str(path)) as container:
-        a_seconds = None
-        if audio is not None:
-            a = container.streams.audio[0]
-            a_seconds = sum(float(p.duration * a.time_base) for p in container.demux(a) if p.size)
-        return (video.codec_context.name, audio.codec_context.name if audio else None, frames,
-                float(video.average_rate), a_seconds)
+        if not container.streams.audio:
+            return codec, None, frames, rate, None
+        audio = container.streams.audio[0]
+        name = audio.codec_context.name
+        seconds = sum(float(p.duration * audio.time_base) for p in container.demux(audio) if p.size)
+    return codec, name, frames, rate, seconds
 
 
 @needs_media
@@ -115,7 +117,7 @@ def test_no_music_keeps_the_shots_sound_or_silence_and_a_restart_continues(tmp_p
                                 shot_seconds=0.5)
     first = next(segments)
     segments.close()
-    video, audio, frames, _, audio_seconds = streams(first.path)
+    video, audio, frames, _, _ = streams(first.path)
     assert (video, audio) == ("h264", "aac") and abs(frames - 2 * FPS) <= 1  # silence, but a sound track
     assert first.music is None and "music" not in first.title
     assert all(c % (FPS // 2) == 0 for c in first.cuts)  # a steady pulse when there is nothing to cut to
@@ -155,7 +157,8 @@ def test_a_clip_model_ranks_the_shots_by_the_theme(tmp_path: Path):
 
 
 def test_segment_title_names_the_theme_and_files():
-    assert segment_title(" city ", ["/a/x.mp4", "/b/y.mov"], "/m/song.mp3") == "city: x.mp4, y.mov · music: song.mp3"
+    title = segment_title(" city ", ["/a/x.mp4", "/b/y.mov"], "/m/song.mp3")
+    assert title == "city: x.mp4, y.mov · music: song.mp3"
     assert segment_title("city", ["/a/x.mp4"], None) == "city: x.mp4"
 
 
@@ -183,7 +186,7 @@ def test_plan_segment_rotates_without_repeats_and_continues_shots():
         shown.append(keys)
     assert shown[1][0] not in shown[0]  # the recent shots wait while others fit
     assert rotation.count == 4 and Rotation.from_json(json.loads(json.dumps(rotation.to_json()))) == rotation
-    again = [c for c in plan_segment(pieces[:1] * 1 + pieces[1:3], [0, 30, 60, 90], rate, Rotation())[0]]
+    again = plan_segment(pieces[:3], [0, 30, 60, 90], rate, Rotation())[0]
     assert [c.start for c in again] == [0, 0, 0]
     # a shot that comes round again continues where it left off, and restarts once used up
     one = [Piece("/long.mp4", 0, 75, rate)]
@@ -202,6 +205,9 @@ def test_varied_order_is_deterministic_and_alternates_sources():
     pieces = [Piece(f"/{v}.mp4", s, s + 10, rate) for v in "abc" for s in range(0, 40, 10)]
     order = varied_order(pieces, "theme")
     assert order == varied_order(list(reversed(pieces)), "theme")
-    assert sorted(order, key=lambda p: (p.source, p.start)) == sorted(pieces, key=lambda p: (p.source, p.start))
-    assert all(a.source != b.source for a, b in zip(order, order[1:], strict=False))
+    def place(p: Piece) -> tuple[str, int]:
+        return p.source, p.start
+
+    assert sorted(order, key=place) == sorted(pieces, key=place)
+    assert all(a.source != b.source for a, b in itertools.pairwise(order))
     assert varied_order(pieces, "another theme") != order

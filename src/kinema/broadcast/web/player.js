@@ -1,0 +1,89 @@
+// kinema tv player: plays the channel's HLS playlist with hls.js and shows what is on air.
+//
+// Query parameters: ?stream=NAME.m3u8 (default: index.m3u8, then stream.m3u8), ?now=now.json,
+// ?poll=SECONDS. now.json is either {"title", "prompt", "started"} or the broadcaster's
+// {"now": {"title", "prompt"?, "wall_time", ...}, "next": [titles]}.
+(function () {
+  "use strict";
+  var params = new URLSearchParams(window.location.search);
+  var streams = params.get("stream") ? [params.get("stream")] : ["index.m3u8", "stream.m3u8"];
+  var nowUrl = params.get("now") || "now.json";
+  var poll = Math.max(0.5, parseFloat(params.get("poll") || "2")) * 1000;
+  var video = document.getElementById("video");
+  var el = function (id) { return document.getElementById(id); };
+
+  function status(text) { el("status").textContent = text; document.body.dataset.status = text; }
+
+  function clock(seconds) {
+    var s = Math.floor(seconds), h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
+    var mm = (h ? String(m).padStart(2, "0") : String(m)) + ":" + String(s % 60).padStart(2, "0");
+    return h ? h + ":" + mm : mm;
+  }
+
+  video.addEventListener("timeupdate", function () {
+    el("time").textContent = video.currentTime.toFixed(3);
+    el("clock").textContent = clock(video.currentTime);
+  });
+  video.addEventListener("playing", function () { status("playing"); });
+  video.addEventListener("waiting", function () { status("buffering"); });
+
+  function play() {
+    var p = video.play();
+    if (p && p.catch) { p.catch(function () { status("press play"); }); }
+  }
+
+  function start(k) {
+    var url = streams[k];
+    if (window.Hls && window.Hls.isSupported()) {
+      var hls = new window.Hls({ liveSyncDurationCount: 3, manifestLoadingMaxRetry: 2 });
+      hls.on(window.Hls.Events.MANIFEST_PARSED, function () { status("loading"); play(); });
+      hls.on(window.Hls.Events.ERROR, function (_event, data) {
+        if (!data.fatal) { return; }
+        if (data.details === window.Hls.ErrorDetails.MANIFEST_LOAD_ERROR && k + 1 < streams.length) {
+          hls.destroy();
+          start(k + 1);
+        } else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) {
+          hls.recoverMediaError();
+        } else {
+          status("off air, retrying");
+          setTimeout(function () { hls.destroy(); start(k); }, 3000);
+        }
+      });
+      hls.loadSource(url);
+      hls.attachMedia(video);
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = url;
+      play();
+    } else {
+      status("this browser cannot play HLS");
+    }
+  }
+
+  function show(data) {
+    var now = data && data.now ? data.now : (data || {});
+    var title = now.title || "";
+    var prompt = now.prompt || (now.extra && now.extra.prompt) || "";
+    el("title").textContent = title || "…";
+    el("prompt").textContent = prompt && prompt !== title ? prompt : "";
+    var started = now.started !== undefined ? now.started : now.wall_time;
+    el("started").textContent = started ? "since " + new Date(started * 1000).toLocaleTimeString() + " ·" : "";
+    var next = (data && data.next) || [];
+    el("next-box").hidden = !next.length;
+    el("next").replaceChildren.apply(el("next"), next.slice(0, 3).map(function (t) {
+      var li = document.createElement("li"); li.textContent = t; return li;
+    }));
+    document.title = title ? title + " · kinema tv" : "kinema tv";
+    el("live").className = "live";
+  }
+
+  function refresh() {
+    fetch(nowUrl + (nowUrl.indexOf("?") < 0 ? "?" : "&") + "t=" + Date.now(), { cache: "no-store" })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(show)
+      .catch(function () { el("live").className = "live off"; })
+      .then(function () { setTimeout(refresh, poll); });
+  }
+
+  start(0);
+  refresh();
+})();

@@ -1,0 +1,213 @@
+"""kinema tv's player page in headless Chromium: the HLS stream plays (its time goes on) and the
+title of the segment on air shows, from ``now.json`` beside the playlist."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kinema.broadcast.web import PAGE_DIR, PAGE_FILES, PageServer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (Debian package chromium) "
+                                                             "is not installed")
+
+
+def write_hls(folder: Path, seconds: int = 12, fps: int = 25, size: tuple[int, int] = (320, 180)) -> Path:
+    """A VOD HLS stream of a moving test pattern with a tone, in 1-second segments (PyAV's hls muxer)."""
+    import av
+
+    from kinema.media.synth import pattern_frame
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = av.open(str(folder / "index.m3u8"), "w", format="hls",
+                  options={"hls_time": "1", "hls_list_size": "0", "hls_playlist_type": "vod",
+                           "hls_segment_filename": str(folder / "seg%03d.ts")})
+    try:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = *size, "yuv420p"
+        video.options = {"preset": "ultrafast", "g": str(fps), "keyint_min": str(fps), "sc_threshold": "0"}
+        audio = out.add_stream("aac", rate=48000, layout="stereo")
+        sent = 0
+        for i in range(fps * seconds):
+            picture = av.VideoFrame.from_ndarray(pattern_frame(i, *size), format="rgb24")
+            frame = picture.reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(video.encode(frame))
+            while sent < (i + 1) * 48000 // fps:
+                tone = (0.1 * np.sin(2 * np.pi * 440 * (sent + np.arange(1024)) / 48000)).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                chunk.sample_rate, chunk.pts, chunk.time_base = 48000, sent, Fraction(1, 48000)
+                out.mux(audio.encode(chunk))
+                sent += 1024
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    finally:
+        out.close()
+    return folder / "index.m3u8"
+
+
+class Chromium:
+    """Headless Chromium driven over its DevTools protocol on a pipe (``--remote-debugging-pipe``:
+    JSON messages ending in NUL on file descriptors 3 and 4), one page attached."""
+
+    def __init__(self, profile: Path, *, size: tuple[int, int] = (1280, 900)) -> None:
+        to_chrome, self._write = os.pipe()
+        self._read, from_chrome = os.pipe()
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio",
+                "--autoplay-policy=no-user-gesture-required", "--remote-debugging-pipe",
+                f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", "about:blank"]
+        # fds 3 and 4 in the browser, whatever numbers the pipes have here
+        script = f'exec 10<&{to_chrome} 11>&{from_chrome}; exec 3<&10 4>&11 10<&- 11>&-; exec "$0" "$@"'
+        self.proc = subprocess.Popen(["bash", "-c", script, str(CHROMIUM), *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     pass_fds=(to_chrome, from_chrome), start_new_session=True)
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._buffer, self._id, self.session = b"", 0, None
+        try:
+            pages = [t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+            self.session = self.send("Target.attachToTarget",
+                                     {"targetId": pages[0]["targetId"], "flatten": True})["sessionId"]
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, method: str, params: dict[str, Any] | None = None, *,
+             timeout: float = 20) -> dict[str, Any]:
+        self._id += 1
+        message: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
+        if self.session and not method.startswith("Target."):
+            message["sessionId"] = self.session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._id:
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return reply["result"]
+            if select.select([self._read], [], [], 0.25)[0]:
+                chunk = os.read(self._read, 1 << 16)
+                if not chunk:
+                    raise RuntimeError("chromium closed its DevTools pipe")
+                self._buffer += chunk
+        raise TimeoutError(f"chromium did not answer {method} in {timeout} s")
+
+    def evaluate(self, expression: str) -> Any:
+        reply = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        return reply["result"].get("value")
+
+    def screenshot(self, path: Path) -> Path:
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"]))
+        return path
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the browser and every helper it started
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        for fd in (self._write, self._read):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+STATE = ("[document.getElementById('video').currentTime, document.getElementById('title').textContent, "
+         "document.getElementById('prompt').textContent, document.body.dataset.status || '']")
+
+
+def test_the_page_files_are_there():
+    for name in PAGE_FILES:
+        assert (PAGE_DIR / name).is_file(), name
+    assert "Apache License" in (PAGE_DIR / "vendor" / "LICENSE").read_text()
+    readme = (PAGE_DIR / "vendor" / "README.md").read_text()
+    import hashlib
+
+    assert hashlib.sha256((PAGE_DIR / "vendor" / "hls.min.js").read_bytes()).hexdigest() in readme
+    html = (PAGE_DIR / "index.html").read_text()
+    assert 'src="vendor/hls.min.js"' in html and 'src="player.js"' in html
+
+
+def test_the_server_serves_the_page_and_the_stream(tmp_path: Path):
+    from urllib.request import urlopen
+
+    (tmp_path / "index.m3u8").write_text("#EXTM3U\n")
+    (tmp_path / "now.json").write_text('{"title": "t"}')
+    with PageServer(tmp_path) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        with urlopen(server.url, timeout=5) as page:
+            assert b"kinema tv" in page.read()
+        with urlopen(server.url + "index.m3u8", timeout=5) as playlist:
+            assert playlist.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+            assert playlist.headers["Cache-Control"] == "no-store"
+        with urlopen(server.url + "now.json?t=1", timeout=5) as now:
+            assert json.load(now) == {"title": "t"}
+    assert not server.thread.is_alive()
+
+
+@needs_chromium
+def test_chromium_plays_the_stream_and_shows_the_title(tmp_path: Path):
+    hls = tmp_path / "hls"
+    write_hls(hls)
+    (hls / "now.json").write_text(json.dumps({  # what the broadcaster writes
+        "now": {"id": "s1", "title": "A dog on a path", "prompt": "a woman walks her dog at dawn",
+                "duration": 12.0, "stream_time": 0.0, "wall_time": time.time()},
+        "next": ["Pouring coffee"]}))
+    with PageServer(hls) as server:
+        browser = Chromium(tmp_path / "profile")
+        try:
+            browser.send("Page.enable")
+            browser.send("Page.navigate", {"url": server.url + "index.html?poll=0.5"})
+            times, state = [], None
+            end = time.monotonic() + 30
+            while time.monotonic() < end and (len(times) < 2 or times[-1] - times[0] < 2):
+                time.sleep(0.5)
+                state = browser.evaluate(STATE)
+                if state and state[0] > 0:
+                    times.append(state[0])
+            assert len(times) >= 2 and times[-1] - times[0] >= 2, (times, state)  # it plays on
+            assert state[1] == "A dog on a path" and state[2] == "a woman walks her dog at dawn"
+            assert state[3] == "playing"
+            # a new segment on air, in the short form: the page follows
+            (hls / "now.json").write_text(json.dumps({"title": "Pouring coffee", "prompt": "a blue cup",
+                                                      "started": time.time()}))
+            end = time.monotonic() + 10
+            while time.monotonic() < end and browser.evaluate(STATE)[1] != "Pouring coffee":
+                time.sleep(0.25)
+            state = browser.evaluate(STATE)
+            assert state[1:3] == ["Pouring coffee", "a blue cup"]
+            assert browser.evaluate("document.getElementById('next-box').hidden") is True
+        finally:
+            browser.close()
+    assert browser.proc.returncode is not None
+    assert not living_in_group(browser.proc.pid)  # no browser process left behind
+
+
+def living_in_group(group: int) -> list[int]:
+    """Processes of process group ``group`` that are still running (not zombies)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                found.append(int(stat.parent.name))
+    return found
