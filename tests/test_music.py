@@ -190,3 +190,23 @@ def test_missing_music_model_is_one_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KINEMA_MODELS", str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="musicgen-small"):
         MusicGenerator(None)
+
+
+def test_kinema_models_tiny_musicgen_resolves_by_name(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from kinema.cli.main import app
+    from kinema.models import registry
+
+    run = CliRunner().invoke(app, ["models", "tiny", "musicgen", str(tmp_path / "musicgen-small")])
+    assert run.exit_code == 0, run.output
+    assert "--music" in run.output
+    again = CliRunner().invoke(app, ["models", "tiny", "musicgen", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    weights = "model.safetensors"
+    assert (tmp_path / "musicgen-small" / weights).read_bytes() == (tmp_path / "again" / weights).read_bytes()
+    monkeypatch.setenv("KINEMA_MODELS", str(tmp_path))
+    assert registry.resolve(None, task="music") == tmp_path / "musicgen-small"
+    entry = registry.spec("musicgen-small")
+    assert entry.task == "music" and "non-commercial" in entry.licence and len(entry.revision) == 40

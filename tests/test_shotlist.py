@@ -345,3 +345,21 @@ def test_transformers_writer_missing_model_is_one_error(tmp_path, monkeypatch) -
 
     with pytest.raises(ModelNotFoundError, match="qwen2.5-0.5b-instruct"):
         TransformersWriter(None).write("a fox", shots=1)
+
+
+def test_kinema_models_tiny_llm_resolves_by_name(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from kinema.cli.main import app
+    from kinema.models import registry
+
+    run = CliRunner().invoke(app, ["models", "tiny", "llm", str(tmp_path / "qwen2.5-0.5b-instruct")])
+    assert run.exit_code == 0, run.output
+    assert "--llm" in run.output
+    monkeypatch.setenv("KINEMA_MODELS", str(tmp_path))
+    assert registry.resolve(None, task="write") == tmp_path / "qwen2.5-0.5b-instruct"
+    entry = registry.spec("qwen2.5-0.5b-instruct")
+    assert entry.licence == "Apache-2.0" and len(entry.revision) == 40
+    text = TransformersWriter(None, device="cpu").prompt_text(build_messages("a fox", 1))
+    assert text.endswith("<|im_start|>assistant\n")
