@@ -11,6 +11,7 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -58,6 +59,43 @@ def write_hls(folder: Path, seconds: int = 12, fps: int = 25, size: tuple[int, i
     finally:
         out.close()
     return folder / "index.m3u8"
+
+
+class LivePlaylist:
+    """Publishes ``live.m3u8`` beside a VOD playlist as a live stream: a window of ``window``
+    segments that slides on by one every segment's length (rewritten atomically), from a
+    background thread, until the segments run out or :meth:`close`."""
+
+    def __init__(self, vod: Path, *, window: int = 6, start: int = 4) -> None:
+        lines = vod.read_text().splitlines()
+        self.segments = [(float(lines[k].split(":")[1].rstrip(",")), lines[k + 1])
+                         for k in range(len(lines)) if lines[k].startswith("#EXTINF")]
+        self.path, self.window = vod.with_name("live.m3u8"), window
+        self.stop = threading.Event()
+        self._publish(start)
+        self.thread = threading.Thread(target=self._run, args=(start,), daemon=True)
+        self.thread.start()
+
+    def _publish(self, end: int) -> None:
+        first = max(0, end - self.window)
+        shown = self.segments[first:end]
+        text = ["#EXTM3U", "#EXT-X-VERSION:3",
+                f"#EXT-X-TARGETDURATION:{max(round(d) for d, _ in self.segments)}",
+                f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+        for duration, name in shown:
+            text += [f"#EXTINF:{duration:.6f},", name]
+        temp = self.path.with_name(".live.m3u8.tmp")
+        temp.write_text("\n".join(text) + "\n")
+        os.replace(temp, self.path)
+
+    def _run(self, end: int) -> None:
+        while end < len(self.segments) and not self.stop.wait(self.segments[end - 1][0]):
+            end += 1
+            self._publish(end)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
 class Chromium:
@@ -164,8 +202,34 @@ def test_the_server_serves_the_page_and_the_stream(tmp_path: Path):
     assert not server.thread.is_alive()
 
 
+def watch(browser: Chromium, url: str, *, seconds: float = 2, timeout: float = 30) -> list[Any]:
+    """Open ``url`` and wait until its video has played ``seconds``; the page's state then
+    (the video's time, title, prompt, status)."""
+    browser.send("Page.navigate", {"url": url})
+    times, state = [], None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and (len(times) < 2 or times[-1] - times[0] < seconds):
+        time.sleep(0.5)
+        state = browser.evaluate(STATE)
+        if state and state[0] > 0:
+            times.append(state[0])
+    assert len(times) >= 2 and times[-1] - times[0] >= seconds, (times, state)  # it plays on
+    return state
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    chromium = Chromium(tmp_path / "profile")
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+    assert chromium.proc.returncode is not None
+    assert not living_in_group(chromium.proc.pid)  # no browser process left behind
+
+
 @needs_chromium
-def test_chromium_plays_the_stream_and_shows_the_title(tmp_path: Path):
+def test_chromium_plays_the_stream_and_shows_the_title(tmp_path: Path, browser: Chromium):
     hls = tmp_path / "hls"
     write_hls(hls)
     (hls / "now.json").write_text(json.dumps({  # what the broadcaster writes
@@ -173,33 +237,35 @@ def test_chromium_plays_the_stream_and_shows_the_title(tmp_path: Path):
                 "duration": 12.0, "stream_time": 0.0, "wall_time": time.time()},
         "next": ["Pouring coffee"]}))
     with PageServer(hls) as server:
-        browser = Chromium(tmp_path / "profile")
-        try:
-            browser.send("Page.enable")
-            browser.send("Page.navigate", {"url": server.url + "index.html?poll=0.5"})
-            times, state = [], None
-            end = time.monotonic() + 30
-            while time.monotonic() < end and (len(times) < 2 or times[-1] - times[0] < 2):
-                time.sleep(0.5)
-                state = browser.evaluate(STATE)
-                if state and state[0] > 0:
-                    times.append(state[0])
-            assert len(times) >= 2 and times[-1] - times[0] >= 2, (times, state)  # it plays on
-            assert state[1] == "A dog on a path" and state[2] == "a woman walks her dog at dawn"
-            assert state[3] == "playing"
-            # a new segment on air, in the short form: the page follows
-            (hls / "now.json").write_text(json.dumps({"title": "Pouring coffee", "prompt": "a blue cup",
-                                                      "started": time.time()}))
-            end = time.monotonic() + 10
-            while time.monotonic() < end and browser.evaluate(STATE)[1] != "Pouring coffee":
-                time.sleep(0.25)
-            state = browser.evaluate(STATE)
-            assert state[1:3] == ["Pouring coffee", "a blue cup"]
-            assert browser.evaluate("document.getElementById('next-box').hidden") is True
-        finally:
-            browser.close()
-    assert browser.proc.returncode is not None
-    assert not living_in_group(browser.proc.pid)  # no browser process left behind
+        state = watch(browser, server.url + "index.html?poll=0.5")
+        assert state[1:] == ["A dog on a path", "a woman walks her dog at dawn", "playing"]
+        assert browser.evaluate("document.getElementById('next').textContent") == "Pouring coffee"
+        # a new segment on air, in the short form: the page follows
+        (hls / "now.json").write_text(json.dumps({"title": "Pouring coffee", "prompt": "a blue cup",
+                                                  "started": time.time()}))
+        end = time.monotonic() + 10
+        while time.monotonic() < end and browser.evaluate(STATE)[1] != "Pouring coffee":
+            time.sleep(0.25)
+        assert browser.evaluate(STATE)[1:3] == ["Pouring coffee", "a blue cup"]
+        assert browser.evaluate("document.getElementById('next-box').hidden") is True
+
+
+@needs_chromium
+def test_a_live_stream_plays_and_shows_what_went_on_air_a_latency_ago(tmp_path: Path, browser: Chromium):
+    hls = tmp_path / "hls"
+    write_hls(hls, seconds=30)
+    now = time.time()
+    entries = [{"title": "Old news", "wall_time": now - 1000},
+               {"title": "A dog on a path", "wall_time": now - 100},
+               {"title": "Just started", "wall_time": now + 1000}]  # the encoder is ahead of viewers
+    (hls / "now.json").write_text(json.dumps({"now": entries[-1], "recent": entries, "next": []}))
+    live = LivePlaylist(hls / "index.m3u8")
+    try:
+        with PageServer(hls) as server:
+            state = watch(browser, server.url + "index.html?stream=live.m3u8&poll=0.5")
+            assert state[1] == "A dog on a path" and state[3] == "playing"
+    finally:
+        live.close()
 
 
 def living_in_group(group: int) -> list[int]:

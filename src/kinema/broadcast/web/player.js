@@ -2,7 +2,10 @@
 //
 // Query parameters: ?stream=NAME.m3u8 (default: index.m3u8, then stream.m3u8), ?now=now.json,
 // ?poll=SECONDS. now.json is either {"title", "prompt", "started"} or the broadcaster's
-// {"now": {"title", "prompt"?, "wall_time", ...}, "next": [titles]}.
+// {"now": {"title", "prompt"?, "wall_time", ...}, "recent": [...], "next": [titles]}. A live
+// stream plays behind the encoder (the playlist's segment length plus hls.js's latency), so
+// with "recent" the page shows the entry that went on air that long ago, by the server's clock
+// (the Date header of now.json), not the one the encoder has just started.
 (function () {
   "use strict";
   var params = new URLSearchParams(window.location.search);
@@ -11,6 +14,7 @@
   var poll = Math.max(0.5, parseFloat(params.get("poll") || "2")) * 1000;
   var video = document.getElementById("video");
   var el = function (id) { return document.getElementById(id); };
+  var hls = null, live = false, target = 0, skew = 0, last = null;
 
   function status(text) { el("status").textContent = text; document.body.dataset.status = text; }
 
@@ -35,8 +39,13 @@
   function start(k) {
     var url = streams[k];
     if (window.Hls && window.Hls.isSupported()) {
-      var hls = new window.Hls({ liveSyncDurationCount: 3, manifestLoadingMaxRetry: 2 });
+      hls = new window.Hls({ liveSyncDurationCount: 3, manifestLoadingMaxRetry: 2 });
       hls.on(window.Hls.Events.MANIFEST_PARSED, function () { status("loading"); play(); });
+      hls.on(window.Hls.Events.LEVEL_LOADED, function (_event, data) {
+        live = !!data.details.live;
+        target = data.details.targetduration || 0;
+        if (last) { show(last); }
+      });
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
         if (!data.fatal) { return; }
         if (data.details === window.Hls.ErrorDetails.MANIFEST_LOAD_ERROR && k + 1 < streams.length) {
@@ -59,8 +68,24 @@
     }
   }
 
-  function show(data) {
+  // The entry of now.json the viewer is watching: on a live stream, the last one of "recent"
+  // that went on air before (server time now) - (segment length + latency).
+  function watching(data) {
     var now = data && data.now ? data.now : (data || {});
+    var recent = (data && data.recent) || [];
+    if (!live || !recent.length) { return now; }
+    var lag = target + (hls && isFinite(hls.latency) ? hls.latency : 0);
+    var seen = (Date.now() + skew) / 1000 - lag, best = null;
+    recent.forEach(function (entry) {
+      if (entry.wall_time !== undefined && entry.wall_time <= seen &&
+          (!best || entry.wall_time >= best.wall_time)) { best = entry; }
+    });
+    return best || recent[0];
+  }
+
+  function show(data) {
+    last = data;
+    var now = watching(data);
     var title = now.title || "";
     var prompt = now.prompt || (now.extra && now.extra.prompt) || "";
     el("title").textContent = title || "…";
@@ -78,7 +103,12 @@
 
   function refresh() {
     fetch(nowUrl + (nowUrl.indexOf("?") < 0 ? "?" : "&") + "t=" + Date.now(), { cache: "no-store" })
-      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (r) {
+        if (!r.ok) { throw new Error(r.status); }
+        var date = Date.parse(r.headers.get("Date") || "");
+        if (!isNaN(date)) { skew = date + 500 - Date.now(); }  // the header drops the milliseconds
+        return r.json();
+      })
       .then(show)
       .catch(function () { el("live").className = "live off"; })
       .then(function () { setTimeout(refresh, poll); });
