@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # Debian packages the tests use: ffprobe cross-checks what our writer produces.
-DEB_PACKAGES := ffmpeg xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl-mesa0 espeak-ng nginx libnginx-mod-rtmp
+DEB_PACKAGES := ffmpeg xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl-mesa0 espeak-ng nginx libnginx-mod-rtmp chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MEDIA := ../shared/media
 DEMO := .demo
