@@ -344,7 +344,7 @@ def test_restart_continues_the_channel(tmp_path: Path, segments: list[Path]):
     last = [line for line in (hls / "index.m3u8").read_text().splitlines() if line.endswith(".ts")][-1]
     with av.open(str(hls / last)) as ts:
         times = [f.time for f in ts.decode(video=0)]
-    assert min(times) > 5.0  # the second run's pictures come after the first run's
+    assert min(times) >= 4.5  # after the first run's 3 s (from 0 it would be before 3 s)
 
 
 def test_broadcaster_needs_an_output(tmp_path: Path):
