@@ -7,7 +7,8 @@ PSNR over RGB of the in-betweens that every method made; minterpolate ends a few
 Methods, in the same run:
 
 - ``kinema interpolate HALF --factor 2 -o DIR`` (default backend ``flow``, the whole command
-  as a subprocess, timed: decoding, the cut guard's scan, flow, PNG writing);
+  as a subprocess, timed: decoding, the cut guard's scan, flow, PNG writing; wall-clock and CPU
+  seconds, the latter steadier on a shared machine);
 - ``ffmpeg -i HALF -vf minterpolate=fps=24:mi_mode=mci:mc_mode=aobmc:me_mode=bidir DIR/%04d.png``
   (motion-compensated, bidirectional motion estimation, adaptive OBMC; timed the same way);
 - plain DIS warp averaged: OpenCV's DIS medium flows both ways, each frame warped half-way
@@ -22,6 +23,7 @@ Run: ``.venv/bin/python benchmarks/bench_interpolate.py [--clips a,b] [--no-rife
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -58,12 +60,16 @@ def folder(path: Path) -> list[np.ndarray]:
     return [read_image(p) for p in sorted(path.glob("*.png"))]
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system, all threads) of ``cmd`` run to its end."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
-    return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def plain_dis(a: np.ndarray, b: np.ndarray, dis) -> np.ndarray:
@@ -101,6 +107,7 @@ def main() -> None:
     print(f"Machine: {machine_line()}\n")
     kinema = str(ROOT / ".venv" / "bin" / "kinema")
     rows, totals = [], {"kinema": 0.0, "minterpolate": 0.0}
+    cpu = {"kinema": 0.0, "minterpolate": 0.0}
     scores: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -115,11 +122,13 @@ def main() -> None:
             source = decode(half)
             out_k, out_m = work / f"{name}_kinema", work / f"{name}_mi"
             out_m.mkdir()
-            t_m = timed(["ffmpeg", "-v", "error", "-y", "-i", str(half), "-vf", MINTERPOLATE,
-                         str(out_m / "%04d.png")])
-            t_k = timed([kinema, "interpolate", str(half), "--factor", "2", "-o", str(out_k)])
+            t_m, c_m = timed(["ffmpeg", "-v", "error", "-y", "-i", str(half), "-vf", MINTERPOLATE,
+                              str(out_m / "%04d.png")])
+            t_k, c_k = timed([kinema, "interpolate", str(half), "--factor", "2", "-o", str(out_k)])
             totals["kinema"] += t_k
             totals["minterpolate"] += t_m
+            cpu["kinema"] += c_k
+            cpu["minterpolate"] += c_m
             made = {"kinema flow": folder(out_k), "minterpolate": folder(out_m)}
             pairs = min(len(source) - 1, len(made["minterpolate"]) // 2)
             dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -140,7 +149,8 @@ def main() -> None:
                 scores.setdefault(method, []).append(row[method])
             rows.append((name, pairs, row, t_k, t_m))
             print(f"{name}: " + ", ".join(f"{m} {v:.2f}" for m, v in row.items())
-                  + f" | kinema {t_k:.1f} s, minterpolate {t_m:.1f} s", flush=True)
+                  + f" | kinema {t_k:.1f} s ({c_k:.1f} s CPU), minterpolate {t_m:.1f} s"
+                  f" ({c_m:.1f} s CPU)", flush=True)
     methods = list(scores)
     print("\n| clip | in-betweens | " + " | ".join(f"{m} dB" for m in methods)
           + " | kinema s | minterpolate s |")
@@ -154,7 +164,9 @@ def main() -> None:
     base = means["minterpolate"]
     print("\nagainst minterpolate: " + ", ".join(f"{m} {means[m] - base:+.2f} dB" for m in methods))
     print(f"whole command: kinema {totals['kinema']:.1f} s, minterpolate {totals['minterpolate']:.1f} s, "
-          f"minterpolate / kinema = {totals['minterpolate'] / totals['kinema']:.2f}x")
+          f"minterpolate / kinema = {totals['minterpolate'] / totals['kinema']:.2f}x; CPU time (user + "
+          f"system): kinema {cpu['kinema']:.1f} s, minterpolate {cpu['minterpolate']:.1f} s, "
+          f"minterpolate / kinema = {cpu['minterpolate'] / cpu['kinema']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ scored 0.06 dB more for about a third more time per in-between). The frame at ``
 - ``F01`` alone, ``Ft0 = -t F01``, ``Ft1 = (1 - t) F01``: the motion of ``a``'s surface at ``x``;
 - ``F10`` alone, ``Ft0 = t F10``, ``Ft1 = -(1 - t) F10``: the motion of ``b``'s surface at ``x``.
 
-Each pixel takes the hypothesis whose two (bilinear) warps agree best over the 15x15 square
-around it (the least absolute difference, averaged over the RGB channels). Near a moving edge
-the blend mixes the two surfaces' motions and one flow alone is right on each side; this is a
-cheap stand-in for splatting the flows to ``t``. The two warps are blended by ``1 - t`` and ``t``.
+Each pixel takes the hypothesis whose two (bilinear) warps agree best around it: the least
+absolute difference of the grey frames' warps at half size, over the 8x8 square there (16x16
+at full size). Near a moving edge the blend mixes the two surfaces' motions and one flow alone
+is right on each side; this is a cheap stand-in for splatting the flows to ``t``. The two warps
+(of the RGB frames, at full size) are blended by ``1 - t`` and ``t``.
 
 Bilinear sampling between pixels blurs (most at half-pixel positions, as at ``t = 0.5``), so
 where the two warps agree the bicubic samples are used instead, weighed by ``exp(-g /
@@ -39,7 +40,7 @@ from kinema.core.errors import InvalidArgumentError
 from kinema.core.frames import check_frame
 
 PRESETS = ("ultrafast", "fast", "medium")
-PICK_WINDOW = 15  # the side of the square over which each hypothesis's two warps are compared
+PICK_WINDOW = 8  # the side of the square (at half size) over which two warps are compared
 DETAIL_WINDOW = 5  # the side of the square over which the warps' gap weighs the bicubic samples
 
 
@@ -69,7 +70,7 @@ class FlowInterpolator:
         self.flow_pairs = 0  # how many flow pairs were computed (a cached pair is not counted)
         self._pair: tuple[Any, Any, np.ndarray, np.ndarray] | None = None
         self._dis: Any = None
-        self._grid: np.ndarray | None = None
+        self._grids: dict[tuple[int, int], np.ndarray] = {}  # pixel positions per size
 
     # -- flow --------------------------------------------------------------------------
     def flows(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,21 +125,23 @@ class FlowInterpolator:
         if t == 1:
             return b.copy()
         f01, f10 = self.flows(a, b)
-        grid = self._positions(*a.shape[:2])
-        # Sampling positions in a and b for each hypothesis (grid + Ft0, grid + Ft1).
-        hypotheses = ((cv2.add(grid, cv2.addWeighted(f01, -(1 - t) * t, f10, t * t, 0)),
-                       cv2.add(grid, cv2.addWeighted(f01, (1 - t) ** 2, f10, -t * (1 - t), 0))),
-                      (cv2.scaleAdd(f01, -t, grid), cv2.scaleAdd(f01, 1 - t, grid)),
-                      (cv2.scaleAdd(f10, t, grid), cv2.scaleAdd(f10, t - 1, grid)))
-        for i, (ma, mb) in enumerate(hypotheses):
-            wa, wb = _warp(a, ma, cv2.INTER_LINEAR), _warp(b, mb, cv2.INTER_LINEAR)
-            cost = cv2.boxFilter(_gap(wa, wb), cv2.CV_32F, (PICK_WINDOW, PICK_WINDOW))
-            if i == 0:
-                at_a, at_b, la, lb, least = ma, mb, wa, wb, cost
-                continue
-            better = (cost < least).view(np.uint8)
-            for kept, new in ((at_a, ma), (at_b, mb), (la, wa), (lb, wb), (least, cost)):
-                cv2.copyTo(new, better, kept)  # in place
+        h, w = a.shape[:2]
+        ways = _hypotheses(t)
+        choice = self._pick(a, b, f01, f10, ways)
+        grid = self._positions(h, w)
+
+        def positions(c0: float, c1: float, c2: float, c3: float) -> tuple[np.ndarray, np.ndarray]:
+            return (cv2.add(grid, cv2.addWeighted(f01, c0, f10, c1, 0)),
+                    cv2.add(grid, cv2.addWeighted(f01, c2, f10, c3, 0)))
+
+        at_a, at_b = positions(*ways[0])
+        for i, way in enumerate(ways[1:], 1):
+            here = (choice == i).view(np.uint8)
+            if cv2.countNonZero(here):
+                ma, mb = positions(*way)
+                cv2.copyTo(ma, here, at_a)  # in place
+                cv2.copyTo(mb, here, at_b)
+        la, lb = _warp(a, at_a, cv2.INTER_LINEAR), _warp(b, at_b, cv2.INTER_LINEAR)
         out = cv2.addWeighted(la, 1 - t, lb, t, 0, dtype=cv2.CV_32F)
         if self.detail > 0:
             # Bicubic where the two warps agree (the flow is right there), bilinear where not.
@@ -149,12 +152,47 @@ class FlowInterpolator:
             out = cv2.blendLinear(cubic, out, keep, 1 - keep)
         return cv2.add(out, 0.0, dtype=cv2.CV_8U)  # rounded, clipped to 0..255
 
+    def _pick(self, a: np.ndarray, b: np.ndarray, f01: np.ndarray, f10: np.ndarray,
+              ways: tuple[tuple[float, float, float, float], ...]) -> np.ndarray:
+        """Per pixel, the index (``uint8``) of the hypothesis whose two warps agree best, judged
+        on the grey frames at half size."""
+        import cv2
+
+        h, w = a.shape[:2]
+        size = ((w + 1) // 2, (h + 1) // 2)
+        to_half = np.float32((size[0] / w, size[1] / h))
+        ga, gb = (cv2.resize(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
+                  for x in (a, b))
+        s01, s10 = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) * to_half for f in (f01, f10))
+        grid = self._positions(size[1], size[0])
+        choice = np.zeros((size[1], size[0]), np.uint8)
+        least: np.ndarray | None = None
+        for i, (c0, c1, c2, c3) in enumerate(ways):
+            wa = _warp(ga, cv2.add(grid, cv2.addWeighted(s01, c0, s10, c1, 0)), cv2.INTER_LINEAR)
+            wb = _warp(gb, cv2.add(grid, cv2.addWeighted(s01, c2, s10, c3, 0)), cv2.INTER_LINEAR)
+            cost = cv2.boxFilter(cv2.absdiff(wa, wb), cv2.CV_32F, (PICK_WINDOW, PICK_WINDOW))
+            if least is None:
+                least = cost
+                continue
+            better = cost < least
+            choice[better] = i
+            np.minimum(least, cost, out=least)
+        return cv2.resize(choice, (w, h), interpolation=cv2.INTER_NEAREST)
+
     def _positions(self, h: int, w: int) -> np.ndarray:
-        """The pixels' ``(x, y)``, float32 ``(h, w, 2)``, kept for the last size."""
-        if self._grid is None or self._grid.shape[:2] != (h, w):
+        """The pixels' ``(x, y)``, float32 ``(h, w, 2)``, kept per size."""
+        grid = self._grids.get((h, w))
+        if grid is None:
             xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            self._grid = np.dstack([xs, ys])
-        return self._grid
+            grid = self._grids[h, w] = np.dstack([xs, ys])
+        return grid
+
+
+def _hypotheses(t: float) -> tuple[tuple[float, float, float, float], ...]:
+    """``(c0, c1, c2, c3)`` per hypothesis: ``Ft0 = c0 F01 + c1 F10``, ``Ft1 = c2 F01 + c3 F10``
+    (the Super SloMo blend, ``F01`` alone, ``F10`` alone)."""
+    return ((-(1 - t) * t, t * t, (1 - t) ** 2, -t * (1 - t)), (-t, 0.0, 1 - t, 0.0),
+            (0.0, t, 0.0, t - 1))
 
 
 def _warp(image: np.ndarray, at: np.ndarray, how: int) -> np.ndarray:
