@@ -18,7 +18,7 @@ from kinema.models.backends import Backend, register
 
 
 def flow(*, model: Any = None, device: Any = None, dtype: Any = None, **options: Any) -> Any:
-    """Bidirectional DIS optical flow with occlusion reasoning (OpenCV, no weights)."""
+    """DIS optical flow both ways, a motion chosen per pixel, bicubic detail (OpenCV, no weights)."""
     from kinema.generate.flow_interp import FlowInterpolator
 
     return FlowInterpolator(**options)
@@ -66,8 +66,9 @@ def wan_t2v(*, model: Any = None, device: Any = None, dtype: Any = None) -> Any:
     return TextToVideo(resolve(model, task="text-to-video"), device=device, dtype=dtype)
 
 
-register(Backend("interpolate", "flow", "bidirectional DIS optical flow with occlusion reasoning; "
-                 "no weights, OpenCV (the default)", flow))
+register(Backend("interpolate", "flow", "DIS optical flow (inverted for the backward direction), "
+                 "per pixel the best of three motion guesses, bicubic detail where the warps "
+                 "agree; no weights, OpenCV (the default)", flow))
 register(Backend("interpolate", "rife", "RIFE v3.9 optical-flow interpolation; bundled, torch",
                  rife, extra="ml"))
 register(Backend("interpolate", "blend", "a plain cross-fade; no weights", cross_fade))
