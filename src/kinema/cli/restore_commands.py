@@ -24,7 +24,7 @@ def interpolate(
     fps: Annotated[str | None, typer.Option(
         "--fps", help="The new frame rate, e.g. 60 or 60000/1001.")] = None,
     backend: Annotated[str, typer.Option(
-        "--backend", help="flow (bidirectional optical flow with occlusion reasoning), rife "
+        "--backend", help="flow (optical flow both ways, a motion chosen per pixel), rife "
         "(RIFE v3.9, bundled) or blend (cross-fade).")] = "flow",
     cut_guard: Annotated[bool, typer.Option(
         "--cut-guard/--no-cut-guard",
