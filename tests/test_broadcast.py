@@ -383,3 +383,49 @@ def test_nginx_serves_pages_and_leaves_no_process(tmp_path: Path):
     assert pid is not None and server.process is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a parent that does not reap (PID 1 in a container)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+@needs_nginx
+def test_nginx_dies_with_a_killed_parent(tmp_path: Path):
+    """A kinema killed outright (no ``with`` exit) leaves no nginx behind."""
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import sys, time\n"
+              "from kinema.broadcast import NginxRtmp\n"
+              "server = NginxRtmp().start()\n"
+              "print(server.process.pid, flush=True)\n"
+              "time.sleep(30)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        os.kill(pid, 0)  # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("nginx outlived its killed parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(5)
+        parent.stdout.close()

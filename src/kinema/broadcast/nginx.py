@@ -3,7 +3,8 @@
 ``NginxRtmp`` writes a config into a temporary folder (never /etc), starts nginx in the
 foreground as a child process (``daemon off``, ``master_process off``), waits until its port
 answers, and stops it (and waits for it) when the ``with`` block ends, also on an exception,
-so no server outlives the program. With ``http_port`` it also serves a page folder at ``/``
+so no server outlives the program; on Linux it also dies with the thread that started it, so not
+even a killed kinema leaves one behind. With ``http_port`` it also serves a page folder at ``/``
 and an HLS folder at ``/hls/`` over HTTP.
 
 nginx and the module are the Debian packages ``nginx`` and ``libnginx-mod-rtmp``;
@@ -13,10 +14,13 @@ nginx and the module are the Debian packages ``nginx`` and ``libnginx-mod-rtmp``
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +67,18 @@ def port_open(port: int, host: str = HOST, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, nginx gets SIGTERM when the thread that started it
+    ends, so even a killed kinema (SIGKILL, no ``with`` exit) leaves no server behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def render_config(work: Path, rtmp_port: int, *, http_port: int | None = None,
@@ -178,7 +194,8 @@ class NginxRtmp:
         cmd = [find_nginx() or "nginx", "-p", str(work), "-c", str(conf), "-e",
                str(work / "logs" / "error.log")]
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                                        stderr=subprocess.PIPE, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         ports = [self.port] + ([self.http_port] if self.http_port is not None else [])
         while not all(port_open(p) for p in ports):
