@@ -106,7 +106,7 @@ class Chromium:
         to_chrome, self._write = os.pipe()
         self._read, from_chrome = os.pipe()
         args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio",
-                "--autoplay-policy=no-user-gesture-required", "--remote-debugging-pipe",
+                "--autoplay-policy=no-user-gesture-required", "--remote-debugging-pipe", "--hide-scrollbars",
                 f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", "about:blank"]
         # fds 3 and 4 in the browser, whatever numbers the pipes have here
         script = f'exec 10<&{to_chrome} 11>&{from_chrome}; exec 3<&10 4>&11 10<&- 11>&-; exec "$0" "$@"'
@@ -251,19 +251,29 @@ def test_chromium_plays_the_stream_and_shows_the_title(tmp_path: Path, browser: 
 
 
 @needs_chromium
-def test_a_live_stream_plays_and_shows_what_went_on_air_a_latency_ago(tmp_path: Path, browser: Chromium):
+def test_a_live_stream_shows_what_is_on_air_where_the_viewer_is(tmp_path: Path, browser: Chromium):
     hls = tmp_path / "hls"
     write_hls(hls, seconds=30)
     now = time.time()
-    entries = [{"title": "Old news", "wall_time": now - 1000},
-               {"title": "A dog on a path", "wall_time": now - 100},
-               {"title": "Just started", "wall_time": now + 1000}]  # the encoder is ahead of viewers
+    # by stream time: the viewer joins three segments behind the live edge (4 s), at 1 s or later
+    entries = [{"title": "The first", "stream_time": 0.0, "wall_time": now - 30},
+               {"title": "A dog on a path", "stream_time": 0.5, "wall_time": now - 27},
+               {"title": "Just started", "stream_time": 1000.0, "wall_time": now + 1000}]
     (hls / "now.json").write_text(json.dumps({"now": entries[-1], "recent": entries, "next": []}))
     live = LivePlaylist(hls / "index.m3u8")
     try:
         with PageServer(hls) as server:
             state = watch(browser, server.url + "index.html?stream=live.m3u8&poll=0.5")
             assert state[1] == "A dog on a path" and state[3] == "playing"
+            # without stream times, by the server's clock less the segment length and latency
+            entries = [{"title": "Old news", "wall_time": now - 1000},
+                       {"title": "By the clock", "wall_time": now - 100},
+                       {"title": "Encoding now", "wall_time": time.time() + 1}]
+            (hls / "now.json").write_text(json.dumps({"now": entries[-1], "recent": entries, "next": []}))
+            end = time.monotonic() + 10
+            while time.monotonic() < end and browser.evaluate(STATE)[1] != "By the clock":
+                time.sleep(0.25)
+            assert browser.evaluate(STATE)[1] == "By the clock"
     finally:
         live.close()
 

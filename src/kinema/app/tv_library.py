@@ -15,8 +15,9 @@ files it shows. What it does, once per generator:
    sound of its videos, with their beats (``song_beats``, cached), those at least a segment long
    and with a pulse. Segments take the songs in turn, each cut into consecutive stretches.
    With no music the segments keep the shots' own sound (or silence) and cut on a steady pulse.
-3. **Each segment.** Cuts on beats at least ``shot_seconds`` apart, each filled by a distinct
-   shot from the rotation (recently shown shots avoided, a shot continuing where it left off),
+3. **Each segment.** Cuts on beats at least ``shot_seconds`` apart (further apart when the
+   library has few shots: a segment shows at most all of them but one, so the next one starts
+   elsewhere), each filled by a distinct shot from the rotation (recently shown shots avoided, a shot continuing where it left off),
    built as a kinema project (layers scaled to fit, the music from its offset) and rendered
    with the normal renderer, written into ``state/segments/``.
 
@@ -112,8 +113,9 @@ def library_segments(library: str | os.PathLike[str], theme: str, *, seconds: fl
             song = songs[song_k]
         beats = list(song.beats) if song else [float(k * PULSE) for k in range(1, int(seconds / PULSE) + 1)]
         start = offset if song else Fraction(0)
+        # all but one of the shots at most, so consecutive segments differ in what and in order
         points = fewest_cuts(beats, start, seconds, fps, shot_frames=max(1, round(shot_seconds * fps)),
-                             shots=len(pieces))
+                             shots=len(pieces) - 1 if len(pieces) > 2 else len(pieces))
         cuts, shown, rotation = plan_segment(pieces, points, fps, rotation)
         number = rotation.count
         target = root / "segments" / f"segment-{number:06d}.mp4"

@@ -2,10 +2,13 @@
 //
 // Query parameters: ?stream=NAME.m3u8 (default: index.m3u8, then stream.m3u8), ?now=now.json,
 // ?poll=SECONDS. now.json is either {"title", "prompt", "started"} or the broadcaster's
-// {"now": {"title", "prompt"?, "wall_time", ...}, "recent": [...], "next": [titles]}. A live
-// stream plays behind the encoder (the playlist's segment length plus hls.js's latency), so
-// with "recent" the page shows the entry that went on air that long ago, by the server's clock
-// (the Date header of now.json), not the one the encoder has just started.
+// {"now": {"title", "prompt"?, "stream_time", "wall_time", ...}, "recent": [...], "next": [titles]}.
+// A live stream plays behind the encoder, so with "recent" the page shows the entry on air at
+// the viewer's own position: the last whose stream_time is not past it (the position in the
+// stream is the playing fragment's media sequence number times its length, plus how far into
+// it playback is: the broadcaster's segments are all one length), else, without stream_time,
+// the last that went on air (segment length + hls.js's latency) ago by the server's clock
+// (the Date header of now.json).
 (function () {
   "use strict";
   var params = new URLSearchParams(window.location.search);
@@ -14,7 +17,7 @@
   var poll = Math.max(0.5, parseFloat(params.get("poll") || "2")) * 1000;
   var video = document.getElementById("video");
   var el = function (id) { return document.getElementById(id); };
-  var hls = null, live = false, target = 0, skew = 0, last = null;
+  var hls = null, live = false, target = 0, skew = 0, last = null, frag = null;
 
   function status(text) { el("status").textContent = text; document.body.dataset.status = text; }
 
@@ -46,6 +49,10 @@
         target = data.details.targetduration || 0;
         if (last) { show(last); }
       });
+      hls.on(window.Hls.Events.FRAG_CHANGED, function (_event, data) {
+        frag = data.frag;
+        if (last) { show(last); }
+      });
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
         if (!data.fatal) { return; }
         if (data.details === window.Hls.ErrorDetails.MANIFEST_LOAD_ERROR && k + 1 < streams.length) {
@@ -74,11 +81,16 @@
     var now = data && data.now ? data.now : (data || {});
     var recent = (data && data.recent) || [];
     if (!live || !recent.length) { return now; }
-    var lag = target + (hls && isFinite(hls.latency) ? hls.latency : 0);
-    var seen = (Date.now() + skew) / 1000 - lag, best = null;
+    var key = "wall_time", seen;
+    if (frag && typeof frag.sn === "number" && recent.every(function (e) { return e.stream_time !== undefined; })) {
+      key = "stream_time";
+      seen = frag.sn * frag.duration + Math.max(0, video.currentTime - frag.start) + 0.1;
+    } else {
+      seen = (Date.now() + skew) / 1000 - target - (hls && isFinite(hls.latency) ? hls.latency : 0);
+    }
+    var best = null;
     recent.forEach(function (entry) {
-      if (entry.wall_time !== undefined && entry.wall_time <= seen &&
-          (!best || entry.wall_time >= best.wall_time)) { best = entry; }
+      if (entry[key] !== undefined && entry[key] <= seen && (!best || entry[key] >= best[key])) { best = entry; }
     });
     return best || recent[0];
   }
