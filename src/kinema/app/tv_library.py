@@ -17,9 +17,10 @@ files it shows. What it does, once per generator:
    With no music the segments keep the shots' own sound (or silence) and cut on a steady pulse.
 3. **Each segment.** Cuts on beats at least ``shot_seconds`` apart (further apart when the
    library has few shots: a segment shows at most all of them but one, so the next one starts
-   elsewhere), each filled by a distinct shot from the rotation (recently shown shots avoided, a shot continuing where it left off),
-   built as a kinema project (layers scaled to fit, the music from its offset) and rendered
-   with the normal renderer, written into ``state/segments/``.
+   elsewhere), each filled by a distinct shot from the rotation (recently shown shots
+   avoided, a shot continuing where it left off), built as a kinema project (layers scaled to
+   fit, the music from its offset) and rendered with the normal renderer, written into
+   ``state/segments/``.
 
 The rotation and the music's place are saved in ``state/library.json`` after every segment, so
 a restarted channel continues rather than starting over. Memory stays flat: one segment is made
