@@ -230,13 +230,14 @@ def browser(tmp_path: Path):
 
 @needs_chromium
 def test_chromium_plays_the_stream_and_shows_the_title(tmp_path: Path, browser: Chromium):
-    hls = tmp_path / "hls"
+    site = tmp_path / "site"
+    hls = site / "hls"  # the layout of kinema's nginx: the page at /, the stream under /hls/
     write_hls(hls)
     (hls / "now.json").write_text(json.dumps({  # what the broadcaster writes
         "now": {"id": "s1", "title": "A dog on a path", "prompt": "a woman walks her dog at dawn",
                 "duration": 12.0, "stream_time": 0.0, "wall_time": time.time()},
         "next": ["Pouring coffee"]}))
-    with PageServer(hls) as server:
+    with PageServer(site) as server:
         state = watch(browser, server.url + "index.html?poll=0.5")
         assert state[1:] == ["A dog on a path", "a woman walks her dog at dawn", "playing"]
         assert browser.evaluate("document.getElementById('next').textContent") == "Pouring coffee"

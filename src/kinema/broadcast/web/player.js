@@ -1,7 +1,8 @@
 // kinema tv player: plays the channel's HLS playlist with hls.js and shows what is on air.
 //
-// Query parameters: ?stream=NAME.m3u8 (default: index.m3u8, then stream.m3u8), ?now=now.json,
-// ?poll=SECONDS. now.json is either {"title", "prompt", "started"} or the broadcaster's
+// Query parameters: ?stream=URL.m3u8 (default: the first of index.m3u8, hls/index.m3u8 (the
+// layout of kinema's nginx) and stream.m3u8 that loads), ?now=URL (default: now.json beside the
+// playlist), ?poll=SECONDS. now.json is either {"title", "prompt", "started"} or the broadcaster's
 // {"now": {"title", "prompt"?, "stream_time", "wall_time", ...}, "recent": [...], "next": [titles]}.
 // A live stream plays behind the encoder, so with "recent" the page shows the entry on air at
 // the viewer's own position: the last whose stream_time is not past it (the position in the
@@ -12,8 +13,9 @@
 (function () {
   "use strict";
   var params = new URLSearchParams(window.location.search);
-  var streams = params.get("stream") ? [params.get("stream")] : ["index.m3u8", "stream.m3u8"];
-  var nowUrl = params.get("now") || "now.json";
+  var streams = params.get("stream") ? [params.get("stream")] : ["index.m3u8", "hls/index.m3u8", "stream.m3u8"];
+  var beside = function (url) { return new URL("now.json", new URL(url, window.location.href)).href; };
+  var nowUrl = params.get("now") || beside(streams[0]);
   var poll = Math.max(0.5, parseFloat(params.get("poll") || "2")) * 1000;
   var video = document.getElementById("video");
   var el = function (id) { return document.getElementById(id); };
@@ -41,6 +43,7 @@
 
   function start(k) {
     var url = streams[k];
+    if (!params.get("now")) { nowUrl = beside(url); }
     if (window.Hls && window.Hls.isSupported()) {
       hls = new window.Hls({ liveSyncDurationCount: 3, manifestLoadingMaxRetry: 2 });
       hls.on(window.Hls.Events.MANIFEST_PARSED, function () { status("loading"); play(); });
