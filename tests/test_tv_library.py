@@ -135,9 +135,12 @@ def test_no_music_keeps_the_shots_sound_or_silence_and_a_restart_continues(tmp_p
 
     sound = make_library(tmp_path / "sound", ("dog.mp4", "coffee.mp4"))  # videos with sound, no music
     (sound / "notes.txt").write_text("not a song")
-    segment = next(library_segments(sound, "pets", seconds=2, rate=FPS, size=SIZE, state=tmp_path / "s2",
-                                    clip=False, shot_seconds=0.5))
-    assert streams(segment.path)[1] == "aac"
+    inside = sound / "tv-state"  # a state folder inside the library: its segments are not footage
+    for _ in range(2):
+        segment = next(library_segments(sound, "pets", seconds=2, rate=FPS, size=SIZE, state=inside,
+                                        clip=False, shot_seconds=0.5))
+        assert streams(segment.path)[1] == "aac" and segment.music is None  # the shots' own sound
+        assert {Path(s).name for s in segment.sources} <= {"dog.mp4", "coffee.mp4"}
 
 
 @needs_media

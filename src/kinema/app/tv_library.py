@@ -145,7 +145,7 @@ def library_pieces(library: str | os.PathLike[str], theme: str, state: Path, *,
     ``theme`` when a model is here (``model=False``: never), else a varied order seeded by it."""
     from kinema.app.index_jobs import find_videos
 
-    videos = find_videos([library])
+    videos = _outside(find_videos([library]), state)
     if not videos:
         raise InvalidArgumentError("no videos in the library", path=library,
                                    hint="kinema tv --library needs a folder with .mp4 .mov .mkv .webm files")
@@ -232,8 +232,9 @@ def library_music(library: str | os.PathLike[str], state: Path, seconds: Fractio
     root = Path(library)
     files = sorted(p.resolve() for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS
                    and p.is_file() and not _hidden_or_proxy(p.relative_to(root)))
+    files = _outside(files, state)
     if not files:
-        files = [v for v in find_videos([root]) if _has_sound(v, probe)]
+        files = [v for v in _outside(find_videos([root]), state) if _has_sound(v, probe)]
     cache_path = state / "beats.json"
     try:
         cache: dict[str, Any] = json.loads(cache_path.read_text())
@@ -256,6 +257,13 @@ def library_music(library: str | os.PathLike[str], state: Path, seconds: Fractio
         if Fraction(entry["seconds"]) >= seconds and len(entry["beats"]) >= 2:
             songs.append(Song(path, Fraction(entry["seconds"]), tuple(entry["beats"])))
     return songs
+
+
+def _outside(paths: list[Path], state: Path) -> list[Path]:
+    """``paths`` less those in the state folder (a state folder inside the library holds the
+    channel's own segments, which are not footage)."""
+    inside = state.resolve()
+    return [p for p in paths if not p.resolve().is_relative_to(inside)]
 
 
 def _has_sound(video: Path, probe: Any) -> bool:
