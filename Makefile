@@ -65,6 +65,7 @@ bench: venv
 	$(PY) benchmarks/bench_search.py
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_restyle.py
+	$(PY) benchmarks/bench_video_restyle.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
