@@ -21,6 +21,7 @@ from kinema.cli import (
     retime_commands,
     stylize_commands,
     t2v_commands,
+    tv_commands,
     vision_commands,
 )
 
@@ -44,6 +45,7 @@ restyle_commands.register(app)
 propagate_commands.register(app)
 keys_commands.register(app)
 stylize_commands.register(app)
+tv_commands.register(app)
 lora_commands.register(app)
 retime_commands.register(app)
 t2v_commands.register(app)

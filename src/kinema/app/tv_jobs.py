@@ -1,0 +1,278 @@
+"""``kinema tv``: a channel that never stops, written, filmed, scored and streamed.
+
+Two threads share a :class:`~kinema.broadcast.playlist.Playlist` kept in the state folder.
+The maker fills it with finished segments, staying :attr:`ChannelSpec.ahead` seconds ahead of
+the air and waiting when it is; the broadcaster (:class:`~kinema.broadcast.live.Broadcaster`)
+plays it to RTMP and/or HLS in real time, repeating segments already made when the maker falls
+behind, so the stream never stalls. A restart on the same state folder continues the channel.
+
+Segments come from one of two makers:
+
+- **generated** (:func:`generated_segments`): the theme becomes a shot list (an LLM, an
+  OpenAI-compatible endpoint, or the template writer), each shot a clip from words
+  (text-to-video), upscaled towards the channel's size and interpolated to its rate, scored
+  with MusicGen for the shot's mood (loudness-normalised) and muxed. A shot that fails is
+  logged and skipped; the channel goes on.
+- **the library** (:func:`kinema.app.tv_library.library_segments`): the user's own footage cut
+  to the beat of their own music; it needs no model at all.
+
+With ``serve`` an nginx with the RTMP module runs on 127.0.0.1 for the length of the channel,
+taking the RTMP stream and serving the player page and the HLS folder over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kinema.core.errors import InvalidArgumentError, KinemaError
+
+log = logging.getLogger("kinema.tv")
+
+LOUDNESS = -16.0
+"""The channel's loudness target (LUFS): streaming platforms' usual level."""
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """What the channel is about and where its material comes from: ``library`` (own footage)
+    or the models (``llm`` writes, ``t2v`` films, ``music`` scores; ``None``: the registry's
+    defaults, the template writer for ``llm``); ``shots`` per shot list; ``ahead`` seconds
+    made ahead of the air; ``segment_seconds`` for library segments."""
+
+    theme: str
+    state: Path
+    library: Path | None = None
+    llm: str | None = None
+    t2v: str | None = None
+    music: str | None = None
+    shots: int = 6
+    seed: int = 0
+    ahead: float = 120.0
+    segment_seconds: float = 20.0
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class Made:
+    """A finished segment for the playlist."""
+
+    path: Path
+    duration: float
+    title: str
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    """How a run ended: the broadcaster's result and the segments made meanwhile."""
+
+    broadcast: Any
+    made: int
+    skipped: int
+
+
+def segments(spec: ChannelSpec, channel: Any) -> Iterator[Made]:
+    """The channel's segments, for ever: from the library when given, else generated."""
+    if spec.library is not None:
+        from kinema.app.tv_library import library_segments
+
+        for seg in library_segments(spec.library, spec.theme, seconds=spec.segment_seconds,
+                                    rate=channel.fps, size=(channel.width, channel.height),
+                                    state=spec.state / "library", keep=64):
+            yield Made(Path(seg.path), float(seg.duration), seg.title)
+        return
+    yield from generated_segments(spec, channel)
+
+
+class _Counts:
+    made = 0
+    skipped = 0
+
+
+def generated_segments(spec: ChannelSpec, channel: Any, counts: _Counts | None = None) -> Iterator[Made]:
+    """Shot lists about the theme, one after another (a new seed each round), each shot filmed,
+    upscaled, interpolated to the channel's rate and scored into a segment."""
+    from kinema.generate.shotlist import write_shot_list, writer_for
+
+    counts = counts or _Counts()
+    writer = writer_for(spec.llm)
+    films = _Films(spec)
+    work = spec.state / "made"
+    work.mkdir(parents=True, exist_ok=True)
+    for round_ in range(1_000_000):
+        shot_list = write_shot_list(spec.theme, writer=writer, shots=spec.shots,
+                                    seed=spec.seed + round_)
+        for k, shot in enumerate(shot_list.shots):
+            name = f"r{round_:04d}-s{k:02d}"
+            try:
+                made = films.segment(shot, spec.seed + round_ * 1000 + k, work / name, channel)
+            except (KinemaError, ValueError, RuntimeError) as exc:
+                counts.skipped += 1
+                log.warning("shot %s (%s) failed and is skipped: %s", name, shot.prompt, exc)
+                continue
+            counts.made += 1
+            yield made
+
+
+class _Films:
+    """The models a generated channel runs, loaded once: text-to-video and MusicGen."""
+
+    def __init__(self, spec: ChannelSpec) -> None:
+        from kinema.app.t2v_jobs import BACKEND
+        from kinema.generate.music import MusicGenerator
+        from kinema.models import backends
+        from kinema.models.registry import resolve
+
+        self.spec = spec
+        self.folder = resolve(spec.t2v, task="text-to-video")
+        self.video = backends.create("t2v", BACKEND, model=self.folder, device=spec.device)
+        self.music = MusicGenerator(spec.music, device=spec.device)
+        self.upscaler = _upscaler()
+
+    def segment(self, shot: Any, seed: int, folder: Path, channel: Any) -> Made:
+        """One shot made into a segment in ``folder`` (its clip, the upscale and the
+        interpolation beside it, then the segment with its music)."""
+        from kinema.app.restore_jobs import interpolate_video, upscale_media
+        from kinema.app.t2v_jobs import ClipSettings, make_clip
+        from kinema.core.jobs import run
+        from kinema.generate.music import music_prompt, normalise_loudness, to_channel
+
+        folder.mkdir(parents=True, exist_ok=True)
+        clip = run(make_clip(ClipSettings(prompt=shot.video_prompt(), seed=seed), folder / "clip.mp4",
+                             model=self.folder, generator=self.video, overwrite=True))
+        scale = max(1, min(4, -(-channel.height // clip.size[1])))
+        upscaled = folder / "upscaled.mp4"
+        run(upscale_media(clip.output, upscaled, scale=scale, model=self.upscaler, overwrite=True))
+        smooth = run(interpolate_video(upscaled, folder / "smooth.mp4", fps=Fraction(channel.fps),
+                                       overwrite=True))
+        seconds = float(smooth.frames / Fraction(channel.fps))
+        piece = self.music.generate(music_prompt(shot.mood, self.spec.theme), seconds, seed=seed)
+        sound = normalise_loudness(to_channel(piece, self.music.rate, out_rate=channel.sample_rate),
+                                   channel.sample_rate, LOUDNESS)
+        target = folder.with_suffix(".mp4")
+        _mux(folder / "smooth.mp4", sound, channel.sample_rate, target)
+        return Made(target, seconds, shot.prompt)
+
+
+def _upscaler() -> str:
+    """Real-ESRGAN when its bundled weights are here and whole, else Lanczos."""
+    from kinema.models.bundled import bundle_problems
+
+    return "lanczos" if bundle_problems("realesrgan") else "x4plus"
+
+
+def _mux(video: Path, sound: np.ndarray, rate: int, target: Path) -> None:
+    """``video``'s frames with ``sound`` (``(2, n)`` float32 at ``rate``) into ``target``."""
+    from kinema.media import open_video
+    from kinema.media.writer import VideoWriter
+
+    with open_video(video, prefetch=False) as reader, VideoWriter(
+            target, reader.fps, reader.size, audio_samples=sound, audio_rate=rate,
+            overwrite=True) as writer:
+        for frame in reader.frames():
+            writer.write(np.asarray(frame)[..., :3])
+
+
+def check_spec(spec: ChannelSpec) -> None:
+    """Everything a channel needs, before any thread starts: a theme, a state folder it can
+    write, and a source (the library, or the text-to-video and music models)."""
+    if not spec.theme.strip():
+        raise InvalidArgumentError("the theme is empty",
+                                   hint='say what the channel is about: kinema tv "..."')
+    if spec.shots < 1 or spec.ahead <= 0 or spec.segment_seconds <= 0:
+        raise InvalidArgumentError("--shots, the time ahead and the segment length must be positive")
+    if spec.library is not None and not spec.library.is_dir():
+        from kinema.core.errors import MediaOpenError
+
+        raise MediaOpenError("library folder not found", path=spec.library,
+                             hint="give a folder of your videos (and music)")
+    if spec.library is None:
+        from kinema.models.registry import resolve
+
+        resolve(spec.t2v, task="text-to-video")
+        resolve(spec.music, task="music")
+
+
+def run_channel(spec: ChannelSpec, *, rtmp: str | None = None, hls: Path | None = None,
+                serve: int | None = None, max_seconds: float | None = None,
+                stop: threading.Event | None = None, realtime: bool = True, channel: Any = None,
+                ready: float = 0.0, on_segment: Callable[[Any], None] | None = None) -> ChannelResult:
+    """Run the channel until ``stop`` is set (or ``max_seconds`` of stream): the maker on a
+    thread, the broadcaster on this one, on air once ``ready`` seconds are made (until then,
+    and whenever nothing was ever made, it shows a slate); with ``serve`` (an HTTP port) an
+    nginx-rtmp on 127.0.0.1 takes the RTMP stream (when no ``rtmp`` URL is given) and serves
+    the page and ``hls`` (default ``STATE/hls``). Nothing is left running when it returns."""
+    from contextlib import ExitStack
+
+    from kinema.broadcast.live import Broadcaster, ChannelFormat
+    from kinema.broadcast.playlist import Playlist
+
+    check_spec(spec)
+    spec.state.mkdir(parents=True, exist_ok=True)
+    channel = channel or ChannelFormat()
+    playlist = Playlist(spec.state)
+    stop = stop or threading.Event()
+    counts = _Counts()
+    with ExitStack() as stack:
+        if serve is not None:
+            from kinema.broadcast.nginx import NginxRtmp
+            from kinema.broadcast.web import PAGE_DIR
+
+            hls = hls or spec.state / "hls"
+            server = stack.enter_context(NginxRtmp(http_port=serve, http_root=PAGE_DIR, hls_dir=hls))
+            rtmp = rtmp or server.url()
+        if rtmp is None and hls is None:
+            raise InvalidArgumentError("the channel goes nowhere",
+                                       hint="give --rtmp URL, --hls DIR or --serve PORT")
+        maker = threading.Thread(target=_make, args=(spec, channel, playlist, stop, counts),
+                                 name="kinema-tv-maker", daemon=True)
+        maker.start()
+        try:
+            while playlist.queued_seconds() < ready and maker.is_alive() and not stop.wait(0.2):
+                pass
+            broadcaster = Broadcaster(playlist, rtmp=rtmp, hls=hls, stop_event=stop, channel=channel,
+                                      realtime=realtime, max_seconds=max_seconds, on_segment=on_segment)
+            result = broadcaster.run()
+        finally:
+            stop.set()
+            maker.join()
+    return ChannelResult(result, counts.made, counts.skipped)
+
+
+def _make(spec: ChannelSpec, channel: Any, playlist: Any, stop: threading.Event, counts: _Counts) -> None:
+    """The maker thread: segments into the playlist, staying ``ahead`` seconds ahead."""
+    try:
+        source = (segments(spec, channel) if spec.library is not None
+                  else generated_segments(spec, channel, counts))
+        for made in source:
+            if spec.library is not None:
+                counts.made += 1
+            playlist.add(made.path, duration=made.duration, title=made.title)
+            while playlist.queued_seconds() >= spec.ahead:
+                if stop.wait(0.5):
+                    return
+            if stop.is_set():
+                return
+    except Exception as exc:  # the air goes on with what was made; the cause is logged
+        log.error("the channel's maker stopped: %s", exc)
+
+
+def channel_status(state: str | os.PathLike[str]) -> Any:
+    """On air now, the queue, and how far ahead or behind the maker is."""
+    from kinema.broadcast.playlist import Playlist
+
+    folder = Path(state)
+    if not folder.is_dir():
+        from kinema.core.errors import MediaOpenError
+
+        raise MediaOpenError("channel state folder not found", path=folder,
+                             hint="give the --state folder of a kinema tv run")
+    return Playlist(folder).status()

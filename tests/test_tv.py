@@ -1,0 +1,90 @@
+"""kinema tv end to end, bounded in time: a channel from a library of real clips with no model
+at all, and a generated one with tiny models (template writer, tiny Wan, tiny MusicGen), to
+HLS; a shot that fails is skipped and the channel goes on; status; bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kinema.app.tv_jobs import ChannelSpec, channel_status, run_channel
+from kinema.broadcast.live import ChannelFormat
+from kinema.core.errors import KinemaError
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+CLIPS = ("dog.mp4", "coffee.mp4", "juggle.mp4")
+SMALL = ChannelFormat(width=320, height=180, fps=12)
+
+
+def hls_segments(folder: Path) -> list[str]:
+    playlist = (folder / "index.m3u8").read_text()
+    return [line for line in playlist.splitlines() if line and not line.startswith("#")]
+
+
+@pytest.mark.skipif(not all((MEDIA / c).is_file() for c in CLIPS), reason=f"no shared clips in {MEDIA}")
+def test_a_library_channel_needs_no_model(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    for name in CLIPS:
+        (library / name).symlink_to(MEDIA / name)
+    spec = ChannelSpec(theme="a day with the dog", state=tmp_path / "state", library=library,
+                       segment_seconds=3.0, ahead=6.0)
+    result = run_channel(spec, hls=tmp_path / "hls", max_seconds=8, realtime=False, channel=SMALL,
+                         ready=6)
+    assert result.broadcast.reason == "max-duration" and result.broadcast.seconds >= 8
+    assert result.made >= 2 and result.broadcast.segments >= 2  # shots changed on air
+    assert len(hls_segments(tmp_path / "hls")) >= 3
+    now = json.loads((tmp_path / "hls" / "now.json").read_text())
+    assert "a day with the dog" in json.dumps(now)
+    status = channel_status(tmp_path / "state")
+    assert status.aired >= 2
+    shown = subprocess.run([sys.executable, "-m", "kinema", "tv", "status", "--state",
+                            str(tmp_path / "state")], capture_output=True, text=True)
+    assert shown.returncode == 0 and "queue:" in shown.stdout, shown.stderr
+
+
+def test_a_generated_channel_skips_a_failed_shot(tmp_path: Path, tiny_wan: Path, tiny_musicgen: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinema.app import tv_jobs
+
+    real = tv_jobs._Films.segment
+    calls = []
+
+    def segment(self, shot, seed, folder, channel):  # the second shot fails to generate
+        calls.append(shot.prompt)
+        if len(calls) == 2:
+            raise RuntimeError("the model ran out of memory")
+        return real(self, shot, seed, folder, channel)
+
+    monkeypatch.setattr(tv_jobs._Films, "segment", segment)
+    spec = ChannelSpec(theme="a lighthouse in a storm", state=tmp_path / "state", t2v=str(tiny_wan),
+                       music=str(tiny_musicgen), shots=3, ahead=1.0, device="cpu")
+    result = run_channel(spec, hls=tmp_path / "hls", max_seconds=4, realtime=False, channel=SMALL,
+                         ready=1)
+    assert result.skipped >= 1 and result.made >= 1
+    assert result.broadcast.seconds >= 4 and len(hls_segments(tmp_path / "hls")) >= 2
+    aired = " ".join(result.broadcast.titles)
+    assert "lighthouse" in aired.lower()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["  ", "--hls", "h"], "theme is empty"),
+    (["dogs", "--library", "missing", "--hls", "h"], "library folder not found"),
+    (["status", "--state", "nowhere"], "state folder not found"),
+])
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "kinema", "tv", *args], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert done.stderr.count("error:") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_channel_that_goes_nowhere_is_refused(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    with pytest.raises(KinemaError, match="goes nowhere"):
+        run_channel(ChannelSpec(theme="x", state=tmp_path / "state", library=library))
