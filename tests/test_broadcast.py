@@ -351,6 +351,51 @@ def test_restart_continues_the_channel(tmp_path: Path, segments: list[Path]):
     assert min(times) >= 4.5  # after the first run's 3 s (from 0 it would be before 3 s)
 
 
+def test_mixed_segments_join_one_format(tmp_path: Path, segments: list[Path]):
+    """Another size and rate, no sound, an unreadable file: one channel format comes out,
+    sound as long as the pictures, and the broken segment is dropped while the channel goes on."""
+    import av
+    import numpy as np
+
+    wide = write_clip(tmp_path / "wide.mp4", 45, (480, 240), 30)  # 1.5 s, no sound
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a movie" * 100)
+    playlist = Playlist(tmp_path / "state")
+    playlist.add(wide, title="wide")
+    playlist.add(broken, duration=2.0, title="broken")
+    playlist.add(segments[0], title="shot 0")
+    hls = tmp_path / "hls"
+    result = Broadcaster(playlist, hls=hls, channel=CHANNEL, realtime=False, hls_list_size=20,
+                         max_seconds=3.5).run()
+    assert result.titles == ["wide", "shot 0"]
+    assert [s.title for s in playlist.segments.values()] == ["wide", "shot 0"]  # broken dropped
+    # (The playlist of a live channel has no end tag, so a player of index.m3u8 would wait for
+    # more: the segments are read one by one.)
+    frames, chunks = [], []
+    for name in (line for line in (hls / "index.m3u8").read_text().splitlines()
+                 if line.endswith(".ts")):
+        with av.open(str(hls / name)) as container:
+            frames += list(container.decode(video=0))
+        with av.open(str(hls / name)) as container:
+            chunks += [f.to_ndarray() for f in container.decode(audio=0)]
+            layout = container.streams.audio[0].layout.name
+            rate = container.streams.audio[0].rate
+    sound = np.concatenate(chunks, axis=1)
+    assert {(f.width, f.height) for f in frames} == {(320, 240)}
+    assert len(frames) == round(3.5 * FPS)
+    assert (rate, layout) == (48000, "stereo")
+    assert abs(sound.shape[1] - 3.5 * 48000) <= 2048  # sound as long as the pictures
+    # The wide segment is letterboxed: black bars above and below, the pattern in between.
+    first = frames[0].to_ndarray(format="rgb24")
+    assert first[:30].max() < 40 and first[-30:].max() < 40 and first[100:140].max() > 100
+    # 1.5 s of silence, then shot 0's tone.
+    assert np.abs(sound[:, 4800:67000]).max() < 0.01
+    assert np.abs(sound[:, 80000:150000]).max() > 0.2
+    # 30 fps pictures at 25 fps: each channel frame shows the source frame of its time.
+    index = [decode_index(f.to_ndarray(format="rgb24")[40:200]) for f in frames[:10]]
+    assert index[0] == 0 and all(0 < b - a <= 2 for a, b in itertools.pairwise(index))
+
+
 def test_broadcaster_needs_an_output(tmp_path: Path):
     with pytest.raises(ValueError):
         Broadcaster(Playlist(tmp_path / "state"))
