@@ -88,3 +88,16 @@ def test_a_channel_that_goes_nowhere_is_refused(tmp_path: Path) -> None:
     library.mkdir()
     with pytest.raises(KinemaError, match="goes nowhere"):
         run_channel(ChannelSpec(theme="x", state=tmp_path / "state", library=library))
+
+
+def test_one_channel_at_a_time_writes_a_state_folder(tmp_path: Path) -> None:
+    from kinema.core.locks import acquire
+
+    library = tmp_path / "library"
+    library.mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    lock = acquire(state / "LOCK", RuntimeError)  # another channel of this process holds it
+    with pytest.raises(KinemaError, match="state of a channel running"):
+        run_channel(ChannelSpec(theme="x", state=state, library=library), hls=tmp_path / "hls")
+    assert lock.is_file()

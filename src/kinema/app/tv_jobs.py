@@ -218,10 +218,11 @@ def run_channel(spec: ChannelSpec, *, rtmp: str | None = None, hls: Path | None 
     check_spec(spec)
     spec.state.mkdir(parents=True, exist_ok=True)
     channel = channel or ChannelFormat()
-    playlist = Playlist(spec.state)
     stop = stop or threading.Event()
     counts = _Counts()
     with ExitStack() as stack:
+        stack.callback((_lock(spec.state)).unlink, missing_ok=True)
+        playlist = Playlist(spec.state)
         if serve is not None:
             from kinema.broadcast.nginx import NginxRtmp
             from kinema.broadcast.web import PAGE_DIR
@@ -245,6 +246,19 @@ def run_channel(spec: ChannelSpec, *, rtmp: str | None = None, hls: Path | None 
             stop.set()
             maker.join()
     return ChannelResult(result, counts.made, counts.skipped)
+
+
+def _lock(state: Path) -> Path:
+    """The state folder's lock: one channel at a time writes it."""
+    from kinema.core.errors import ProjectLockedError
+    from kinema.core.locks import acquire
+
+    def locked(holder: dict[str, object]) -> Exception:
+        return ProjectLockedError(f"is the state of a channel running in pid {holder.get('pid')} "
+                                  f"on {holder.get('host')}", path=state,
+                                  hint="stop that channel first, or give another --state")
+
+    return acquire(state / "LOCK", locked)
 
 
 def _make(spec: ChannelSpec, channel: Any, playlist: Any, stop: threading.Event, counts: _Counts) -> None:

@@ -15,13 +15,12 @@ import json
 import logging
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Literal
 
 from pydantic import ValidationError
 
-from kinema.core import atomic
+from kinema.core import atomic, locks
 from kinema.core.errors import (
     InvalidArgumentError,
     OutputExistsError,
@@ -110,8 +109,8 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     project, open in another live kinema, or unsaved edits of an earlier session waiting."""
     folder = project_path(path)
     load(folder)
-    holder = _read_lock(folder / LOCK)
-    if holder is not None and not _is_stale(holder):
+    holder = locks.live_holder(folder / LOCK)
+    if holder is not None:
         raise _locked(folder, holder)
     if has_unsaved_edits(folder):
         raise _unsaved(folder)
@@ -241,50 +240,10 @@ class ProjectFile:
 
 
 def _acquire_lock(folder: Path) -> Path:
-    lock = folder / LOCK
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _read_lock(lock)
-            if holder is not None and not _is_stale(holder):
-                raise _locked(folder, holder) from None
-            log.warning("%s: taking over a stale lock left by pid %s", folder,
-                        holder.get("pid") if holder else "?")
-            lock.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        return lock
-    raise ProjectLockedError("lock could not be taken", path=folder)
+    return locks.acquire(folder / LOCK, lambda holder: _locked(folder, holder))
 
 
 def _locked(folder: Path, holder: dict[str, object]) -> ProjectLockedError:
     return ProjectLockedError(
         f"is open in another kinema (pid {holder.get('pid')} on {holder.get('host')})",
         path=folder, hint=f"close it there, or delete {folder / LOCK} if that process is gone")
-
-
-def _read_lock(lock: Path) -> dict[str, object] | None:
-    try:
-        data = json.loads(lock.read_text())
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def _is_stale(holder: dict[str, object]) -> bool:
-    """A lock from this host whose process no longer runs."""
-    if holder.get("host") != socket.gethostname():
-        return False
-    pid = holder.get("pid")
-    if not isinstance(pid, int):
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
