@@ -101,3 +101,40 @@ def test_one_channel_at_a_time_writes_a_state_folder(tmp_path: Path) -> None:
     with pytest.raises(KinemaError, match="state of a channel running"):
         run_channel(ChannelSpec(theme="x", state=state, library=library), hls=tmp_path / "hls")
     assert lock.is_file()
+
+
+@pytest.mark.skipif(not all((MEDIA / c).is_file() for c in CLIPS), reason=f"no shared clips in {MEDIA}")
+def test_serve_puts_the_channel_and_its_page_on_127_0_0_1(tmp_path: Path) -> None:
+    import threading
+    import urllib.request
+
+    from kinema.broadcast.nginx import free_port, nginx_missing
+
+    if nginx_missing():
+        pytest.skip(nginx_missing())
+    library = tmp_path / "library"
+    library.mkdir()
+    for name in CLIPS[:2]:
+        (library / name).symlink_to(MEDIA / name)
+    port, stop, seen = free_port(), threading.Event(), {}
+
+    def watch() -> None:  # a viewer: the page, then the playlist once it is there
+        for _ in range(200):
+            try:
+                seen["page"] = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                seen["hls"] = urllib.request.urlopen(f"http://127.0.0.1:{port}/hls/index.m3u8",
+                                                     timeout=2).read()
+                break
+            except OSError:
+                stop.wait(0.1)
+
+    viewer = threading.Thread(target=watch)
+    viewer.start()
+    spec = ChannelSpec(theme="dogs", state=tmp_path / "state", library=library, segment_seconds=2.0,
+                       ahead=4.0)
+    result = run_channel(spec, serve=port, max_seconds=5, channel=SMALL, ready=2)
+    viewer.join()
+    assert result.broadcast.seconds >= 5
+    assert b"hls" in seen["page"].lower() and b"#EXTM3U" in seen["hls"]
+    with pytest.raises(OSError):  # the server went with the channel
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
