@@ -38,12 +38,13 @@ class EditOutput:
 
 
 def build_project(cuts: Sequence[Cut], folder: Path, *, fps: Fraction, size: tuple[int, int],
-                  name: str, music: Path | None = None, source_sound: bool = True,
-                  crossfade: int = 0) -> Path:
-    """A project whose timeline is ``cuts`` end to end, with the sources' sound (or ``music``
-    from its start). With ``crossfade`` each cut overlaps the one before by that many frames
-    and dissolves in (A/B roll: the cuts alternate between two layers, the upper one's opacity
-    ramps in and out), so the edit is that much shorter per join."""
+                  name: str, music: Path | None = None, music_start: Fraction = Fraction(0),
+                  source_sound: bool = True, crossfade: int = 0) -> Path:
+    """A project whose timeline is ``cuts`` end to end, each source's layer scaled to fit
+    ``size``, with the sources' sound (or ``music``, an audio file or a video's sound, from
+    ``music_start`` seconds). With ``crossfade`` each cut overlaps the one before by that many
+    frames and dissolves in (A/B roll: the cuts alternate between two layers, the upper one's
+    opacity ramps in and out), so the edit is that much shorter per join."""
     if crossfade:
         return _build_crossfaded(cuts, folder, fps=fps, size=size, name=name, crossfade=crossfade,
                                  source_sound=source_sound)
@@ -71,10 +72,14 @@ def build_project(cuts: Sequence[Cut], folder: Path, *, fps: Fraction, size: tup
         at += cut.frames
     tracks = [AudioTrack(id="a1", name="A1", items=sound)] if sound else []
     if music is not None:
+        from kinema.app.project_jobs import media_facts
+        from kinema.media.probe import probe
+
+        facts = media_facts(music) if probe(music).video is not None else sound_facts(music)
         ref = MediaRef(id="music", path=str(music.resolve()),
-                       relative_path=os.path.relpath(music.resolve(), folder.resolve()), **sound_facts(music))
+                       relative_path=os.path.relpath(music.resolve(), folder.resolve()), **facts)
         media[ref.id] = ref
-        rng = TimeRange(start_time=RationalTime(value=0, rate=ref.rate),
+        rng = TimeRange(start_time=RationalTime(value=music_start * ref.rate, rate=ref.rate),
                         duration=RationalTime(value=Fraction(at) / fps * ref.rate, rate=ref.rate))
         tracks = [AudioTrack(id="music", name="music", items=[ClipItem(id="music1", media_id="music",
                                                                         source_range=rng)])]

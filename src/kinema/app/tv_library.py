@@ -275,6 +275,7 @@ def _has_sound(video: Path, probe: Any) -> bool:
 
 def _render_segment(cuts: Sequence[Cut], target: Path, state: Path, *, fps: Fraction, size: tuple[int, int],
                     music: Song | None, start: Fraction, seconds: Fraction) -> None:
+    from kinema.app.edit_jobs import build_project
     from kinema.app.render_job import render
 
     work = state / "work"
@@ -284,7 +285,8 @@ def _render_segment(cuts: Sequence[Cut], target: Path, state: Path, *, fps: Frac
         sound = music.path if music else None
         if sound is None and not _any_sound(cuts):
             sound = _silence(state, seconds)
-        _build(cuts, folder, fps=fps, size=size, music=sound, music_start=start if music else Fraction(0))
+        build_project(cuts, folder, fps=fps, size=size, name="segment", music=sound,
+                      music_start=start if music else Fraction(0), source_sound=sound is None)
         run(render(folder, target, overwrite=True))
 
 
@@ -312,63 +314,6 @@ def _silence(state: Path, seconds: Fraction) -> Path:
         out.writeframes(bytes(2 * frames))
     os.replace(tmp, path)
     return path
-
-
-def _build(cuts: Sequence[Cut], folder: Path, *, fps: Fraction, size: tuple[int, int], music: Path | None,
-           music_start: Fraction) -> Path:
-    """A project of ``cuts`` end to end, each layer scaled to fit ``size``; the sound is the
-    shots' own, or ``music`` from ``music_start`` seconds."""
-    from kinema.app.project_jobs import media_facts, sound_facts
-    from kinema.document import store
-    from kinema.document.model import AudioTrack, ClipItem, MediaRef, Project, Timeline, VideoLayer
-    from kinema.document.timing import RationalTime, TimeRange
-
-    media: dict[str, MediaRef] = {}
-    ids: dict[str, str] = {}
-    layers: dict[str, VideoLayer] = {}
-    sound: list[ClipItem] = []
-    at = 0
-    for k, cut in enumerate(cuts):
-        if cut.source not in ids:
-            ids[cut.source] = f"m{len(ids) + 1}"
-            path = Path(cut.source).resolve()
-            media[ids[cut.source]] = MediaRef(id=ids[cut.source], path=str(path),
-                                              relative_path=os.path.relpath(path, folder.resolve()),
-                                              **media_facts(path))
-        ref = media[ids[cut.source]]
-        rng = TimeRange(start_time=RationalTime(value=cut.start, rate=ref.rate),
-                        duration=RationalTime(value=Fraction(cut.frames) / fps * ref.rate, rate=ref.rate))
-        item = ClipItem(id=f"c{k + 1}", media_id=ref.id, source_range=rng, start=at)
-        layer = layers.get(ref.id)
-        if layer is None:
-            scale = min(size[0] / ref.width, size[1] / ref.height)
-            layer = VideoLayer(id=f"l{len(layers) + 1}", name=Path(ref.path).stem)
-            layer.transform.scale.value = (scale, scale)
-            layers[ref.id] = layer
-        layer.items.append(item)
-        if music is None and ref.has_audio:
-            sound.append(item.model_copy(update={"id": f"a{k + 1}"}))
-        at += cut.frames
-    tracks = [AudioTrack(id="a1", name="A1", items=sound)] if sound else []
-    if music is not None:
-        facts = media_facts(music) if _has_picture(music) else sound_facts(music)
-        ref = MediaRef(id="music", path=str(music.resolve()),
-                       relative_path=os.path.relpath(music.resolve(), folder.resolve()), **facts)
-        media[ref.id] = ref
-        rng = TimeRange(start_time=RationalTime(value=music_start * ref.rate, rate=ref.rate),
-                        duration=RationalTime(value=Fraction(at) / fps * ref.rate, rate=ref.rate))
-        tracks = [AudioTrack(id="music", name="music",
-                             items=[ClipItem(id="music1", media_id="music", source_range=rng)])]
-    project = Project(name="segment", media=media, timeline=Timeline(
-        rate=fps, width=size[0], height=size[1], duration=at, video_layers=list(layers.values()),
-        audio_tracks=tracks))
-    return store.create(folder, project)
-
-
-def _has_picture(path: Path) -> bool:
-    from kinema.media.probe import probe
-
-    return probe(path).video is not None
 
 
 def _load_state(root: Path) -> dict[str, Any]:
