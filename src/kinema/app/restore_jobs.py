@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -149,15 +149,7 @@ def interpolate_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
         cuts: tuple[int, ...] = ()
         if guard:
             cuts = yield from _hard_cuts(src, total)
-        pair: dict[int, Any] = {}
-
-        def frame(i: int) -> Any:
-            if i not in pair:
-                for old in [k for k in pair if k < i - 1]:
-                    del pair[old]
-                pair[i] = reader[i]
-            return pair[i]
-
+        frame = pair_reader(reader)
         held = 0
         with VideoWriter(target, rate, reader.size, codec=spec.name, audio_from=audio,
                          audio_start=reader.start_time, overwrite=overwrite) as writer:
@@ -193,6 +185,21 @@ def interpolate_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
     for note in notes:
         yield Progress(total, total, "frames", note)
     return Interpolated(target, rate, count, vfr, cuts, held, record)
+
+
+def pair_reader(reader: Any) -> Callable[[int], Any]:
+    """``reader``'s frames by index with the last two kept: in-betweens read each pair of
+    neighbouring frames in turn, several times, in increasing order."""
+    pair: dict[int, Any] = {}
+
+    def frame(i: int) -> Any:
+        if i not in pair:
+            for old in [k for k in pair if k < i - 1]:
+                del pair[old]
+            pair[i] = reader[i]
+        return pair[i]
+
+    return frame
 
 
 def _min_cut_side() -> int:

@@ -458,18 +458,10 @@ def _write(reader: Any, movie: Path, rate: Fraction, positions: Sequence[tuple[i
            cuts: tuple[int, ...], model: Any, total: int) -> Steps[int]:
     """The retimed frames into ``movie`` (ProRes 4444 at ``rate``); returns how many repeat a
     source frame at a cut."""
-    from kinema.app.restore_jobs import across_cut
+    from kinema.app.restore_jobs import across_cut, pair_reader
     from kinema.media.writer import VideoWriter
 
-    pair: dict[int, Any] = {}
-
-    def frame(i: int) -> Any:
-        if i not in pair:
-            for old in [k for k in pair if k < i - 1]:
-                del pair[old]
-            pair[i] = reader[i]
-        return pair[i]
-
+    frame = pair_reader(reader)
     held = 0
     done = total - len(positions)
     with VideoWriter(movie, rate, reader.size, codec="prores4444") as writer:
