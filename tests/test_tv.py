@@ -51,16 +51,16 @@ def test_a_generated_channel_skips_a_failed_shot(tmp_path: Path, tiny_wan: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from kinema.app import tv_jobs
 
-    real = tv_jobs._Films.segment
+    real = tv_jobs._Films.film
     calls = []
 
-    def segment(self, shot, seed, folder, channel):  # the second shot fails to generate
+    def film(self, shot, seed, folder, channel, overlap):  # the second shot fails to generate
         calls.append(shot.prompt)
         if len(calls) == 2:
             raise RuntimeError("the model ran out of memory")
-        return real(self, shot, seed, folder, channel)
+        return real(self, shot, seed, folder, channel, overlap)
 
-    monkeypatch.setattr(tv_jobs._Films, "segment", segment)
+    monkeypatch.setattr(tv_jobs._Films, "film", film)
     spec = ChannelSpec(theme="a lighthouse in a storm", state=tmp_path / "state", t2v=str(tiny_wan),
                        music=str(tiny_musicgen), shots=3, ahead=1.0, device="cpu")
     result = run_channel(spec, hls=tmp_path / "hls", max_seconds=4, realtime=False, channel=SMALL,
@@ -138,3 +138,18 @@ def test_serve_puts_the_channel_and_its_page_on_127_0_0_1(tmp_path: Path) -> Non
     assert b"hls" in seen["page"].lower() and b"#EXTM3U" in seen["hls"]
     with pytest.raises(OSError):  # the server went with the channel
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+
+
+def test_music_crossfades_from_one_shot_into_the_next() -> None:
+    import numpy as np
+
+    from kinema.app.tv_jobs import scored
+
+    overlap, samples = 100, 1000
+    first = np.full((2, samples + 2 * overlap), 0.5, np.float32)
+    head = np.full((2, overlap), -0.5, np.float32)
+    sound = scored(first, samples, head, overlap)
+    assert sound.shape == (2, samples)
+    assert np.allclose(sound[:, :samples - overlap], 0.5)  # the shot's own music (after its head)
+    tail = sound[0, samples - overlap:]
+    assert tail[0] > 0.45 and tail[-1] < -0.45 and np.all(np.diff(tail) < 0)  # fading across

@@ -11,8 +11,8 @@ Segments come from one of two makers:
 - **generated** (:func:`generated_segments`): the theme becomes a shot list (an LLM, an
   OpenAI-compatible endpoint, or the template writer), each shot a clip from words
   (text-to-video), upscaled towards the channel's size and interpolated to its rate, scored
-  with MusicGen for the shot's mood (loudness-normalised) and muxed. A shot that fails is
-  logged and skipped; the channel goes on.
+  with MusicGen for the shot's mood (loudness-normalised, crossfading into the next shot's
+  music) and muxed. A shot that fails is logged and skipped; the channel goes on.
 - **the library** (:func:`kinema.app.tv_library.library_segments`): the user's own footage cut
   to the beat of their own music; it needs no model at all.
 
@@ -97,9 +97,22 @@ class _Counts:
     skipped = 0
 
 
+@dataclass(frozen=True)
+class _Filmed:
+    """A shot filmed and scored, waiting for the next one's music to crossfade into."""
+
+    video: Path
+    music: np.ndarray
+    seconds: float
+    title: str
+    target: Path
+
+
 def generated_segments(spec: ChannelSpec, channel: Any, counts: _Counts | None = None) -> Iterator[Made]:
     """Shot lists about the theme, one after another (a new seed each round), each shot filmed,
-    upscaled, interpolated to the channel's rate and scored into a segment."""
+    upscaled, interpolated to the channel's rate and scored. A shot's segment is finished when
+    the next shot's music is there, so the music crossfades from one shot into the next over
+    :data:`CROSSFADE` seconds (one shot of latency)."""
     from kinema.generate.shotlist import write_shot_list, writer_for
 
     counts = counts or _Counts()
@@ -107,19 +120,45 @@ def generated_segments(spec: ChannelSpec, channel: Any, counts: _Counts | None =
     films = _Films(spec)
     work = spec.state / "made"
     work.mkdir(parents=True, exist_ok=True)
+    overlap = round(CROSSFADE * channel.sample_rate)
+    waiting: _Filmed | None = None
     for round_ in range(1_000_000):
         shot_list = write_shot_list(spec.theme, writer=writer, shots=spec.shots,
                                     seed=spec.seed + round_)
         for k, shot in enumerate(shot_list.shots):
             name = f"r{round_:04d}-s{k:02d}"
             try:
-                made = films.segment(shot, spec.seed + round_ * 1000 + k, work / name, channel)
+                filmed = films.film(shot, spec.seed + round_ * 1000 + k, work / name, channel,
+                                    overlap)
             except (KinemaError, ValueError, RuntimeError) as exc:
                 counts.skipped += 1
                 log.warning("shot %s (%s) failed and is skipped: %s", name, shot.prompt, exc)
                 continue
-            counts.made += 1
-            yield made
+            if waiting is not None:
+                yield _finish(waiting, filmed.music[:, :overlap], channel, overlap)
+                counts.made += 1
+            waiting = filmed
+
+
+CROSSFADE = 1.0
+"""Seconds over which one shot's music fades into the next's."""
+
+
+def scored(music: np.ndarray, samples: int, next_head: np.ndarray, overlap: int) -> np.ndarray:
+    """A segment's ``samples`` of sound from its shot's ``music`` (``overlap`` longer at its head,
+    which the segment before faded in), its end crossfaded into the next shot's head."""
+    from kinema.generate.music import crossfade
+
+    body = music[:, overlap:overlap + samples]
+    return crossfade(body, next_head, min(overlap, body.shape[-1], next_head.shape[-1]))
+
+
+def _finish(filmed: _Filmed, next_head: np.ndarray, channel: Any, overlap: int) -> Made:
+    """A filmed shot's segment: its pictures with its music crossfaded into the next shot's."""
+    samples = round(filmed.seconds * channel.sample_rate)
+    _mux(filmed.video, scored(filmed.music, samples, next_head, overlap), channel.sample_rate,
+         filmed.target)
+    return Made(filmed.target, filmed.seconds, filmed.title)
 
 
 class _Films:
@@ -137,9 +176,10 @@ class _Films:
         self.music = MusicGenerator(spec.music, device=spec.device)
         self.upscaler = _upscaler()
 
-    def segment(self, shot: Any, seed: int, folder: Path, channel: Any) -> Made:
-        """One shot made into a segment in ``folder`` (its clip, the upscale and the
-        interpolation beside it, then the segment with its music)."""
+    def film(self, shot: Any, seed: int, folder: Path, channel: Any, overlap: int) -> _Filmed:
+        """One shot filmed in ``folder`` (its clip, the upscale and the interpolation) and
+        scored: music for its length and ``overlap`` samples more at each end, at the channel's
+        rate and loudness."""
         from kinema.app.restore_jobs import interpolate_video, upscale_media
         from kinema.app.t2v_jobs import ClipSettings, make_clip
         from kinema.core.jobs import run
@@ -154,12 +194,12 @@ class _Films:
         smooth = run(interpolate_video(upscaled, folder / "smooth.mp4", fps=Fraction(channel.fps),
                                        overwrite=True))
         seconds = float(smooth.frames / Fraction(channel.fps))
-        piece = self.music.generate(music_prompt(shot.mood, self.spec.theme), seconds, seed=seed)
+        extra = 2 * overlap / channel.sample_rate
+        piece = self.music(music_prompt(shot.mood, self.spec.theme), seconds + extra,
+                           seed=seed)
         sound = normalise_loudness(to_channel(piece, self.music.rate, out_rate=channel.sample_rate),
                                    channel.sample_rate, LOUDNESS)
-        target = folder.with_suffix(".mp4")
-        _mux(folder / "smooth.mp4", sound, channel.sample_rate, target)
-        return Made(target, seconds, shot.prompt)
+        return _Filmed(folder / "smooth.mp4", sound, seconds, shot.prompt, folder.with_suffix(".mp4"))
 
 
 def _upscaler() -> str:
