@@ -9,7 +9,8 @@ frames) pass through. A folder is built under a temporary name and committed who
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,29 +31,35 @@ def write_frames(stream: Stream, target: Path, *, fps: Fraction, size: tuple[int
     without a suffix) of PNGs named by frame, or a movie at ``fps`` of ``size`` with
     ``alpha(frame)`` (0-1) as its alpha channel when given. One progress event per frame, of
     ``total``."""
-    sink = _folder if (target.suffix == "" if folder is None else folder) else _movie
-    yield from sink(stream, target, fps, size, total, alpha, overwrite)
-
-
-def _folder(stream: Stream, target: Path, fps: Fraction, size: tuple[int, int], total: int,
-            alpha: Callable[[int], np.ndarray] | None, overwrite: bool) -> Steps[None]:
-    from kinema.core import atomic
-    from kinema.media.image import encode_png
-
-    temp = atomic.temp_path_for(target)
-    try:
-        with atomic.naming_errors(target):
-            temp.mkdir()
+    as_folder = target.suffix == "" if folder is None else folder
+    sink = _folder(target, overwrite) if as_folder else _movie(target, fps, size, alpha, overwrite)
+    with sink as put:
         done = 0
         for item in stream:
             if isinstance(item, Progress):
                 yield item
                 continue
-            i, image = item
-            with atomic.naming_errors(target):
-                (temp / FRAME_NAME.format(frame=i)).write_bytes(encode_png(image))
+            put(*item)
             done += 1
             yield Progress(done, total, "frames")
+
+
+@contextmanager
+def _folder(target: Path, overwrite: bool) -> Iterator[Callable[[int, np.ndarray], None]]:
+    """A temporary folder to put PNGs in, committed as ``target`` when the block ends well."""
+    from kinema.core import atomic
+    from kinema.media.image import encode_png
+
+    temp = atomic.temp_path_for(target)
+
+    def put(i: int, image: np.ndarray) -> None:
+        with atomic.naming_errors(target):
+            (temp / FRAME_NAME.format(frame=i)).write_bytes(encode_png(image))
+
+    try:
+        with atomic.naming_errors(target):
+            temp.mkdir()
+        yield put
         with atomic.naming_errors(target):
             atomic.commit_frames(temp, target, overwrite)
     except BaseException:
@@ -60,19 +67,17 @@ def _folder(stream: Stream, target: Path, fps: Fraction, size: tuple[int, int], 
         raise
 
 
-def _movie(stream: Stream, target: Path, fps: Fraction, size: tuple[int, int], total: int,
-           alpha: Callable[[int], np.ndarray] | None, overwrite: bool) -> Steps[None]:
+@contextmanager
+def _movie(target: Path, fps: Fraction, size: tuple[int, int],
+           alpha: Callable[[int], np.ndarray] | None,
+           overwrite: bool) -> Iterator[Callable[[int, np.ndarray], None]]:
+    """A movie writer to put frames in (with ``alpha(frame)`` as alpha when given)."""
     from kinema.media.writer import VideoWriter
 
     with VideoWriter(target, fps, size, alpha=alpha is not None, overwrite=overwrite) as writer:
-        done = 0
-        for item in stream:
-            if isinstance(item, Progress):
-                yield item
-                continue
-            i, image = item
+        def put(i: int, image: np.ndarray) -> None:
             if alpha is not None:
                 image = np.dstack([image, np.rint(alpha(i) * 255).astype(np.uint8)])
             writer.write(image)
-            done += 1
-            yield Progress(done, total, "frames")
+
+        yield put

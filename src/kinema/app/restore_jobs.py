@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -155,15 +155,9 @@ def interpolate_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
                          audio_start=reader.start_time, overwrite=overwrite) as writer:
             positions = source_positions(count, rate, frames=n, fps=None if vfr else reader.fps,
                                          times=times)
-            for k, (i, t) in enumerate(positions):
-                repeat = across_cut(i, t, cuts)
-                if repeat is not None:
-                    writer.write(frame(repeat))
-                    held += 1
-                elif t == 0:
-                    writer.write(frame(i))
-                else:
-                    writer.write(model.interpolate(frame(i), frame(i + 1), float(t)))
+            for k, (image, repeated) in enumerate(in_betweens(positions, cuts, frame, model)):
+                writer.write(image)
+                held += repeated
                 yield Progress(total - count + k + 1, total, "frames")
     recipe = InterpolateRecipe(id=f"interpolate-{target.name}", backend=backend, factor=factor,
                                rate=rate if factor is None else None, cut_guard=cut_guard,
@@ -185,6 +179,21 @@ def interpolate_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
     for note in notes:
         yield Progress(total, total, "frames", note)
     return Interpolated(target, rate, count, vfr, cuts, held, record)
+
+
+def in_betweens(positions: Iterable[tuple[int, Fraction]], cuts: Container[int],
+                frame: Callable[[int], Any], model: Any) -> Iterator[tuple[Any, bool]]:
+    """The frame at each ``(i, t)`` of ``positions`` (``t`` of the way from source frame ``i``
+    to the next; ``frame`` reads source frames) and whether it repeats a source frame at a cut
+    instead of an in-between by ``model``."""
+    for i, t in positions:
+        repeat = across_cut(i, t, cuts)
+        if repeat is not None:
+            yield frame(repeat), True
+        elif t == 0:
+            yield frame(i), False
+        else:
+            yield model.interpolate(frame(i), frame(i + 1), float(t)), False
 
 
 def pair_reader(reader: Any) -> Callable[[int], Any]:

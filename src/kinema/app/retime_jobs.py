@@ -458,21 +458,15 @@ def _write(reader: Any, movie: Path, rate: Fraction, positions: Sequence[tuple[i
            cuts: tuple[int, ...], model: Any, total: int) -> Steps[int]:
     """The retimed frames into ``movie`` (ProRes 4444 at ``rate``); returns how many repeat a
     source frame at a cut."""
-    from kinema.app.restore_jobs import across_cut, pair_reader
+    from kinema.app.restore_jobs import in_betweens, pair_reader
     from kinema.media.writer import VideoWriter
 
     frame = pair_reader(reader)
     held = 0
     done = total - len(positions)
     with VideoWriter(movie, rate, reader.size, codec="prores4444") as writer:
-        for k, (i, t) in enumerate(positions):
-            repeat = across_cut(i, t, cuts)
-            if repeat is not None:
-                writer.write(frame(repeat))
-                held += 1
-            elif t == 0:
-                writer.write(frame(i))
-            else:
-                writer.write(model.interpolate(frame(i), frame(i + 1), float(t)))
+        for k, (image, repeated) in enumerate(in_betweens(positions, cuts, frame, model)):
+            writer.write(image)
+            held += repeated
             yield Progress(done + k + 1, total, "frames")
     return held
