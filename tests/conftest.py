@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from kinema.media.synth import decode_index
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -206,3 +212,69 @@ def tiny_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kinema.models.tiny_music import build_tiny_musicgen
 
     return build_tiny_musicgen(tmp_path_factory.mktemp("models") / "musicgen")
+
+
+# -- a live viewer (kinema tv) ------------------------------------------------------------
+
+
+class RtmpViewer(threading.Thread):
+    """A live viewer: reads an RTMP stream with PyAV and reconnects when it ends; records each
+    frame's connection, wall time, stream time and ``index`` (the frame number stamped in it)."""
+
+    def __init__(self, url: str, seconds: float, delay: float = 0.0,
+                 index: Callable[[np.ndarray], int] | None = None) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.index = index or decode_index
+        self.delay = delay
+        self.until = time.monotonic() + seconds
+        self.halt = threading.Event()
+        self.frames: list[tuple[int, float, float, int]] = []  # connection, wall, time, index
+
+    def run(self) -> None:
+        import av
+
+        connection = 0
+        # A viewer that joins before the publisher can be dropped by the FLV demuxer
+        # ("Invalid data") and must reconnect; a live viewer joins a running stream.
+        self.halt.wait(self.delay)
+        while not self.halt.is_set() and time.monotonic() < self.until:
+            try:
+                container = av.open(self.url, timeout=(2.0, 2.0))
+            except av.error.FFmpegError:
+                self.halt.wait(0.2)
+                continue
+            if not container.streams.video:  # joined before the publisher: try again
+                container.close()
+                self.halt.wait(0.2)
+                continue
+            connection += 1
+            try:
+                for frame in container.decode(video=0):
+                    index = self.index(frame.to_ndarray(format="rgb24"))
+                    self.frames.append((connection, time.monotonic(), float(frame.time or 0.0), index))
+                    if self.halt.is_set() or time.monotonic() > self.until:
+                        break
+            except av.error.FFmpegError:
+                pass
+            finally:
+                container.close()
+            self.halt.wait(0.2)
+
+    def finish(self) -> None:
+        self.halt.set()
+        self.join(10)
+        assert not self.is_alive()
+
+
+def check_continuous(frames: list[tuple[int, float, float, int]]) -> None:
+    """Within each connection the timestamps go forward with no gap over 1 s."""
+    for connection in {f[0] for f in frames}:
+        times = [f[2] for f in frames if f[0] == connection]
+        steps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(0 < s <= 1.0 for s in steps), (connection, [s for s in steps if not 0 < s <= 1.0])
+
+
+def segment_starts(frames: list[tuple[int, float, float, int]]) -> int:
+    """How many times the frame index falls back: a new segment went on air."""
+    return sum(1 for a, b in itertools.pairwise(frames) if a[0] == b[0] and b[3] < a[3])

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import RtmpViewer as Client
+from conftest import check_continuous, segment_starts
 from kinema.broadcast import Broadcaster, ChannelFormat, NginxRtmp, Playlist, nginx_missing
 from kinema.media.synth import decode_index, tone, write_clip
 
@@ -49,66 +51,6 @@ def make_playlist(state: Path, segments: list[Path], clock=time.time) -> Playlis
     for i, path in enumerate(segments):
         playlist.add(path, title=f"shot {i}")
     return playlist
-
-
-class Client(threading.Thread):
-    """A live viewer: reads the RTMP stream with PyAV and reconnects when it ends."""
-
-    def __init__(self, url: str, seconds: float, delay: float = 0.0) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.delay = delay
-        self.until = time.monotonic() + seconds
-        self.halt = threading.Event()
-        self.frames: list[tuple[int, float, float, int]] = []  # connection, wall, time, index
-
-    def run(self) -> None:
-        import av
-
-        connection = 0
-        # A viewer that joins before the publisher can be dropped by the FLV demuxer
-        # ("Invalid data") and must reconnect; a live viewer joins a running stream.
-        self.halt.wait(self.delay)
-        while not self.halt.is_set() and time.monotonic() < self.until:
-            try:
-                container = av.open(self.url, timeout=(2.0, 2.0))
-            except av.error.FFmpegError:
-                self.halt.wait(0.2)
-                continue
-            if not container.streams.video:  # joined before the publisher: try again
-                container.close()
-                self.halt.wait(0.2)
-                continue
-            connection += 1
-            try:
-                for frame in container.decode(video=0):
-                    index = decode_index(frame.to_ndarray(format="rgb24"))
-                    self.frames.append((connection, time.monotonic(), float(frame.time or 0.0), index))
-                    if self.halt.is_set() or time.monotonic() > self.until:
-                        break
-            except av.error.FFmpegError:
-                pass
-            finally:
-                container.close()
-            self.halt.wait(0.2)
-
-    def finish(self) -> None:
-        self.halt.set()
-        self.join(10)
-        assert not self.is_alive()
-
-
-def check_continuous(frames: list[tuple[int, float, float, int]]) -> None:
-    """Within each connection the timestamps go forward with no gap over 1 s."""
-    for connection in {f[0] for f in frames}:
-        times = [f[2] for f in frames if f[0] == connection]
-        steps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(0 < s <= 1.0 for s in steps), (connection, [s for s in steps if not 0 < s <= 1.0])
-
-
-def segment_starts(frames: list[tuple[int, float, float, int]]) -> int:
-    """How many times the frame index falls back: a new segment went on air."""
-    return sum(1 for a, b in itertools.pairwise(frames) if a[0] == b[0] and b[3] < a[3])
 
 
 def media_sequence(playlist: Path) -> int | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,26 @@ def test_music_crossfades_from_one_shot_into_the_next() -> None:
     assert np.allclose(sound[:, :samples - overlap], 0.5)  # the shot's own music (after its head)
     tail = sound[0, samples - overlap:]
     assert tail[0] > 0.45 and tail[-1] < -0.45 and np.all(np.diff(tail) < 0)  # fading across
+
+
+def test_a_generated_channel_over_rtmp_read_by_a_viewer(tmp_path: Path, tiny_wan: Path,
+                                                          tiny_musicgen: Path) -> None:
+    from conftest import RtmpViewer, check_continuous
+    from kinema.broadcast.nginx import NginxRtmp, nginx_missing
+
+    if nginx_missing():
+        pytest.skip(nginx_missing())
+    spec = ChannelSpec(theme="a lighthouse in a storm", state=tmp_path / "state", t2v=str(tiny_wan),
+                       music=str(tiny_musicgen), shots=3, ahead=2.0, device="cpu")
+    with NginxRtmp() as server:
+        viewer = RtmpViewer(server.url("channel"), seconds=30, delay=0.7, index=lambda _image: 0)
+        viewer.start()
+        try:
+            result = run_channel(spec, rtmp=server.url("channel"), max_seconds=6, channel=SMALL,
+                                 ready=2)
+        finally:
+            time.sleep(0.5)
+            viewer.finish()
+    assert result.broadcast.seconds >= 5 and result.broadcast.segments >= 2  # shots changed on air
+    assert len(viewer.frames) >= 2 * SMALL.fps  # the viewer joined and watched the live stream
+    check_continuous(viewer.frames)  # timestamps go forward, no gap over 1 s
