@@ -15,7 +15,7 @@ from kinema.app.tv_library import library_segments, segment_title
 from kinema.core.errors import InvalidArgumentError
 from kinema.media import open_video
 from kinema.search.cutting import Piece
-from kinema.search.rotation import Rotation, beat_points, fewest_cuts, plan_segment, varied_order
+from kinema.search.rotation import Rotation, beat_points, fewest_cuts, limit_spans, plan_segment, varied_order
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 CLIPS = ("dog.mp4", "coffee.mp4", "juggle.mp4", "bedroom.mp4")
@@ -214,3 +214,14 @@ def test_varied_order_is_deterministic_and_alternates_sources():
     assert sorted(order, key=place) == sorted(pieces, key=place)
     assert all(a.source != b.source for a, b in itertools.pairwise(order))
     assert varied_order(pieces, "another theme") != order
+
+
+def test_a_library_of_few_short_shots_still_fills_a_segment():
+    rate = Fraction(25)
+    assert limit_spans([0, 500], 200) == [0, 167, 333, 500]
+    assert limit_spans([0, 100, 150], 200) == [0, 100, 150]
+    pieces = [Piece("/a.mp4", 0, 240, rate), Piece("/b.mp4", 0, 200, rate)]
+    points = limit_spans([0, 500], 240)
+    cuts, shown, _rotation = plan_segment(pieces, points, rate, Rotation())
+    assert sum(c.frames for c in cuts) == 500 and len(cuts) == 3
+    assert len(set(shown)) == 2  # a shot shows twice when the library has too few

@@ -43,7 +43,7 @@ from typing import Any
 from kinema.core.errors import InvalidArgumentError, KinemaError, MissingExtraError, ModelNotFoundError
 from kinema.core.jobs import run
 from kinema.search.cutting import Cut, Piece
-from kinema.search.rotation import Rotation, fewest_cuts, plan_segment, varied_order
+from kinema.search.rotation import Rotation, fewest_cuts, limit_spans, plan_segment, varied_order
 
 log = logging.getLogger("kinema.tv")
 
@@ -117,6 +117,7 @@ def library_segments(library: str | os.PathLike[str], theme: str, *, seconds: fl
         # all but one of the shots at most, so consecutive segments differ in what and in order
         points = fewest_cuts(beats, start, seconds, fps, shot_frames=max(1, round(shot_seconds * fps)),
                              shots=len(pieces) - 1 if len(pieces) > 2 else len(pieces))
+        points = limit_spans(points, max(int(Fraction(p.end - p.start) / p.rate * fps) for p in pieces))
         cuts, shown, rotation = plan_segment(pieces, points, fps, rotation)
         number = rotation.count
         target = root / "segments" / f"segment-{number:06d}.mp4"

@@ -99,6 +99,18 @@ def fewest_cuts(beats: Sequence[float], start: Fraction, seconds: Fraction, fps:
         length *= 2
 
 
+def limit_spans(points: Sequence[int], longest: int) -> list[int]:
+    """``points`` with spans longer than ``longest`` frames (the longest shot) split evenly, so
+    every span has a shot that can fill it."""
+    if longest < 1:
+        raise InvalidArgumentError("the library has no shots to cut")
+    out = [points[0]]
+    for a, b in itertools.pairwise(points):
+        parts = math.ceil((b - a) / longest)
+        out += [a + round((b - a) * k / parts) for k in range(1, parts)] + [b]
+    return out
+
+
 def plan_segment(pieces: Sequence[Piece], points: Sequence[int], fps: Fraction,
                  rotation: Rotation, *, remember: int | None = None) -> tuple[list[Cut], list[str], Rotation]:
     """The cuts filling the spans between ``points`` (output frames at ``fps``), one shot each,
@@ -119,8 +131,10 @@ def plan_segment(pieces: Sequence[Piece], points: Sequence[int], fps: Fraction,
         found = _next_fitting(pieces, used, cursor, length, fps, taken, set(recent))
         if found is None:
             found = _next_fitting(pieces, used, cursor, length, fps, taken, set())
+        if found is None:  # a library of few shots: one shows twice in the segment
+            found = _next_fitting(pieces, used, cursor, length, fps, (), set())
         if found is None:
-            raise InvalidArgumentError(f"no shot left is long enough ({length} frames) for the gap "
+            raise InvalidArgumentError(f"no shot is long enough ({length} frames) for the gap "
                                        "between beats", hint="give the library longer clips")
         piece = pieces[found]
         key = piece_key(piece)
