@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the local CPU build; anything else pulls gigabytes of CUDA.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,interchange,ml,gui,search,ray,bundled]'
+	$(PY) -m pip install -q -e '.[dev,interchange,ml,gui,search,ray,bundled,serve]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -103,10 +103,13 @@ def edit(
 
 def run() -> None:
     """Console-script entry point."""
+    from kinema.cli import serve_commands
     from kinema.cli.main import app
     from kinema.cli.main import run as run_cli
+    from kinema.serve import serve
 
     app.command()(edit)
+    serve_commands.start = serve
     run_cli()
 
 

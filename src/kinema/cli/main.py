@@ -19,6 +19,7 @@ from kinema.cli import (
     restore_commands,
     restyle_commands,
     retime_commands,
+    serve_commands,
     stylize_commands,
     t2v_commands,
     tv_commands,
@@ -49,6 +50,7 @@ tv_commands.register(app)
 lora_commands.register(app)
 retime_commands.register(app)
 t2v_commands.register(app)
+serve_commands.register(app)
 
 
 def _reflow(text: str) -> str:

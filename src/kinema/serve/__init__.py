@@ -1,5 +1,25 @@
-"""``kinema serve`` (a surface beside ``kinema.cli`` and ``kinema.ui``; empty so far): an HTTP
-worker with token auth that runs the same job specs as the other surfaces, so a laptop can send
-heavy model work to a GPU box. Like every surface it parses input, reports progress and calls
-``kinema.app``; it never imports another surface.
+"""``kinema serve``: an HTTP worker with token auth that runs the same job specs as the other
+surfaces, so a laptop can send heavy model work to a GPU box (see ``docs/serve.md``). Like every
+surface it parses input, reports progress and calls ``kinema.app``; it never imports another
+surface: the CLI's ``kinema serve`` command checks its options and is handed :func:`serve` by the
+composition layer (``kinema.entry``). FastAPI and uvicorn are imported only when it starts.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def serve(*, host: str, port: int, token: str | None, workers: int, max_upload_mb: int,
+          store: Path) -> None:
+    """Run the worker on ``host:port`` until interrupted, storing blobs and results in ``store``."""
+    from kinema.core.extras import require
+
+    for module in ("fastapi", "uvicorn"):
+        require(module, "serve", feature="kinema serve")
+    import uvicorn
+
+    from kinema.serve.app import create_app
+
+    app = create_app(store, token, max_upload_mb, workers=workers)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)

@@ -1,0 +1,79 @@
+"""``kinema serve``: the options checked here (a public bind needs a token), the server itself
+handed in by the composition layer (``kinema.entry`` sets :data:`start`), since the CLI and
+``kinema.serve`` are surfaces that never import each other."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+start: Callable[..., None] | None = None
+"""``kinema.serve.serve``, set by ``kinema.entry.run`` (the ``kinema`` program)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_store() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kinema" / "serve"
+
+
+def read_token(path: Path) -> str:
+    from kinema.core.errors import InvalidArgumentError
+
+    token = path.read_text(encoding="utf-8").strip()
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise InvalidArgumentError(f"the token in {path} is shorter than 16 characters or has spaces",
+                                   hint="make one with: python -c \"import secrets; "
+                                        "print(secrets.token_urlsafe(32))\" > TOKEN_FILE")
+    return token
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but "
+                                      "loopback needs --token-file.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8765,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="A file holding the bearer token every request must carry.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Jobs run at once (one per "
+                                         "GPU); more wait in a queue.")] = 1,
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1,
+                                               help="Largest upload accepted.")] = 2048,
+    store: Annotated[Path | None, typer.Option(
+        "--store", help="Folder for uploaded blobs and results (default: "
+                        "~/.cache/kinema/serve).")] = None,
+) -> None:
+    """Run the HTTP worker: other machines send job specs and blobs, it runs them here."""
+    from kinema.cli.console import err, exit_on_error
+    from kinema.core.errors import InvalidArgumentError, KinemaError
+
+    with exit_on_error():
+        token = read_token(token_file) if token_file is not None else None
+        if token is None and not is_loopback(host):
+            raise InvalidArgumentError(f"--host {host} is reachable from other machines: "
+                                       "kinema serve will not listen there without --token-file")
+        if start is None:
+            raise KinemaError("kinema serve runs from the kinema program (python -m kinema serve)")
+        folder = store or default_store()
+        err.print(f"kinema serve on http://{host}:{port} ({'token' if token else 'no token, loopback'}"
+                  f", {workers} worker(s), store {folder})", markup=False, highlight=False)
+        options: dict[str, Any] = dict(host=host, port=port, token=token, workers=workers,
+                                       max_upload_mb=max_upload_mb, store=folder)
+        start(**options)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

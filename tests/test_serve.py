@@ -1,0 +1,275 @@
+"""kinema serve: the worker's security (token, hashes, sizes, no paths from requests), its job
+queue (events in order, cancel, one job at a time) and one real operation equal to local."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient
+
+from kinema.core.jobs import Progress, Steps
+from kinema.serve.app import OPERATIONS, BlobStore, Operation, Spec, create_app
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+# ---- a gated test operation: runs until the test lets it go ------------------------------------
+
+class WaitSpec(Spec):
+    operation: str = "wait"
+    steps: int = 5
+
+
+GATES: dict[int, threading.Event] = {}
+STARTED: list[int] = []
+
+
+def _wait(spec: WaitSpec, blobs: BlobStore, workdir: Path) -> Steps[Path]:
+    STARTED.append(spec.steps)
+    gate = GATES.setdefault(spec.steps, threading.Event())
+    for k in range(spec.steps):
+        yield Progress(k + 1, spec.steps, "steps")
+        if k == 0:
+            gate.wait(timeout=20)
+    out = workdir / "out.txt"
+    out.write_text(f"waited {spec.steps}")
+    return out
+
+
+TEST_OPS = {**OPERATIONS, "wait": Operation(WaitSpec, _wait)}
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    GATES.clear()
+    STARTED.clear()
+    app = create_app(tmp_path / "store", TOKEN, 1, operations=TEST_OPS)
+    with TestClient(app) as c:
+        yield c
+    for gate in GATES.values():
+        gate.set()
+
+
+def put(client: TestClient, data: bytes, name: str | None = None, **kw: object):
+    return client.put(f"/blobs/{name or sha(data)}", content=data, headers=AUTH, **kw)
+
+
+def events(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
+    found, kind = [], None
+    with client.stream("GET", f"/jobs/{job_id}/events", headers=AUTH) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                found.append((kind, json.loads(line[6:])))
+    return found
+
+
+# ---- security -----------------------------------------------------------------------------------
+
+def test_no_token_or_a_wrong_one_is_401_and_runs_nothing(client: TestClient, tmp_path: Path) -> None:
+    data = b"hello"
+    spec = {"operation": "wait", "steps": 1}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
+                    {"Authorization": f"Basic {TOKEN}"}, {"Authorization": f"Bearer {TOKEN}x"}):
+        assert client.put(f"/blobs/{sha(data)}", content=data, headers=headers).status_code == 401
+        assert client.head(f"/blobs/{sha(data)}", headers=headers).status_code == 401
+        r = client.post("/jobs", json=spec, headers=headers)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert client.get(f"/jobs/{'0' * 32}", headers=headers).status_code == 401
+        assert client.delete(f"/jobs/{'0' * 32}", headers=headers).status_code == 401
+    assert STARTED == [] and client.app.state.jobs.jobs == {}
+    assert files_under(tmp_path / "store") == []
+    assert put(client, data).status_code == 201  # the right token works
+    assert client.head(f"/blobs/{sha(data)}", headers=AUTH).status_code == 200
+
+
+def test_a_blob_that_does_not_match_its_hash_is_refused(client: TestClient, tmp_path: Path) -> None:
+    r = put(client, b"these bytes", name=sha(b"other bytes"))
+    assert r.status_code == 400
+    assert client.head(f"/blobs/{sha(b'other bytes')}", headers=AUTH).status_code == 404
+    assert files_under(tmp_path / "store") == []
+    assert put(client, b"these bytes").json() == {"sha256": sha(b"these bytes"), "stored": True,
+                                                  "size": 11}
+    assert put(client, b"these bytes").json()["stored"] is False  # already there: skipped
+    assert client.get(f"/blobs/{sha(b'these bytes')}", headers=AUTH).content == b"these bytes"
+
+
+def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(client: TestClient,
+                                                                tmp_path: Path) -> None:
+    big = b"x" * (2**20 + 1)  # the limit is 1 MB
+    assert put(client, big).status_code == 413  # by its Content-Length
+    streamed = client.put(f"/blobs/{sha(big)}", headers=AUTH,  # chunked: no length up front
+                          content=(big[i:i + 65536] for i in range(0, len(big), 65536)))
+    assert streamed.status_code == 413
+    assert files_under(tmp_path / "store") == []
+    assert put(client, b"x" * 2**20).status_code == 201  # exactly the limit is fine
+
+
+@pytest.mark.parametrize("name", ["..", "../../etc/passwd", "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+                                  "/etc/passwd", "%2Fetc%2Fpasswd", "A" * 64, "0" * 63,
+                                  "0" * 64 + "/x", "0" * 64 + ".txt"])
+def test_names_that_are_not_hashes_reach_no_file(client: TestClient, tmp_path: Path,
+                                                 name: str) -> None:
+    r = client.put(f"/blobs/{name}", content=b"evil", headers=AUTH)
+    assert r.status_code in (404, 422)  # 404 only where the URL matched no route at all
+    assert client.head(f"/blobs/{name}", headers=AUTH).status_code in (404, 422)
+    assert files_under(tmp_path / "store") == []
+    assert not (tmp_path / "passwd").exists()
+
+
+def test_names_in_routes_and_job_specs_are_422(client: TestClient, tmp_path: Path) -> None:
+    for name in ("..%2F..%2Fx", "%2Fetc%2Fpasswd", "A" * 64):
+        assert client.put(f"/blobs/{name}", content=b"e", headers=AUTH).status_code == 422
+    for job_id in ("...", "Z" * 32, "0" * 31):
+        assert client.get(f"/jobs/{job_id}", headers=AUTH).status_code == 422
+        assert client.delete(f"/jobs/{job_id}", headers=AUTH).status_code == 422
+    assert client.get("/jobs/%2Fetc%2Fpasswd/result", headers=AUTH).status_code in (404, 422)
+    for video in ("../../etc/passwd", "/etc/passwd", str(tmp_path / "x.mp4"), "0" * 63):
+        r = client.post("/jobs", json={"operation": "interpolate", "video": video}, headers=AUTH)
+        assert r.status_code == 422, video
+    ok = sha(b"v")
+    put(client, b"v")
+    extra = {"operation": "interpolate", "video": ok, "output": str(tmp_path / "out.mp4")}
+    assert client.post("/jobs", json=extra, headers=AUTH).status_code == 422  # no such field
+    assert client.app.state.jobs.jobs == {}
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_an_unknown_operation_or_model_is_422(client: TestClient) -> None:
+    put(client, b"v")
+    for spec in ({"operation": "rm -rf"}, {"operation": "__init__"}, {}, [], "interpolate",
+                 {"operation": "interpolate", "video": sha(b"v"), "backend": "evil-model"},
+                 {"operation": "interpolate", "video": sha(b"v"), "factor": 1000}):
+        assert client.post("/jobs", json=spec, headers=AUTH).status_code == 422, spec
+    r = client.post("/jobs", content=b"not json", headers=AUTH)
+    assert r.status_code == 422
+    missing = client.post("/jobs", json={"operation": "interpolate", "video": "1" * 64}, headers=AUTH)
+    assert missing.status_code == 409 and missing.json()["detail"] == {"missing_blobs": ["1" * 64]}
+    assert client.app.state.jobs.jobs == {}
+
+
+# ---- the queue ----------------------------------------------------------------------------------
+
+def test_events_in_order_one_job_at_a_time_and_cancel(client: TestClient) -> None:
+    first = client.post("/jobs", json={"operation": "wait", "steps": 5}, headers=AUTH).json()
+    second = client.post("/jobs", json={"operation": "wait", "steps": 3}, headers=AUTH).json()
+    third = client.post("/jobs", json={"operation": "wait", "steps": 4}, headers=AUTH).json()
+    assert first["state"] in ("queued", "running")
+    _until(client, first["id"], lambda j: j["progress"] is not None)
+    assert client.get(f"/jobs/{second['id']}", headers=AUTH).json()["state"] == "queued"  # one worker
+    assert STARTED == [5]
+    cancelled = client.delete(f"/jobs/{third['id']}", headers=AUTH).json()  # cancelled in the queue
+    assert cancelled["state"] == "cancelled"
+    GATES[5].set()
+    seen = events(client, first["id"])
+    assert [e["done"] for kind, e in seen if kind == "progress"] == [1, 2, 3, 4, 5]
+    assert seen[-1][0] == "end" and seen[-1][1]["state"] == "done"
+    result = client.get(f"/jobs/{first['id']}/result", headers=AUTH)
+    assert result.content == b"waited 5" and result.headers["x-sha256"] == sha(b"waited 5")
+    _until(client, second["id"], lambda j: j["progress"] is not None)  # the next one runs
+    client.delete(f"/jobs/{second['id']}", headers=AUTH)  # cancelled while running
+    GATES[3].set()
+    end = events(client, second["id"])
+    # the step being worked on when the cancel came is the last: 2 of 3, never 3
+    assert end[-1][1]["state"] == "cancelled" and [e["done"] for k, e in end if k == "progress"] == [1, 2]
+    assert client.get(f"/jobs/{second['id']}/result", headers=AUTH).status_code == 409
+    assert STARTED == [5, 3]  # the job cancelled in the queue never started
+    again = client.post("/jobs", json={"operation": "wait", "steps": 5}, headers=AUTH).json()
+    done = _until(client, again["id"], lambda j: j["state"] == "done")
+    assert done["cached"] and done["result"] == sha(b"waited 5") and STARTED == [5, 3]
+
+
+def _until(client: TestClient, job_id: str, test, seconds: float = 20) -> dict:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        job = client.get(f"/jobs/{job_id}", headers=AUTH).json()
+        if test(job):
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never got there: {job}")
+
+
+# ---- a real operation ---------------------------------------------------------------------------
+
+def test_remote_interpolate_equals_local_bit_for_bit(client: TestClient, tmp_path: Path) -> None:
+    from kinema.app.restore_jobs import interpolate_video
+    from kinema.core.hashing import file_sha256
+    from kinema.core.jobs import run
+    from kinema.media.writer import VideoWriter
+
+    src = tmp_path / "in.mp4"
+    rng = np.random.default_rng(3)
+    with VideoWriter(src, 8, (64, 48)) as w:
+        for k in range(8):
+            frame = (rng.random((12, 16, 3)) * 60 + 40).astype(np.uint8).repeat(4, 0).repeat(4, 1)
+            frame[16:32, 4 * k:4 * k + 16] = 230
+            w.write(frame)
+    data = src.read_bytes()
+    assert put(client, data).status_code == 201
+    spec = {"operation": "interpolate", "video": sha(data), "factor": 2, "backend": "blend"}
+    job = client.post("/jobs", json=spec, headers=AUTH).json()
+    seen = events(client, job["id"])
+    assert seen[-1][0] == "end" and seen[-1][1]["state"] == "done", seen[-1]
+    done = [e["done"] for kind, e in seen if kind == "progress"]
+    assert done == sorted(done) and done[-1] == seen[-2][1]["total"]
+    remote = client.get(f"/jobs/{job['id']}/result", headers=AUTH)
+    local = tmp_path / "local" / "result.mp4"
+    local.parent.mkdir()
+    run(interpolate_video(src, local, factor=2, backend="blend"))
+    assert sha(remote.content) == file_sha256(local) == remote.headers["x-sha256"]
+    assert not list((tmp_path / "store" / "work").iterdir())  # its work folder is gone
+
+
+# ---- the command --------------------------------------------------------------------------------
+
+def test_the_command_refuses_a_public_bind_without_a_token(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from kinema.cli import serve_commands
+    from kinema.cli.main import app
+
+    started: list[dict] = []
+    monkeypatch.setattr(serve_commands, "start", lambda **kw: started.append(kw))
+    runner = CliRunner()
+    for host in ("0.0.0.0", "::", "192.168.1.20", "example.com"):
+        r = runner.invoke(app, ["serve", "--host", host, "--store", str(tmp_path)])
+        assert r.exit_code == 2 and "error:" in r.output and "--token-file" in r.output, r.output
+        assert len([line for line in r.output.splitlines() if line.strip()]) == 1
+    weak = tmp_path / "weak"
+    weak.write_text("short\n")
+    r = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--token-file", str(weak)])
+    assert r.exit_code == 2 and "error:" in r.output
+    assert started == []
+    good = tmp_path / "token"
+    good.write_text(TOKEN + "\n")
+    r = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--token-file", str(good),
+                            "--store", str(tmp_path / "s"), "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert started == [dict(host="0.0.0.0", port=8765, token=TOKEN, workers=2,
+                            max_upload_mb=2048, store=tmp_path / "s")]
+    r = runner.invoke(app, ["serve", "--store", str(tmp_path / "s")])  # loopback: no token needed
+    assert r.exit_code == 0 and started[-1]["token"] is None and started[-1]["host"] == "127.0.0.1"
