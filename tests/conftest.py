@@ -278,3 +278,24 @@ def check_continuous(frames: list[tuple[int, float, float, int]]) -> None:
 def segment_starts(frames: list[tuple[int, float, float, int]]) -> int:
     """How many times the frame index falls back: a new segment went on air."""
     return sum(1 for a, b in itertools.pairwise(frames) if a[0] == b[0] and b[3] < a[3])
+
+
+def tracked_project(base: Path, video: Path, masks: list[np.ndarray], name: str) -> Path:
+    """A project made from ``video`` (at ``base``) holding mask track ``t1`` named ``name``,
+    one mask per frame (``masks``, all the video's frames, of its size)."""
+    from kinema.app.project_jobs import new_project
+    from kinema.document import edits, store
+    from kinema.document.masktrack import FrameState, MaskTrackStore
+    from kinema.document.model import MaskTrackRef
+
+    folder = new_project(base, video)
+    height, width = masks[0].shape
+    MaskTrackStore(folder / "masks" / "t1", len(masks), width, height, create=True).write_many(
+        0, masks, FrameState.PROPAGATED)
+    with store.ProjectFile(folder) as pf:
+        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name=name, media_id="m1",
+                                                        frames=len(masks), width=width,
+                                                        height=height)))
+        pf.save()
+    return folder
+

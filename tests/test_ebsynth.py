@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tracked_project
 from kinema.app.ebsynth_jobs import (
     _placement,
     export_ebsynth,
@@ -18,13 +19,11 @@ from kinema.app.ebsynth_jobs import (
     numbered_images,
 )
 from kinema.app.evaluate import FrameEvaluator
-from kinema.app.project_jobs import new_project
 from kinema.app.render_job import render
 from kinema.app.style_keys import parse_keys
 from kinema.core.errors import InvalidArgumentError, KinemaError, MediaOpenError, OutputExistsError
 from kinema.document import edits, store
-from kinema.document.masktrack import FrameState, MaskTrackStore
-from kinema.document.model import ClipItem, MaskTrackRef
+from kinema.document.model import ClipItem
 from kinema.document.timing import TimeRange
 from kinema.media import open_video
 from kinema.media.image import encode_png, read_image
@@ -41,15 +40,9 @@ def disc(i: int) -> np.ndarray:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     video = write_clip(tmp_path / "shot.mp4", n=N, size=(W, H), fps=24)
-    folder = new_project(tmp_path / "shot", video)
     # frame 5 is left untracked: its mask is all black
-    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
-        0, [disc(i) if i != 5 else np.zeros((H, W), bool) for i in range(N)], FrameState.PROPAGATED)
-    with store.ProjectFile(folder) as pf:
-        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="ball", media_id="m1",
-                                                        frames=N, width=W, height=H)))
-        pf.save()
-    return folder
+    masks = [disc(i) if i != 5 else np.zeros((H, W), bool) for i in range(N)]
+    return tracked_project(tmp_path / "shot", video, masks, "ball")
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tracked_project
 from kinema.app.evaluate import FRAME_NAME, cache_folder
-from kinema.app.project_jobs import new_project
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.jobs import Progress
-from kinema.document import edits, store
-from kinema.document.masktrack import FrameState, MaskTrackStore
-from kinema.document.model import MaskTrackRef, StyleItem
+from kinema.document import store
+from kinema.document.model import StyleItem
 from kinema.media.image import encode_png
 from kinema.media.synth import write_clip
 from kinema.ui.editor import Editor
@@ -36,13 +35,7 @@ def disc(i: int, radius: int = 14) -> np.ndarray:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     video = write_clip(tmp_path / "shot.mp4", n=N, size=(W, H), fps=24)
-    folder = new_project(tmp_path / "shot", video)
-    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
-        0, [disc(i) for i in range(N)], FrameState.PROPAGATED)
-    with store.ProjectFile(folder) as pf:
-        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="ball", media_id="m1",
-                                                        frames=N, width=W, height=H)))
-        pf.save()
+    folder = tracked_project(tmp_path / "shot", video, [disc(i) for i in range(N)], "ball")
     return folder
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tracked_project
 from kinema.app.export_jobs import export_cutout, export_matte
-from kinema.app.project_jobs import media_status, new_project, relink
+from kinema.app.project_jobs import media_status, relink
 from kinema.app.render_job import render
 from kinema.core.errors import InvalidArgumentError, MediaOpenError
-from kinema.document import edits, store
-from kinema.document.masktrack import FrameState, MaskTrackStore
-from kinema.document.model import MaskTrackRef
+from kinema.document import store
 from kinema.media import open_video
 from kinema.media.image import read_image
 from kinema.media.synth import write_clip
@@ -33,13 +32,7 @@ def disc(i: int) -> np.ndarray:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     video = write_clip(tmp_path / "shot.mp4", n=N, size=(W, H), fps=24)
-    folder = new_project(tmp_path / "shot", video)
-    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
-        0, [disc(i) for i in range(N)], FrameState.PROPAGATED)
-    with store.ProjectFile(folder) as pf:
-        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="ball", media_id="m1",
-                                                        frames=N, width=W, height=H)))
-        pf.save()
+    folder = tracked_project(tmp_path / "shot", video, [disc(i) for i in range(N)], "ball")
     return folder
 
 

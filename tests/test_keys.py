@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import tracked_project
 from kinema.app.mask_outputs import NpzLabels
 from kinema.generate.looks import LOOKS, apply_look
 from kinema.media import open_video
@@ -250,19 +251,9 @@ def test_project_track_keys_and_progress(footage, tmp_path: Path) -> None:
     """Keys of a project's mask track, styled only inside its matte; progress counts every frame
     read and every key written, then every propagated frame, never going back."""
     from kinema.app.key_jobs import propagate_auto
-    from kinema.app.project_jobs import new_project
     from kinema.core.jobs import run
-    from kinema.document import edits, store
-    from kinema.document.masktrack import FrameState, MaskTrackStore
-    from kinema.document.model import MaskTrackRef
 
-    folder = new_project(tmp_path / "shot", footage["clip"])
-    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
-        0, footage["disc"], FrameState.PROPAGATED)
-    with store.ProjectFile(folder) as pf:
-        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="disc", media_id="m1",
-                                                        frames=N, width=W, height=H)))
-        pf.save()
+    folder = tracked_project(tmp_path / "shot", footage["clip"], footage["disc"], "disc")
     events: list[tuple[int, int]] = []
     result = run(propagate_auto(footage["clip"], tmp_path / "out", count=2, look="sketch",
                                 project=folder, track="disc", start=16, end=28),

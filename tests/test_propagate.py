@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import tracked_project
 from kinema.app.mask_outputs import NpzLabels
 from kinema.app.propagate_jobs import FEATHER
 from kinema.generate.propagate import (
@@ -249,20 +250,10 @@ def test_cli_bad_input_is_one_line(footage, tmp_path: Path, case: str) -> None:
 
 
 def test_project_track_mode(footage, tmp_path: Path) -> None:
-    from kinema.app.project_jobs import new_project
     from kinema.app.propagate_jobs import propagate_video
     from kinema.core.jobs import run
-    from kinema.document import edits, store
-    from kinema.document.masktrack import FrameState, MaskTrackStore
-    from kinema.document.model import MaskTrackRef
 
-    folder = new_project(tmp_path / "shot", footage["clip"])
-    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
-        0, footage["disc"], FrameState.PROPAGATED)
-    with store.ProjectFile(folder) as pf:
-        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="disc", media_id="m1",
-                                                        frames=N, width=W, height=H)))
-        pf.save()
+    folder = tracked_project(tmp_path / "shot", footage["clip"], footage["disc"], "disc")
     keys, out = footage["keys"], tmp_path / "out"
     result = run(propagate_video(footage["clip"], out, keys={0: keys[0], N - 1: keys[N - 1]},
                                  project=folder, track="disc"))

@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 
+from conftest import tracked_project
 from kinema.app.mask_outputs import NpzLabels
 from kinema.app.restyle_jobs import restyle
 from kinema.core.jobs import run
@@ -184,22 +185,14 @@ def test_pose_condition_joins_only_on_frames_with_people(tiny_sdxl: Path, tiny_c
 def test_project_keys_become_a_style_layer(tiny_sdxl: Path, tiny_controlnet: Path,
                                                                 tmp_path: Path) -> None:
     from kinema.app.evaluate import FrameEvaluator
-    from kinema.app.project_jobs import new_project
     from kinema.app.style_layer import stylize
     from kinema.core.errors import InvalidArgumentError
-    from kinema.document import edits, store
-    from kinema.document.masktrack import FrameState, MaskTrackStore
-    from kinema.document.model import MaskTrackRef, StyleItem
+    from kinema.document import store
+    from kinema.document.model import StyleItem
     from kinema.media.synth import write_clip
 
     video = write_clip(tmp_path / "shot.mp4", n=N, size=(W, H), fps=24)
-    folder = new_project(tmp_path / "shot", video)
-    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
-        0, [blob(i) for i in range(N)], FrameState.PROPAGATED)
-    with store.ProjectFile(folder) as pf:
-        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="dog", media_id="m1",
-                                                        frames=N, width=W, height=H)))
-        pf.save()
+    folder = tracked_project(tmp_path / "shot", video, [blob(i) for i in range(N)], "dog")
     before = FrameEvaluator(store.load(folder), folder).frame(3)
     keys = tmp_path / "keys"
     result = run(restyle(folder, keys, frames=[2, 7], track="dog", **options(tiny_sdxl, tiny_controlnet)))

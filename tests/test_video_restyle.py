@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tracked_project
 from kinema.app.mask_outputs import NpzLabels
 from kinema.app.video_restyle_jobs import restyle_video
 from kinema.core.errors import InvalidArgumentError, KinemaError
@@ -229,19 +230,11 @@ def test_cli_bad_input_is_one_line(shot, tiny_animatediff: Path, tmp_path: Path,
 
 def test_a_project_gets_the_restyled_shot_as_a_layer(shot, tiny_animatediff: Path, tmp_path: Path) -> None:
     from kinema.app.evaluate import FrameEvaluator
-    from kinema.app.project_jobs import new_project
-    from kinema.document import edits, store
-    from kinema.document.masktrack import FrameState, MaskTrackStore
-    from kinema.document.model import ClipItem, MaskTrackRef
+    from kinema.document import store
+    from kinema.document.model import ClipItem
 
     video, _masks = shot
-    folder = new_project(tmp_path / "shot", video)
-    MaskTrackStore(folder / "masks" / "t1", N, W, H, create=True).write_many(
-        0, [blob(i) for i in range(N)], FrameState.PROPAGATED)
-    with store.ProjectFile(folder) as pf:
-        pf.history.do(edits.add_mask_track(MaskTrackRef(id="t1", name="ball", media_id="m1",
-                                                        frames=N, width=W, height=H)))
-        pf.save()
+    folder = tracked_project(tmp_path / "shot", video, [blob(i) for i in range(N)], "ball")
     options = animatediff(tiny_animatediff)
     result = run(restyle_video(folder, tmp_path / "ball.mov", track="ball", **options))
     doc = store.load(folder)
