@@ -259,3 +259,14 @@ def test_a_window_longer_than_the_motion_modules_context(shot, tiny_animatediff:
     result = run(restyle_video(video, tmp_path / "long", mask=masks,
                                **animatediff(tiny_animatediff, window=20, overlap=4)))
     assert result.windows == 2 and len(frames_of(tmp_path / "long")) == N
+
+
+def test_masks_of_another_size_are_one_line(shot, tiny_animatediff: Path, tmp_path: Path) -> None:
+    video, _masks = shot
+    writer = NpzLabels(tmp_path / "small.npz", N, (W // 2, H // 2), overwrite=False)
+    for _ in range(N):
+        writer.write(np.ones((H // 2, W // 2), np.uint8))
+    small = writer.close()
+    with pytest.raises(InvalidArgumentError, match="the masks are 32x24 but the footage is 64x48"):
+        run(restyle_video(video, tmp_path / "out", mask=small, **animatediff(tiny_animatediff)))
+    assert not (tmp_path / "out").exists()
