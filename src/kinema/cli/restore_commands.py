@@ -34,6 +34,12 @@ def interpolate(
         "--codec", help="Output codec (default from the extension).")] = None,
     project: Project = None,
     overwrite: Overwrite = False,
+    remote: Annotated[str | None, typer.Option(
+        "--remote", envvar="KINEMA_REMOTE", show_envvar=True,
+        help="Run it on a `kinema serve` worker at this URL (token: KINEMA_TOKEN or "
+        "--token-file); see docs/serve.md.")] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="A file holding the --remote worker's token.")] = None,
 ) -> None:
     """Make in-between frames (optical flow or RIFE v3.9): a higher frame rate or slow motion.
 
@@ -46,12 +52,49 @@ def interpolate(
     from kinema.app.restore_jobs import interpolate_video
     from kinema.cli.console import exit_on_error, out, show_progress
 
+    if remote:
+        _interpolate_remote(video, output, remote=remote, token_file=token_file, factor=factor,
+                            fps=fps, backend=backend, cut_guard=cut_guard, device=device,
+                            codec=codec, project=project, overwrite=overwrite)
+        return
     with exit_on_error():
         result = show_progress(interpolate_video(video, output, factor=factor, fps=fps,
                                                  backend=backend, codec=codec, overwrite=overwrite,
                                                  device=device, cut_guard=cut_guard,
                                                  project=project), f"interpolate {video.name}")
     out.print(f"wrote {output} at {result.rate} fps")
+
+
+def _interpolate_remote(video: Path, output: Path, *, remote: str, token_file: Path | None,
+                        factor: int | None, fps: str | None, backend: str, cut_guard: bool,
+                        device: str | None, codec: str | None, project: Path | None,
+                        overwrite: bool) -> None:
+    """``kinema interpolate --remote URL``: the same job on a ``kinema serve`` worker."""
+    import os
+
+    from kinema.app.remote import RemoteWorker, interpolate_remote
+    from kinema.cli.console import exit_on_error, fail, out, show_progress
+
+    unsupported = [name for name, value in (("--fps", fps), ("--device", device),
+                                            ("--codec", codec), ("--project", project))
+                   if value is not None]
+    if unsupported:
+        fail(f"{', '.join(unsupported)} cannot be used with --remote yet (only --factor, "
+             "--backend and --cut-guard travel); run without --remote", code=2)
+    if factor is None:
+        fail("give --factor with --remote (--fps runs locally only)", code=2)
+    token = os.environ.get("KINEMA_TOKEN") or None
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip() or None
+        except OSError as exc:
+            fail(f"{token_file}: cannot read the token file ({exc.strerror})", code=2)
+    with exit_on_error(), RemoteWorker(remote, token) as worker:
+        result = show_progress(interpolate_remote(worker, video, output, factor=factor,
+                                                  backend=backend, cut_guard=cut_guard,
+                                                  overwrite=overwrite),
+                               f"interpolate {video.name} on {worker.url}")
+    out.print(f"wrote {output} at {result.rate} fps (on {remote})")
 
 
 def upscale(
