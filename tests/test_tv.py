@@ -165,15 +165,17 @@ def test_a_generated_channel_over_rtmp_read_by_a_viewer(tmp_path: Path, tiny_wan
         pytest.skip(nginx_missing())
     spec = ChannelSpec(theme="a lighthouse in a storm", state=tmp_path / "state", t2v=str(tiny_wan),
                        music=str(tiny_musicgen), shots=3, ahead=2.0, device="cpu")
+    # keyframes every second, as a live viewer joins at one
+    channel = ChannelFormat(width=320, height=180, fps=12, keyframe_seconds=1.0, preset="ultrafast")
     with NginxRtmp() as server:
         viewer = RtmpViewer(server.url("channel"), seconds=30, delay=0.7, index=lambda _image: 0)
         viewer.start()
         try:
-            result = run_channel(spec, rtmp=server.url("channel"), max_seconds=6, channel=SMALL,
+            result = run_channel(spec, rtmp=server.url("channel"), max_seconds=8, channel=channel,
                                  ready=2)
         finally:
             time.sleep(0.5)
             viewer.finish()
-    assert result.broadcast.seconds >= 5 and result.broadcast.segments >= 2  # shots changed on air
-    assert len(viewer.frames) >= 2 * SMALL.fps  # the viewer joined and watched the live stream
+    assert result.broadcast.seconds >= 8 and result.broadcast.segments >= 2  # shots changed on air
+    assert len(viewer.frames) >= channel.fps  # the viewer joined and watched the live stream
     check_continuous(viewer.frames)  # timestamps go forward, no gap over 1 s
