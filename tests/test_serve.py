@@ -17,8 +17,9 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient
 
+from kinema.app.remote_jobs import OPERATIONS, Context, Operation, Spec, unpack
 from kinema.core.jobs import Progress, Steps
-from kinema.serve.app import OPERATIONS, BlobStore, Operation, Spec, create_app
+from kinema.serve.app import create_app
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,16 +44,25 @@ GATES: dict[int, threading.Event] = {}
 STARTED: list[int] = []
 
 
-def _wait(spec: WaitSpec, blobs: BlobStore, workdir: Path) -> Steps[Path]:
+def _wait(spec: WaitSpec, ctx: Context) -> Steps[None]:
     STARTED.append(spec.steps)
     gate = GATES.setdefault(spec.steps, threading.Event())
     for k in range(spec.steps):
         yield Progress(k + 1, spec.steps, "steps")
         if k == 0:
             gate.wait(timeout=20)
-    out = workdir / "out.txt"
-    out.write_text(f"waited {spec.steps}")
-    return out
+    (ctx.out / "out.txt").write_text(f"waited {spec.steps}")
+
+
+def result_files(client: TestClient, job_id: str, folder: Path) -> dict[str, bytes]:
+    """The job's result tar unpacked into ``folder``: each file's bytes by its name."""
+    r = client.get(f"/jobs/{job_id}/result", headers=AUTH)
+    assert r.status_code == 200 and sha(r.content) == r.headers["x-sha256"]
+    folder.mkdir(parents=True)
+    (folder / "result.tar").write_bytes(r.content)
+    unpack(folder / "result.tar", folder / "out")
+    return {p.relative_to(folder / "out").as_posix(): p.read_bytes()
+            for p in files_under(folder / "out")}
 
 
 TEST_OPS = {**OPERATIONS, "wait": Operation(WaitSpec, _wait)}
@@ -145,12 +155,27 @@ def test_names_in_routes_and_job_specs_are_422(client: TestClient, tmp_path: Pat
         assert client.get(f"/jobs/{job_id}", headers=AUTH).status_code == 422
         assert client.delete(f"/jobs/{job_id}", headers=AUTH).status_code == 422
     assert client.get("/jobs/%2Fetc%2Fpasswd/result", headers=AUTH).status_code in (404, 422)
-    for video in ("../../etc/passwd", "/etc/passwd", str(tmp_path / "x.mp4"), "0" * 63):
-        r = client.post("/jobs", json={"operation": "interpolate", "video": video}, headers=AUTH)
-        assert r.status_code == 422, video
     ok = sha(b"v")
     put(client, b"v")
-    extra = {"operation": "interpolate", "video": ok, "output": str(tmp_path / "out.mp4")}
+    for video in ("../../etc/passwd", "/etc/passwd", str(tmp_path / "x.mp4"), "0" * 63):
+        r = client.post("/jobs", json={"operation": "interpolate",
+                                       "video": {"sha256": video, "name": "v.mp4"}}, headers=AUTH)
+        assert r.status_code == 422, video
+    bad_names = ("../x.mp4", "..", "/etc/passwd", "a/b.mp4", ".hidden", "", "x\\y", "a\nb")
+    for name in bad_names:
+        for field in ("video", "output"):
+            spec = {"operation": "interpolate", "video": {"sha256": ok, "name": "v.mp4"}}
+            spec[field] = {"sha256": ok, "name": name} if field == "video" else name
+            assert client.post("/jobs", json=spec, headers=AUTH).status_code == 422, (field, name)
+    for spec in ({"operation": "asset", "prompt": "a ufo", "out": str(tmp_path / "out.png")},
+                 {"operation": "asset", "prompt": "a ufo", "model": "/etc"},
+                 {"operation": "asset", "prompt": "a ufo", "model": "../models/x"},
+                 {"operation": "restyle", "prompt": "lava", "frames": [0],
+                  "video": {"sha256": ok, "name": "v.mp4"}, "masks": {"sha256": ok, "name": "m.npz"},
+                  "controlnets": {"canny": str(tmp_path)}}):
+        assert client.post("/jobs", json=spec, headers=AUTH).status_code == 422, spec
+    extra = {"operation": "interpolate", "video": {"sha256": ok, "name": "v.mp4"},
+             "path": str(tmp_path / "out.mp4")}
     assert client.post("/jobs", json=extra, headers=AUTH).status_code == 422  # no such field
     assert client.app.state.jobs.jobs == {}
     assert not (tmp_path / "out.mp4").exists()
@@ -158,20 +183,27 @@ def test_names_in_routes_and_job_specs_are_422(client: TestClient, tmp_path: Pat
 
 def test_an_unknown_operation_or_model_is_422(client: TestClient) -> None:
     put(client, b"v")
+    video = {"sha256": sha(b"v"), "name": "v.mp4"}
     for spec in ({"operation": "rm -rf"}, {"operation": "__init__"}, {}, [], "interpolate",
-                 {"operation": "interpolate", "video": sha(b"v"), "backend": "evil-model"},
-                 {"operation": "interpolate", "video": sha(b"v"), "factor": 1000}):
+                 {"operation": "interpolate", "video": video, "backend": "evil-model"},
+                 {"operation": "interpolate", "video": video, "factor": 1000},
+                 {"operation": "asset", "prompt": "a ufo", "model": "no-such-model"},
+                 {"operation": "asset", "prompt": "a ufo", "detector": "evil"}):
         assert client.post("/jobs", json=spec, headers=AUTH).status_code == 422, spec
+    unknown = client.post("/jobs", json={"operation": "asset", "prompt": "x", "model": "evil"},
+                          headers=AUTH)
+    assert "unknown model evil" in unknown.json()["detail"]
     r = client.post("/jobs", content=b"not json", headers=AUTH)
     assert r.status_code == 422
-    missing = client.post("/jobs", json={"operation": "interpolate", "video": "1" * 64}, headers=AUTH)
+    missing = client.post("/jobs", json={"operation": "interpolate",
+                                         "video": {"sha256": "1" * 64, "name": "v.mp4"}}, headers=AUTH)
     assert missing.status_code == 409 and missing.json()["detail"] == {"missing_blobs": ["1" * 64]}
     assert client.app.state.jobs.jobs == {}
 
 
 # ---- the queue ----------------------------------------------------------------------------------
 
-def test_events_in_order_one_job_at_a_time_and_cancel(client: TestClient) -> None:
+def test_events_in_order_one_job_at_a_time_and_cancel(client: TestClient, tmp_path: Path) -> None:
     first = client.post("/jobs", json={"operation": "wait", "steps": 5}, headers=AUTH).json()
     second = client.post("/jobs", json={"operation": "wait", "steps": 3}, headers=AUTH).json()
     third = client.post("/jobs", json={"operation": "wait", "steps": 4}, headers=AUTH).json()
@@ -185,8 +217,7 @@ def test_events_in_order_one_job_at_a_time_and_cancel(client: TestClient) -> Non
     seen = events(client, first["id"])
     assert [e["done"] for kind, e in seen if kind == "progress"] == [1, 2, 3, 4, 5]
     assert seen[-1][0] == "end" and seen[-1][1]["state"] == "done"
-    result = client.get(f"/jobs/{first['id']}/result", headers=AUTH)
-    assert result.content == b"waited 5" and result.headers["x-sha256"] == sha(b"waited 5")
+    assert result_files(client, first["id"], tmp_path / "first") == {"out.txt": b"waited 5"}
     _until(client, second["id"], lambda j: j["progress"] is not None)  # the next one runs
     client.delete(f"/jobs/{second['id']}", headers=AUTH)  # cancelled while running
     GATES[3].set()
@@ -197,7 +228,8 @@ def test_events_in_order_one_job_at_a_time_and_cancel(client: TestClient) -> Non
     assert STARTED == [5, 3]  # the job cancelled in the queue never started
     again = client.post("/jobs", json={"operation": "wait", "steps": 5}, headers=AUTH).json()
     done = _until(client, again["id"], lambda j: j["state"] == "done")
-    assert done["cached"] and done["result"] == sha(b"waited 5") and STARTED == [5, 3]
+    assert done["cached"] and STARTED == [5, 3]
+    assert result_files(client, again["id"], tmp_path / "again") == {"out.txt": b"waited 5"}
 
 
 def _until(client: TestClient, job_id: str, test, seconds: float = 20) -> dict:
@@ -229,17 +261,21 @@ def test_remote_interpolate_equals_local_bit_for_bit(client: TestClient, tmp_pat
             w.write(frame)
     data = src.read_bytes()
     assert put(client, data).status_code == 201
-    spec = {"operation": "interpolate", "video": sha(data), "factor": 2, "backend": "blend"}
+    spec = {"operation": "interpolate", "video": {"sha256": sha(data), "name": "in.mp4"},
+            "factor": 2, "backend": "blend"}
     job = client.post("/jobs", json=spec, headers=AUTH).json()
     seen = events(client, job["id"])
     assert seen[-1][0] == "end" and seen[-1][1]["state"] == "done", seen[-1]
     done = [e["done"] for kind, e in seen if kind == "progress"]
     assert done == sorted(done) and done[-1] == seen[-2][1]["total"]
-    remote = client.get(f"/jobs/{job['id']}/result", headers=AUTH)
+    remote = result_files(client, job["id"], tmp_path / "remote")
+    assert sorted(remote) == ["interpolated.mp4", "interpolated.mp4.provenance.json"]
     local = tmp_path / "local" / "result.mp4"
     local.parent.mkdir()
     run(interpolate_video(src, local, factor=2, backend="blend"))
-    assert sha(remote.content) == file_sha256(local) == remote.headers["x-sha256"]
+    assert sha(remote["interpolated.mp4"]) == file_sha256(local)
+    record = json.loads(remote["interpolated.mp4.provenance.json"])
+    assert [s["id"] for s in record["sources"]] == ["in.mp4"]  # named as the client named it
     assert not list((tmp_path / "store" / "work").iterdir())  # its work folder is gone
 
 
@@ -270,6 +306,6 @@ def test_the_command_refuses_a_public_bind_without_a_token(tmp_path: Path,
                             "--store", str(tmp_path / "s"), "--workers", "2"])
     assert r.exit_code == 0, r.output
     assert started == [dict(host="0.0.0.0", port=8765, token=TOKEN, workers=2,
-                            max_upload_mb=2048, store=tmp_path / "s")]
+                            max_upload_mb=2048, store=tmp_path / "s", models={})]
     r = runner.invoke(app, ["serve", "--store", str(tmp_path / "s")])  # loopback: no token needed
     assert r.exit_code == 0 and started[-1]["token"] is None and started[-1]["host"] == "127.0.0.1"

@@ -16,16 +16,21 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from kinema.app.remote_jobs import InputFile, InterpolateSpec, Spec, name_of, read_preview, unpack
 from kinema.core.errors import InvalidArgumentError, KinemaError
 from kinema.core.jobs import Progress, Steps
 
 CHUNK = 1 << 20
 FINISHED = ("done", "failed", "cancelled")
+PREVIEW = Progress(-1, -1, "preview")
+"""What :meth:`RemoteWorker.follow` yields when the job has a new preview to fetch."""
 
 
 class RemoteError(KinemaError):
@@ -54,6 +59,7 @@ class RemoteWorker:
                               hint="e.g. --remote http://127.0.0.1:8765")
         self.reattach = reattach
         self.reattach_wait = reattach_wait
+        self.sent: list[str] = []  # the blobs this worker uploaded (not those the server had)
         self._httpx = httpx
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=self.url, headers=headers,
@@ -118,6 +124,7 @@ class RemoteWorker:
         size = path.stat().st_size
         self._request("PUT", f"/blobs/{sha}", ok=(200, 201), content=chunks(),
                       headers={"Content-Length": str(size)})
+        self.sent.append(sha)
         return sha, True
 
     # ---- jobs ----
@@ -153,12 +160,13 @@ class RemoteWorker:
                             data = json.loads(line[5:])
                             if kind == "end":
                                 return data
-                            if kind == "progress":
+                            if kind in ("progress", "preview"):
                                 index += 1
                                 if index > seen:
                                     seen = index
-                                    yield Progress(int(data["done"]), int(data["total"]),
-                                                   data.get("unit") or "", data.get("message"))
+                                    yield (PREVIEW if kind == "preview" else
+                                           Progress(int(data["done"]), int(data["total"]),
+                                                    data.get("unit") or "", data.get("message")))
                 # the stream ended without "end": treat it as a drop
                 raise self._httpx.RemoteProtocolError("the event stream ended early")
             except self._httpx.TransportError as exc:
@@ -175,61 +183,142 @@ class RemoteWorker:
                 if job["state"] in FINISHED:
                     return job
 
-    def fetch(self, job_id: str, sha256: str, target: str | os.PathLike[str],
-              overwrite: bool) -> None:
-        """Download the job's result to ``target`` (atomically), refused unless its bytes
-        have ``sha256``: nothing is written then."""
-        from kinema.core.atomic import check_can_write, commit, discard, temp_path_for
-
-        target = Path(target)
-        check_can_write(target, overwrite)
-        temp = temp_path_for(target)
+    def download(self, job_id: str, sha256: str, target: Path) -> None:
+        """The job's result into the new file ``target``, refused unless its bytes have
+        ``sha256`` (``target`` is removed then)."""
+        digest = hashlib.sha256()
         try:
-            digest = hashlib.sha256()
-            try:
-                with self.client.stream("GET", f"/jobs/{job_id}/result") as r:
-                    self._check(r, (200,))
-                    claimed = r.headers.get("x-sha256")
-                    with open(temp, "wb") as f:
-                        for chunk in r.iter_bytes(CHUNK):
-                            digest.update(chunk)
-                            f.write(chunk)
-            except self._httpx.TransportError as exc:
-                raise self._unreachable(exc) from None
-            got = digest.hexdigest()
-            if got != sha256 or (claimed is not None and claimed != sha256):
-                raise RemoteError(f"the result from {self.url} does not match its sha256 "
-                                  f"(expected {sha256}, got {got}); nothing written",
-                                  path=target)
-            commit(temp, target, overwrite)
-        except BaseException:
-            discard(temp)
-            raise
+            with self.client.stream("GET", f"/jobs/{job_id}/result") as r:
+                self._check(r, (200,))
+                claimed = r.headers.get("x-sha256")
+                with open(target, "xb") as f:
+                    for chunk in r.iter_bytes(CHUNK):
+                        digest.update(chunk)
+                        f.write(chunk)
+        except self._httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        got = digest.hexdigest()
+        if got != sha256 or (claimed is not None and claimed != sha256):
+            target.unlink(missing_ok=True)
+            raise RemoteError(f"the result from {self.url} does not match its sha256 "
+                              f"(expected {sha256}, got {got}); nothing written")
+
+    def preview(self, job_id: str) -> bytes | None:
+        """The job's latest preview PNG, or ``None``."""
+        r = self._request("GET", f"/jobs/{job_id}/preview", ok=(200, 404))
+        return r.content if r.status_code == 200 else None
+
+    def send(self, path: str | os.PathLike[str]) -> InputFile:
+        """``path`` uploaded (unless the server has it) as a job's input file."""
+        sha, _ = self.upload(path)
+        return InputFile(sha256=sha, name=name_of(path))
 
 
 @dataclass(frozen=True)
-class RemoteInterpolated:
-    """A remote interpolate's output: where, its rate, the record, and the job."""
+class RemoteResult:
+    """A remote job's output: where it went, its record, and the finished job."""
 
     path: Path
-    rate: Any
-    record: Path
+    record: Path | None
     job: dict[str, Any]
-    uploaded: bool
+
+
+def run_remote(worker: RemoteWorker, spec: Spec, target: str | os.PathLike[str], *,
+               overwrite: bool = False, sources: Mapping[str, Path] | None = None,
+               on_preview: Callable[[np.ndarray], None] | None = None) -> Steps[RemoteResult]:
+    """Run ``spec`` on ``worker`` (its input files already sent) and put its output at
+    ``target``: the job followed as progress (``on_preview`` sees each preview), the result
+    checked by hash and unpacked beside ``target``, then the output (a file, or a folder's
+    files) and its ``.provenance.json`` moved into place. The record names the local files
+    of ``sources`` (sha256 -> path) and the server and job. Closing the steps early cancels
+    the job on the server; nothing is left behind when anything fails."""
+    from kinema.app.operation_records import record_path
+    from kinema.core import atomic
+
+    target = atomic.output_path(target)
+    output = spec.output()
+    temp = atomic.temp_path_for(target.with_suffix(".remote"))
+    with atomic.naming_errors(target):
+        temp.mkdir()
+    try:
+        job = worker.submit(spec.model_dump(mode="json"))
+        finished = False
+        try:
+            job = yield from _follow(worker, job["id"], on_preview)
+            finished = True
+        finally:
+            if not finished:
+                worker.cancel(job["id"])
+        if job["state"] != "done" or not job.get("result"):
+            raise RemoteError(f"the {spec.operation} job on {worker.url} {job['state']}"
+                              + (f": {job['error']}" if job.get("error") else ""))
+        worker.download(job["id"], job["result"], temp / "result.tar")
+        unpack(temp / "result.tar", temp / "out")
+        made = temp / "out" / output
+        if not made.exists():
+            raise RemoteError(f"the result from {worker.url} holds no {output}")
+        record = _record(temp / "out", made, target, dict(sources or {}), worker, job)
+        if made.is_dir():
+            atomic.check_can_write(target, overwrite, folder=True)
+            with atomic.naming_errors(target):
+                atomic.commit_frames(made, target, overwrite)
+        else:
+            atomic.check_can_write(target, overwrite)
+            atomic.commit(made, target, overwrite)
+        kept = None
+        if record is not None:
+            kept = record_path(target)
+            atomic.commit(record, kept, True)
+    finally:
+        atomic.discard(temp)
+    return RemoteResult(target, kept, job)
+
+
+def _follow(worker: RemoteWorker, job_id: str,
+            on_preview: Callable[[np.ndarray], None] | None) -> Steps[dict[str, Any]]:
+    """The job's progress, each preview fetched for ``on_preview``; the finished job."""
+    follow = worker.follow(job_id)
+    try:
+        while True:
+            event = next(follow)
+            if event == PREVIEW:
+                if on_preview is not None and (data := worker.preview(job_id)) is not None:
+                    on_preview(read_preview(data))
+                continue
+            yield event
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        follow.close()
+
+
+def _record(out: Path, made: Path, target: Path, sources: dict[str, Path], worker: RemoteWorker,
+            job: dict[str, Any]) -> Path | None:
+    """The server's record of ``made`` rewritten for here: the output and the sources' paths
+    those of this machine, and where it ran; ``None`` when the server wrote none."""
+    record = out / (made.name + ".provenance.json")
+    if not record.is_file():
+        return None
+    data = json.loads(record.read_text())
+    data["output"] = str(target)
+    for operation in data.get("operations", []):  # ids are made from the output's name
+        if str(operation.get("id", "")).endswith(f"-{made.name}"):
+            operation["id"] = operation["id"][:-len(made.name)] + target.name
+    for source in data.get("sources", []):
+        here = sources.get(source.get("sha256"))
+        if here is not None:
+            source["path"] = str(Path(os.path.abspath(here)))
+    data["remote"] = {"server": worker.url, "job": job["id"], "recipe": job["recipe"]}
+    record.write_text(json.dumps(data, indent=2) + "\n")
+    return record
 
 
 def interpolate_remote(worker: RemoteWorker, src: str | os.PathLike[str],
                        dst: str | os.PathLike[str], *, factor: int = 2, backend: str = "flow",
-                       cut_guard: bool = True,
-                       overwrite: bool = False) -> Steps[RemoteInterpolated]:
+                       cut_guard: bool = True, overwrite: bool = False) -> Steps[RemoteResult]:
     """``interpolate_video`` run by ``worker``: the video uploaded (unless the server has it),
-    the job followed, the result checked by hash and written to ``dst``, and
-    ``OUT.provenance.json`` beside it holding the recipe the server ran (its spec). Closing the
-    steps before the end cancels the job on the server."""
-    from kinema.app import operation_records as records
+    the result written to ``dst`` (an ``.mp4``) with the server's record beside it."""
     from kinema.core.atomic import check_can_write, check_not_input, output_path
-    from kinema.document.recipes import InterpolateRecipe
-    from kinema.media import open_video
 
     if not 2 <= factor <= 16:
         raise InvalidArgumentError(f"--factor must be 2 to 16 on a remote worker, got {factor}")
@@ -239,26 +328,8 @@ def interpolate_remote(worker: RemoteWorker, src: str | os.PathLike[str],
         raise KinemaError("a remote interpolate writes an MP4", path=target,
                           hint="name the output .mp4 (frame folders and other codecs: run locally)")
     check_can_write(target, overwrite)
-    source = records.Source.of(src)
     yield Progress(0, 1, "upload")
-    sha, uploaded = worker.upload(src)
-    spec = {"operation": "interpolate", "video": sha, "factor": factor, "backend": backend,
-            "cut_guard": cut_guard}
-    job = worker.submit(spec)
-    finished = False
-    try:
-        job = yield from worker.follow(job["id"])
-        finished = True
-    finally:
-        if not finished:
-            worker.cancel(job["id"])
-    if job["state"] != "done" or not job.get("result"):
-        raise RemoteError(f"the job on {worker.url} {job['state']}"
-                          + (f": {job['error']}" if job.get("error") else ""))
-    worker.fetch(job["id"], job["result"], target, overwrite)
-    with open_video(target, prefetch=False) as reader:
-        rate = reader.fps
-    recipe = InterpolateRecipe(id=f"interpolate-{target.name}", backend=backend, factor=factor,
-                               cut_guard=cut_guard, inputs=[source.as_input()])
-    record = records.write_record(target, recipe, [source])
-    return RemoteInterpolated(target, rate, record, job, uploaded)
+    video = worker.send(src)
+    spec = InterpolateSpec(video=video, factor=factor, backend=backend, cut_guard=cut_guard)
+    return (yield from run_remote(worker, spec, target, overwrite=overwrite,
+                                  sources={video.sha256: Path(src)}))

@@ -213,7 +213,8 @@ def restyle_masks(masks: MaskSource, footage: str | os.PathLike[str], output: st
                   depth_model: str | os.PathLike[str] | None = None,
                   canny: tuple[int, int] = CANNY_THRESHOLDS, device: Any = None, dtype: Any = None,
                   overwrite: bool = False,
-                  on_key: Callable[[int, np.ndarray], None] | None = None) -> Steps[Styled]:
+                  on_key: Callable[[int, np.ndarray], None] | None = None,
+                  checkpoint: Path | None = None) -> Steps[Styled]:
     """Restyle the object of the open ``masks`` (of ``footage``; a project's mask track
     ``track_id``) on key ``frames``: one PNG per key into ``output`` and the recipe in
     ``OUTPUT.provenance.json``, its sources the footage and ``inputs`` (a label map file).
@@ -223,6 +224,9 @@ def restyle_masks(masks: MaskSource, footage: str | os.PathLike[str], output: st
     not empty on any key, every key is inside the footage, the models and LoRA files are here.
     ``on_key(frame, image)`` sees each finished key (a preview). Progress counts denoising
     steps; its messages say which keys had no people for the pose condition.
+
+    ``checkpoint``: a folder that keeps each finished key of this very job (the caller keys
+    it by the whole recipe) so a run cut short resumes without making them again.
     """
     from kinema.app import operation_records as records
     from kinema.core import atomic
@@ -240,9 +244,11 @@ def restyle_masks(masks: MaskSource, footage: str | os.PathLike[str], output: st
         annotators = models.annotators(device)
         window = _window(generator, boxes, reader.size, grid)
         posed: list[int] = []
-        stream = _keys(keys, reader, masks, controls, annotators, canny, margin, feather, posed)
+        kept = _kept_keys(checkpoint, keys, window.cells)
+        stream = _keys([k for k in keys if k not in kept], reader, masks, controls, annotators,
+                       canny, margin, feather, posed)
         written = yield from _write_keys(generator, stream, window, settings, target, overwrite,
-                                         len(keys), on_key)
+                                         len(keys) - len(kept), on_key, kept, checkpoint)
     sources = [records.Source.of(path) for path in (footage, *inputs)]
     recipe = models.recipe(generator, settings, keys, track_id, margin, feather, controls, canny,
                            window.grid, sources, name=target.name)
@@ -504,11 +510,27 @@ def model_ref(model: str | os.PathLike[str] | None, task: str) -> Any:
                     weights_sha256=found.weights_sha256)
 
 
+def _kept_keys(checkpoint: Path | None, keys: list[int], cells: int) -> dict[int, bytes]:
+    """The PNGs of the keys ``checkpoint`` holds, whole groups of ``cells`` keys only (a group
+    is one picture: a part of one is made again)."""
+    if checkpoint is None:
+        return {}
+    kept: dict[int, bytes] = {}
+    for i in range(0, len(keys), cells):
+        paths = [checkpoint / KEY_NAME.format(frame=k) for k in keys[i:i + cells]]
+        if all(p.is_file() for p in paths):
+            kept.update((k, p.read_bytes()) for k, p in zip(keys[i:i + cells], paths, strict=True))
+    return kept
+
+
 def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window: Any, settings: Any,
                 target: Path, overwrite: bool, total_keys: int,
-                on_key: Callable[[int, np.ndarray], None] | None) -> Steps[dict[int, str]]:
-    """Restyle the keys on a worker thread, writing each PNG into a temporary folder as it
-    comes, then commit the folder; returns each key's sha256 by frame."""
+                on_key: Callable[[int, np.ndarray], None] | None,
+                kept: Mapping[int, bytes] | None = None,
+                checkpoint: Path | None = None) -> Steps[dict[int, str]]:
+    """Restyle the keys on a worker thread, writing each PNG into a temporary folder (and
+    ``checkpoint``) as it comes, then commit the folder with the ``kept`` keys of an earlier
+    run; returns each key's sha256 by frame."""
     import hashlib
 
     from kinema.core import atomic
@@ -534,7 +556,11 @@ def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window
     try:
         with atomic.naming_errors(target):
             temp.mkdir()
-        for kind, value in threaded(work, "kinema-restyle"):
+            for frame, data in (kept or {}).items():
+                (temp / KEY_NAME.format(frame=frame)).write_bytes(data)
+        if kept:
+            yield Progress(0, calls, "steps", message=f"{len(kept)} keys kept from an earlier run")
+        for kind, value in threaded(work, "kinema-restyle") if total_keys else ():
             if kind == "note":
                 yield Progress(done, total, "steps", message=value)
             elif kind == "step":
@@ -543,8 +569,11 @@ def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window
                 yield Progress(done, total, "steps")
             else:
                 data = encode_png(value.image)
+                name = KEY_NAME.format(frame=value.frame)
                 with atomic.naming_errors(target):
-                    (temp / KEY_NAME.format(frame=value.frame)).write_bytes(data)
+                    (temp / name).write_bytes(data)
+                if checkpoint is not None:
+                    atomic.atomic_write_bytes(checkpoint / name, data, overwrite=True)
                 written[value.frame] = hashlib.sha256(data).hexdigest()
                 if on_key is not None:
                     on_key(value.frame, value.image)
@@ -553,7 +582,8 @@ def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window
     except BaseException:
         atomic.discard(temp)
         raise
-    return written
+    written.update((frame, hashlib.sha256(data).hexdigest()) for frame, data in (kept or {}).items())
+    return dict(sorted(written.items()))
 
 
 def _store_style(project: str | os.PathLike[str], styled: Styled) -> tuple[str, str]:

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from kinema.cli.remote_args import Remote, TokenFile
+
 Overwrite = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace the output if it exists.")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="The output file.", show_default=False)]
 Project = Annotated[Path | None, typer.Option(
@@ -34,12 +36,8 @@ def interpolate(
         "--codec", help="Output codec (default from the extension).")] = None,
     project: Project = None,
     overwrite: Overwrite = False,
-    remote: Annotated[str | None, typer.Option(
-        "--remote", envvar="KINEMA_REMOTE", show_envvar=True,
-        help="Run it on a `kinema serve` worker at this URL (token: KINEMA_TOKEN or "
-        "--token-file); see docs/serve.md.")] = None,
-    token_file: Annotated[Path | None, typer.Option(
-        "--token-file", help="A file holding the --remote worker's token.")] = None,
+    remote: Remote = None,
+    token_file: TokenFile = None,
 ) -> None:
     """Make in-between frames (optical flow or RIFE v3.9): a higher frame rate or slow motion.
 
@@ -70,31 +68,23 @@ def _interpolate_remote(video: Path, output: Path, *, remote: str, token_file: P
                         device: str | None, codec: str | None, project: Path | None,
                         overwrite: bool) -> None:
     """``kinema interpolate --remote URL``: the same job on a ``kinema serve`` worker."""
-    import os
-
-    from kinema.app.remote import RemoteWorker, interpolate_remote
+    from kinema.app.remote import interpolate_remote
     from kinema.cli.console import exit_on_error, fail, out, show_progress
+    from kinema.cli.remote_args import open_worker, refuse_local_only
+    from kinema.media import open_video
 
-    unsupported = [name for name, value in (("--fps", fps), ("--device", device),
-                                            ("--codec", codec), ("--project", project))
-                   if value is not None]
-    if unsupported:
-        fail(f"{', '.join(unsupported)} cannot be used with --remote yet (only --factor, "
-             "--backend and --cut-guard travel); run without --remote", code=2)
+    refuse_local_only({"--fps": fps, "--device": device, "--codec": codec, "--project": project},
+                      "--factor, --backend and --cut-guard")
     if factor is None:
         fail("give --factor with --remote (--fps runs locally only)", code=2)
-    token = os.environ.get("KINEMA_TOKEN") or None
-    if token_file is not None:
-        try:
-            token = token_file.read_text().strip() or None
-        except OSError as exc:
-            fail(f"{token_file}: cannot read the token file ({exc.strerror})", code=2)
-    with exit_on_error(), RemoteWorker(remote, token) as worker:
-        result = show_progress(interpolate_remote(worker, video, output, factor=factor,
+    with exit_on_error(), open_worker(remote, token_file) as worker:
+        show_progress(interpolate_remote(worker, video, output, factor=factor,
                                                   backend=backend, cut_guard=cut_guard,
                                                   overwrite=overwrite),
                                f"interpolate {video.name} on {worker.url}")
-    out.print(f"wrote {output} at {result.rate} fps (on {remote})")
+    with exit_on_error(), open_video(output, prefetch=False) as reader:
+        rate = reader.fps
+    out.print(f"wrote {output} at {rate} fps (on {remote})")
 
 
 def upscale(

@@ -42,6 +42,27 @@ def read_token(path: Path) -> str:
     return token
 
 
+def parse_models(values: list[str]) -> dict[str, Path]:
+    """``--model NAME=DIR`` options: each NAME a plain name, each DIR a model folder here."""
+    import re
+
+    from kinema.core.errors import InvalidArgumentError
+    from kinema.models.registry import is_model_folder
+
+    found: dict[str, Path] = {}
+    for value in values:
+        name, equals, folder = value.partition("=")
+        if not equals or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+            raise InvalidArgumentError(f"--model {value!r} is not NAME=DIR",
+                                       hint="e.g. --model my-sdxl=/models/my-sdxl")
+        if not is_model_folder(folder):
+            raise InvalidArgumentError(f"--model {name}: {folder} is not a model folder",
+                                       path=folder, hint="give a folder with config.json or "
+                                                          "model_index.json")
+        found[name] = Path(folder).resolve()
+    return found
+
+
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but "
                                       "loopback needs --token-file.")] = "127.0.0.1",
@@ -55,6 +76,9 @@ def serve(
     store: Annotated[Path | None, typer.Option(
         "--store", help="Folder for uploaded blobs and results (default: "
                         "~/.cache/kinema/serve).")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="NAME=DIR: a model folder jobs may ask for by NAME (repeat); the "
+                        "registry's names are always allowed.")] = None,
 ) -> None:
     """Run the HTTP worker: other machines send job specs and blobs, it runs them here."""
     from kinema.cli.console import err, exit_on_error
@@ -67,11 +91,12 @@ def serve(
                                        "kinema serve will not listen there without --token-file")
         if start is None:
             raise KinemaError("kinema serve runs from the kinema program (python -m kinema serve)")
+        folders = parse_models(model or [])
         folder = store or default_store()
         err.print(f"kinema serve on http://{host}:{port} ({'token' if token else 'no token, loopback'}"
                   f", {workers} worker(s), store {folder})", markup=False, highlight=False)
         options: dict[str, Any] = dict(host=host, port=port, token=token, workers=workers,
-                                       max_upload_mb=max_upload_mb, store=folder)
+                                       max_upload_mb=max_upload_mb, store=folder, models=folders)
         start(**options)
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 
 def serve(*, host: str, port: int, token: str | None, workers: int, max_upload_mb: int,
-          store: Path) -> None:
-    """Run the worker on ``host:port`` until interrupted, storing blobs and results in ``store``."""
+          store: Path, models: dict[str, Path] | None = None) -> None:
+    """Run the worker on ``host:port`` until interrupted, storing blobs and results in
+    ``store``; ``models`` are folders jobs may name besides the registry's models."""
     from kinema.core.extras import require
 
     for module in ("fastapi", "uvicorn"):
@@ -21,5 +22,5 @@ def serve(*, host: str, port: int, token: str | None, workers: int, max_upload_m
 
     from kinema.serve.app import create_app
 
-    app = create_app(store, token, max_upload_mb, workers=workers)
+    app = create_app(store, token, max_upload_mb, workers=workers, models=models)
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)

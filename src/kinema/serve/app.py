@@ -3,7 +3,8 @@ allow-list on worker threads, one job at a time per worker, behind a bearer toke
 
 Nothing from a request names a file: blobs are stored under their sha256 (64 hex digits, checked
 before anything else), job ids are server-made hex, and a job spec is a pydantic model whose
-fields are numbers, names from a fixed list and blob hashes. See ``docs/serve.md``.
+fields are numbers, names from fixed lists, model names it knows and input files named by hash
+(:mod:`kinema.app.remote_jobs`). See ``docs/serve.md``.
 """
 
 from __future__ import annotations
@@ -14,83 +15,55 @@ import json
 import os
 import queue
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from kinema.app.remote_jobs import (
+    OPERATIONS,
+    SHA256,
+    Context,
+    InputFile,
+    Operation,
+    Spec,
+    encode_preview,
+    pack,
+)
 from kinema.core.errors import CancelledError, KinemaError
-from kinema.core.jobs import CancelToken, Progress, Steps, run
+from kinema.core.jobs import CancelToken, Progress, run
 
-SHA256 = r"^[0-9a-f]{64}$"
 JOB_ID = r"^[0-9a-f]{32}$"
-Sha256 = Annotated[str, Field(pattern=SHA256)]
 CHUNK = 1 << 20
 BlobName = Annotated[str, PathParam(pattern=SHA256)]
 JobId = Annotated[str, PathParam(pattern=JOB_ID)]
 
 
-# ---- job specs ----------------------------------------------------------------------------------
+# ---- models -------------------------------------------------------------------------------------
 
-class Spec(BaseModel):
-    """A job spec: an operation and its parameters; unknown fields are refused."""
+class Models:
+    """The model names jobs may ask for: the registry's and those given to ``kinema serve
+    --model NAME=DIR`` (which stand for their folder)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    def __init__(self, folders: Mapping[str, Path] | None = None) -> None:
+        from kinema.models.registry import MODELS
 
-    def blob_refs(self) -> list[str]:
-        """The blobs the job reads (each must be on the server before it is queued)."""
-        return []
+        self.folders = dict(folders or {})
+        self.names = set(MODELS) | set(self.folders)
 
+    def unknown(self, spec: Spec) -> list[str]:
+        return [name for name in spec.model_names() if name not in self.names]
 
-class InterpolateSpec(Spec):
-    """``app.restore_jobs.interpolate_video`` on an uploaded video: ``factor`` times its rate."""
-
-    operation: Literal["interpolate"] = "interpolate"
-    video: Sha256
-    factor: int = Field(2, ge=2, le=16)
-    backend: Literal["flow", "rife", "blend"] = "flow"
-    cut_guard: bool = True
-
-    def blob_refs(self) -> list[str]:
-        return [self.video]
-
-
-@dataclass(frozen=True)
-class Operation:
-    """An allowed operation: its spec model and ``run(spec, blobs, workdir)``, the work's steps
-    returning the result file (inside ``workdir``)."""
-
-    spec: type[Spec]
-    run: Callable[[Any, BlobStore, Path], Steps[Path]]
-
-
-def _interpolate(spec: InterpolateSpec, blobs: BlobStore, workdir: Path) -> Steps[Path]:
-    from kinema.app.restore_jobs import interpolate_video
-
-    target = workdir / "result.mp4"
-    yield from interpolate_video(blobs.require(spec.video), target, factor=spec.factor,
-                                 backend=spec.backend, cut_guard=spec.cut_guard)
-    return target
-
-
-OPERATIONS: dict[str, Operation] = {
-    "interpolate": Operation(InterpolateSpec, _interpolate),
-}
-
-
-def recipe_hash(spec: Spec) -> str:
-    """The sha256 of a spec's canonical JSON: equal specs on equal blobs give equal results."""
-    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    def resolve(self, name: str | None) -> str | Path | None:
+        return None if name is None else self.folders.get(name, name)
 
 
 # ---- blobs --------------------------------------------------------------------------------------
@@ -155,6 +128,7 @@ class ServerJob:
     result: str | None = None
     error: str | None = None
     cached: bool = False
+    preview: bytes | None = None
     token: CancelToken = field(default_factory=CancelToken)
 
     @property
@@ -162,37 +136,74 @@ class ServerJob:
         return self.state in ("done", "failed", "cancelled")
 
     def summary(self) -> dict[str, Any]:
-        last = self.events[-1] if self.events else None
+        last = next((e for e in reversed(self.events) if "done" in e), None)
         return {"id": self.id, "operation": getattr(self.spec, "operation", None),
                 "state": self.state, "recipe": self.recipe, "result": self.result,
                 "error": self.error, "cached": self.cached, "progress": last}
 
+    def saved(self) -> dict[str, Any]:
+        return {**self.summary(), "spec": self.spec.model_dump(mode="json")}
+
 
 class Queue:
-    """Jobs run by ``workers`` threads, one job at a time each, in the order they came;
-    finished results kept by recipe hash."""
+    """Jobs run by ``workers`` threads, one job at a time each, in the order they came.
+    Finished results are kept by recipe hash; a spec equal to one queued or running joins
+    that job. Each job's summary is saved under ``root/jobs`` so a restarted server still
+    answers for it; a job the server was killed in is failed, and its rerun resumes from the
+    parts its checkpoint kept (``root/work/RECIPE``)."""
 
     def __init__(self, root: Path, blobs: BlobStore, operations: Mapping[str, Operation],
-                 workers: int) -> None:
+                 workers: int, models: Models) -> None:
         self.root = root
         self.blobs = blobs
         self.operations = operations
+        self.models = models
         self.jobs: dict[str, ServerJob] = {}
         self.changed = threading.Condition()
         self.pending: queue.Queue[str | None] = queue.Queue()
         self.results = root / "results"
-        self.results.mkdir(parents=True, exist_ok=True)
         self.work = root / "work"
-        self.work.mkdir(parents=True, exist_ok=True)
+        self.saved = root / "jobs"
+        for folder in (self.results, self.work, self.saved):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._load()
         self.threads = [threading.Thread(target=self._worker, daemon=True, name=f"kinema-serve-{i}")
                         for i in range(workers)]
         for thread in self.threads:
             thread.start()
 
-    def submit(self, spec: Spec) -> ServerJob:
-        job = ServerJob(uuid.uuid4().hex, spec, recipe_hash(spec))
-        with self.changed:
+    def _load(self) -> None:
+        """The jobs an earlier server saved; those it did not finish are failed."""
+        for path in sorted(self.saved.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+                operation = self.operations[data["spec"]["operation"]]
+                job = ServerJob(data["id"], operation.spec.model_validate(data["spec"]),
+                                data["recipe"], data["state"], result=data.get("result"),
+                                error=data.get("error"), cached=bool(data.get("cached")))
+            except (OSError, ValueError, KeyError, TypeError, ValidationError):
+                continue  # not a job this server can answer for
+            if not job.finished:
+                job.state = "failed"
+                job.error = ("the server stopped while the job ran; submit it again to resume "
+                             "from its finished parts")
+                self._save(job)
             self.jobs[job.id] = job
+
+    def _save(self, job: ServerJob) -> None:
+        from kinema.core.atomic import atomic_write_bytes
+
+        atomic_write_bytes(self.saved / f"{job.id}.json", json.dumps(job.saved()).encode())
+
+    def submit(self, spec: Spec) -> ServerJob:
+        recipe = spec.recipe_hash()
+        with self.changed:
+            for job in self.jobs.values():
+                if job.recipe == recipe and not job.finished:
+                    return job
+            job = ServerJob(uuid.uuid4().hex, spec, recipe)
+            self.jobs[job.id] = job
+            self._save(job)
         self.pending.put(job.id)
         return job
 
@@ -201,6 +212,7 @@ class Queue:
         with self.changed:
             if job.state == "queued":
                 job.state = "cancelled"
+                self._save(job)
             self.changed.notify_all()
 
     def close(self) -> None:
@@ -216,16 +228,24 @@ class Queue:
             return None
         return sha if _is_sha(sha) and self.blobs.has(sha) else None
 
-    def _event(self, job: ServerJob, event: Progress) -> None:
+    def _event(self, job: ServerJob, event: dict[str, Any]) -> None:
         with self.changed:
-            job.events.append({"done": event.done, "total": event.total, "unit": event.unit,
-                               "message": event.message})
+            job.events.append(event)
             self.changed.notify_all()
+
+    def _progress(self, job: ServerJob, event: Progress) -> None:
+        self._event(job, {"done": event.done, "total": event.total, "unit": event.unit,
+                          "message": event.message})
+
+    def _preview(self, job: ServerJob, image: Any) -> None:
+        job.preview = encode_preview(image)
+        self._event(job, {"preview": sum("preview" in e for e in job.events) + 1})
 
     def _finish(self, job: ServerJob, state: str, result: str | None = None,
                 error: str | None = None) -> None:
         with self.changed:
             job.state, job.result, job.error = state, result, error
+            self._save(job)
             self.changed.notify_all()
 
     def _worker(self) -> None:
@@ -235,8 +255,19 @@ class Queue:
                 if job.state != "queued":
                     continue
                 job.state = "running"
+                self._save(job)
                 self.changed.notify_all()
             self._run(job)
+
+    def _inputs(self, folder: Path) -> Callable[[InputFile], Path]:
+        """Each input file as a link named as the client named it, to its blob."""
+        def place(file: InputFile) -> Path:
+            link = folder / file.sha256[:16] / file.name
+            if not link.is_symlink():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(self.blobs.require(file.sha256))
+            return link
+        return place
 
     def _run(self, job: ServerJob) -> None:
         cached = self._cached(job.recipe)
@@ -245,12 +276,20 @@ class Queue:
             self._finish(job, "done", cached)
             return
         operation = self.operations[job.spec.operation]  # type: ignore[attr-defined]
-        workdir = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self.work))
+        work = self.work / job.recipe
+        run_dir = work / f"run-{job.id}"
+        context = Context(inputs=self._inputs(work / "inputs"), model=self.models.resolve,
+                          out=run_dir / "out", checkpoint=work / "checkpoint",
+                          preview=lambda image: self._preview(job, image))
         try:
-            path = run(operation.run(job.spec, self.blobs, workdir), job.token,
-                       lambda event: self._event(job, event))
-            sha = self.blobs.add_file(path)
+            for folder in (context.out, context.checkpoint):
+                folder.mkdir(parents=True, exist_ok=True)
+            run(operation.run(job.spec, context), job.token,
+                lambda event: self._progress(job, event))
+            pack(context.out, run_dir / "result.tar")
+            sha = self.blobs.add_file(run_dir / "result.tar")
             (self.results / job.recipe).write_text(sha)
+            shutil.rmtree(work, ignore_errors=True)
             self._finish(job, "done", sha)
         except CancelledError:
             self._finish(job, "cancelled")
@@ -259,10 +298,10 @@ class Queue:
         except Exception as exc:  # reported to the client, the worker goes on
             self._finish(job, "failed", error=f"{type(exc).__name__}: {exc}")
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
 
     def events(self, job: ServerJob) -> Iterator[str]:
-        """Server-sent events: each progress event in order, then ``end`` with the job."""
+        """Server-sent events: each progress (and preview) event in order, then ``end``."""
         sent = 0
         while True:
             with self.changed:
@@ -271,7 +310,8 @@ class Queue:
                 batch = job.events[sent:]
                 finished = job.finished
             for event in batch:
-                yield f"event: progress\ndata: {json.dumps(event)}\n\n"
+                kind = "preview" if "preview" in event else "progress"
+                yield f"event: {kind}\ndata: {json.dumps(event)}\n\n"
             sent += len(batch)
             if finished and sent >= len(job.events):
                 yield f"event: end\ndata: {json.dumps(job.summary())}\n\n"
@@ -281,16 +321,19 @@ class Queue:
 # ---- the app ------------------------------------------------------------------------------------
 
 def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: int = 1,
-               operations: Mapping[str, Operation] | None = None) -> FastAPI:
+               operations: Mapping[str, Operation] | None = None,
+               models: Mapping[str, Path] | None = None) -> FastAPI:
     """The worker's app, storing under ``root``. Every route wants ``Authorization: Bearer
     TOKEN`` when ``token`` is set (compared in constant time); uploads over ``max_upload_mb``
-    are refused; ``operations`` (default :data:`OPERATIONS`) is the allow-list of job kinds."""
+    are refused; ``operations`` (default :data:`OPERATIONS`) is the allow-list of job kinds;
+    ``models`` names model folders jobs may ask for besides the registry's names."""
     root = Path(root)
     limit = max_upload_mb * 2**20
     blobs = BlobStore(root)
     for stale in blobs.tmp.iterdir():  # uploads a killed server left half written
         stale.unlink(missing_ok=True)
-    jobs = Queue(root, blobs, OPERATIONS if operations is None else operations, max(1, workers))
+    jobs = Queue(root, blobs, OPERATIONS if operations is None else operations, max(1, workers),
+                 Models(models))
     expected = token.encode() if token is not None else None
 
     def authorized(request: Request) -> None:
@@ -368,7 +411,11 @@ def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: in
             spec = operation.spec.model_validate(body)
         except ValidationError as exc:
             raise HTTPException(422, json.loads(exc.json(include_url=False, include_input=False))) from None
-        missing = [sha for sha in spec.blob_refs() if not blobs.has(sha)]
+        unknown = jobs.models.unknown(spec)
+        if unknown:
+            raise HTTPException(422, f"unknown model {', '.join(unknown)}; the server knows the "
+                                     "registry's names and those given to kinema serve --model")
+        missing = sorted({f.sha256 for f in spec.files() if not blobs.has(f.sha256)})
         if missing:
             raise HTTPException(409, {"missing_blobs": missing})
         return jobs.submit(spec).summary()
@@ -387,6 +434,13 @@ def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: in
         if job.state != "done" or job.result is None:
             raise HTTPException(409, f"the job is {job.state}")
         return get_blob(job.result)
+
+    @app.get("/jobs/{job_id}/preview")
+    def job_preview(job_id: JobId) -> Response:
+        job = job_of(job_id)
+        if job.preview is None:
+            raise HTTPException(404, "no preview yet")
+        return Response(job.preview, media_type="image/png")
 
     @app.delete("/jobs/{job_id}")
     def cancel_job(job_id: JobId) -> dict[str, Any]:
