@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -299,3 +300,37 @@ def tracked_project(base: Path, video: Path, masks: list[np.ndarray], name: str)
         pf.save()
     return folder
 
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_in_thread(store: Path, token: str | None, **options: object) -> Iterator[str]:
+    """``kinema serve``'s app on uvicorn in a thread on 127.0.0.1; its URL. ``options`` go to
+    ``create_app`` (``models``, ``workers``, ...). Stopped on exit."""
+    import uvicorn
+
+    from kinema.serve.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(store, token, 64, **options), host="127.0.0.1", port=port,
+                            log_level="warning", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < end and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

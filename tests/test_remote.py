@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,39 +13,21 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import free_port, serve_in_thread
 from kinema.cli.main import app
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 TOKEN = "client-test-token-0123456789abcdef"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    from kinema.serve.app import create_app
-
     store = tmp_path / "store"
-    port = free_port()
-    config = uvicorn.Config(create_app(store, TOKEN, 64), host="127.0.0.1", port=port,
-                            log_level="warning", timeout_graceful_shutdown=2)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < end and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", store
-    srv.should_exit = True
-    thread.join(timeout=15)
+    with serve_in_thread(store, TOKEN) as url:
+        yield url, store
 
 
 @pytest.fixture
@@ -109,7 +88,8 @@ def test_remote_interpolate_equals_local_and_writes_the_record(server, clip: Pat
 
 def test_progress_in_order_and_the_upload_skipped_the_second_time(server, clip: Path,
                                                                   tmp_path: Path) -> None:
-    from kinema.app.remote import RemoteWorker, interpolate_remote
+    from kinema.app.remote import RemoteWorker
+    from kinema.app.remote_calls import interpolate_remote
     from kinema.core.jobs import run
 
     url, store = server
@@ -150,7 +130,8 @@ def test_a_wrong_token_or_no_server_is_one_error_line(server, clip: Path, tmp_pa
 
 def test_a_result_that_does_not_match_its_hash_is_refused(server, clip: Path,
                                                           tmp_path: Path) -> None:
-    from kinema.app.remote import RemoteWorker, interpolate_remote
+    from kinema.app.remote import RemoteWorker
+    from kinema.app.remote_calls import interpolate_remote
     from kinema.core.jobs import run
 
     url, store = server
@@ -206,7 +187,8 @@ def test_closing_the_steps_cancels_the_job_and_a_drop_reattaches(tmp_path: Path)
 
 def test_closing_a_remote_job_before_its_end_cancels_it_on_the_server(clip: Path,
                                                                      tmp_path: Path) -> None:
-    from kinema.app.remote import RemoteWorker, interpolate_remote
+    from kinema.app.remote import RemoteWorker
+    from kinema.app.remote_calls import interpolate_remote
 
     httpx = pytest.importorskip("httpx")
     calls: list[tuple[str, str]] = []

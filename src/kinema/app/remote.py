@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from kinema.app.remote_jobs import InputFile, InterpolateSpec, Spec, name_of, read_preview, unpack
-from kinema.core.errors import InvalidArgumentError, KinemaError
+from kinema.app.remote_jobs import InputFile, Spec, name_of, read_preview, unpack
+from kinema.core.errors import KinemaError
 from kinema.core.jobs import Progress, Steps
 
 CHUNK = 1 << 20
@@ -311,25 +311,3 @@ def _record(out: Path, made: Path, target: Path, sources: dict[str, Path], worke
     data["remote"] = {"server": worker.url, "job": job["id"], "recipe": job["recipe"]}
     record.write_text(json.dumps(data, indent=2) + "\n")
     return record
-
-
-def interpolate_remote(worker: RemoteWorker, src: str | os.PathLike[str],
-                       dst: str | os.PathLike[str], *, factor: int = 2, backend: str = "flow",
-                       cut_guard: bool = True, overwrite: bool = False) -> Steps[RemoteResult]:
-    """``interpolate_video`` run by ``worker``: the video uploaded (unless the server has it),
-    the result written to ``dst`` (an ``.mp4``) with the server's record beside it."""
-    from kinema.core.atomic import check_can_write, check_not_input, output_path
-
-    if not 2 <= factor <= 16:
-        raise InvalidArgumentError(f"--factor must be 2 to 16 on a remote worker, got {factor}")
-    target = output_path(dst)
-    check_not_input(target, [src])
-    if target.suffix.lower() != ".mp4":
-        raise KinemaError("a remote interpolate writes an MP4", path=target,
-                          hint="name the output .mp4 (frame folders and other codecs: run locally)")
-    check_can_write(target, overwrite)
-    yield Progress(0, 1, "upload")
-    video = worker.send(src)
-    spec = InterpolateSpec(video=video, factor=factor, backend=backend, cut_guard=cut_guard)
-    return (yield from run_remote(worker, spec, target, overwrite=overwrite,
-                                  sources={video.sha256: Path(src)}))

@@ -30,8 +30,9 @@ SHA256 = r"^[0-9a-f]{64}$"
 Sha256 = Annotated[str, Field(pattern=SHA256)]
 #: a file's own name: no separator, no leading dot (so neither ``..`` nor a hidden file)
 FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._ ()+-]{0,119}$")]
+MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 #: a model the server knows by name (its registry, or ``kinema serve --model NAME=DIR``)
-ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+ModelName = Annotated[str, Field(pattern=f"^{MODEL_NAME}$")]
 Prompt = Annotated[str, Field(min_length=1, max_length=4000)]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kinema.cli.remote_args import Remote, TokenFile
 from kinema.core.errors import InvalidArgumentError
 
 
@@ -58,18 +59,38 @@ def asset(
     scale: Annotated[float, typer.Option("--scale", help="The asset's scale in the project.")] = 1.0,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", "-y", help="Replace the output if it exists.")] = False,
+    remote: Remote = None,
+    token_file: TokenFile = None,
 ) -> None:
     """Generate a picture (SDXL) and cut its object out: a straight-alpha RGBA PNG trimmed to
     the object, with soft edges. OUT.provenance.json beside it holds the recipe.
 
     With --project P --at X,Y@FRAME the PNG joins the project as a still on a new layer, the
-    object's centre at X,Y from FRAME on, scaled by --scale."""
+    object's centre at X,Y from FRAME on, scaled by --scale.
+
+    With --remote URL a `kinema serve` worker makes it (models by their names there)."""
     from kinema.app.asset_jobs import Spot, make_asset
     from kinema.cli.console import exit_on_error, out, show_progress
     from kinema.cli.prompt_args import parse_at, parse_lora
     from kinema.generate.sdxl import Request
     from kinema.vision.cutout import Settings
 
+    if remote:
+        from kinema.app.remote_calls import asset_remote
+        from kinema.cli.remote_args import open_worker, refuse_local_only
+
+        refuse_local_only({"--device": device, "--project": project, "--at": at},
+                          "the prompt, the picture's settings, models by name and LoRA files")
+        with exit_on_error(), open_worker(remote, token_file) as worker:
+            show_progress(asset_remote(
+                worker, prompt, output, subject=subject, negative=negative, seed=seed,
+                size=parse_size(size) if size is not None else None, steps=steps,
+                guidance=guidance, scheduler=scheduler, model=model,
+                loras=[parse_lora(t) for t in lora or []], cutout=cutout, detector=detector,
+                segmenter=segmenter, min_score=min_score, overwrite=overwrite),
+                f"asset on {worker.url}")
+        out.print(f"wrote {output} (on {remote})")
+        return
     with exit_on_error():
         spot = Spot(*parse_at(at), scale=scale) if at is not None else None
         request = Request(prompt, negative=negative, seed=seed, steps=steps, guidance=guidance,

@@ -68,7 +68,7 @@ def _interpolate_remote(video: Path, output: Path, *, remote: str, token_file: P
                         device: str | None, codec: str | None, project: Path | None,
                         overwrite: bool) -> None:
     """``kinema interpolate --remote URL``: the same job on a ``kinema serve`` worker."""
-    from kinema.app.remote import interpolate_remote
+    from kinema.app.remote_calls import interpolate_remote
     from kinema.cli.console import exit_on_error, fail, out, show_progress
     from kinema.cli.remote_args import open_worker, refuse_local_only
     from kinema.media import open_video

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from kinema.cli.remote_args import Remote, TokenFile
 from kinema.core.errors import InvalidArgumentError
 
 
@@ -104,6 +105,8 @@ def restyle(
         "--device", help="cuda, mps or cpu (default: the best here).")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", "-y", help="Replace the keys kinema wrote in the folder before.")] = False,
+    remote: Remote = None,
+    token_file: TokenFile = None,
 ) -> None:
     """Restyle an object inside its matte; every pixel outside it stays the source's.
 
@@ -119,11 +122,24 @@ def restyle(
     blending the frames two windows share, in memory that does not grow with the shot; from a
     project a movie output also becomes a layer over the clip.
 
+    With --remote URL a `kinema serve` worker restyles a VIDEO --mask M (keys, animatediff or
+    wan-vace; models by their names there).
+
     OUT.provenance.json beside the output holds the recipe."""
     from kinema.cli.console import exit_on_error, out, show_progress
     from kinema.cli.prompt_args import parse_lora
     from kinema.generate.control import parse_controls
 
+    if remote:
+        _restyle_remote(ctx, source, output, remote, token_file, frames=frames, engine=engine,
+                        window=window, overlap=overlap, motion_model=motion_model,
+                        reference=reference, track=track, mask=mask, lora=lora, grid=grid,
+                        device=device, quality=quality, prompt=prompt, negative=negative,
+                        control=control, seed=seed, strength=strength, steps=steps,
+                        guidance=guidance, margin=margin, feather=feather, model=model,
+                        controlnet=controlnet, depth_model=depth_model, canny=canny,
+                        overwrite=overwrite)
+        return
     with exit_on_error():
         options = {"prompt": prompt, "track": track, "mask": mask, "negative": negative,
                    "controls": parse_controls(control), "seed": seed, "strength": strength,
@@ -161,6 +177,43 @@ def restyle(
         result = show_progress(run_restyle(source, output, **options), f"restyle {source.name}")
     where = f" (layer {result.layer_id} in {source})" if result.layer_id else ""
     out.print(f"{len(result.frames)} keys: {result.output}{where}")
+
+
+def _restyle_remote(ctx: typer.Context, source: Path, output: Path, remote: str,
+                    token_file: Path | None, *, frames: str | None, engine: str | None,
+                    track: str | None, mask: Path | None, lora: list[str] | None,
+                    device: str | None, quality: str, control: str | None,
+                    controlnet: list[str] | None, canny: str, overwrite: bool,
+                    **options: Any) -> None:
+    """``kinema restyle VIDEO --mask M --remote URL``: the same job on a worker."""
+    from kinema.app.remote_calls import restyle_remote
+    from kinema.cli.console import exit_on_error, out, show_progress
+    from kinema.cli.prompt_args import parse_lora
+    from kinema.cli.remote_args import open_worker, refuse_local_only
+    from kinema.generate.control import parse_controls
+
+    refuse_local_only({"--device": device, "--track": track,
+                       "--engine keys": engine == "keys",
+                       "--quality": quality if quality != "fast" else None},
+                      "a video with --mask, the prompt and settings, models by name and files")
+    with exit_on_error():
+        if mask is None:
+            raise InvalidArgumentError("with --remote, restyle a video with --mask M.npz",
+                                       hint="kinema export masks PROJECT ... makes one from a "
+                                            "project's track")
+        picked: list[int] = []
+        if engine is None:
+            picked, source = _key_frames(ctx, frames, source, None, mask)
+        elif frames is not None:
+            raise InvalidArgumentError(f"--frames is for key frames, not the {engine} engine")
+        with open_worker(remote, token_file) as worker:
+            result = show_progress(restyle_remote(
+                worker, source, output, mask=mask, frames=picked, engine=engine,
+                controls=parse_controls(control), loras=[parse_lora(v) for v in lora or []],
+                controlnets=parse_controlnets(controlnet or []), canny=parse_thresholds(canny),
+                overwrite=overwrite, **options), f"restyle {source.name} on {worker.url}")
+    what = f"{len(picked)} keys" if engine is None else f"the shot ({engine})"
+    out.print(f"{what}: {result.path} (on {remote})")
 
 
 def _key_frames(ctx: typer.Context, frames: str | None, source: Path, track: str | None,

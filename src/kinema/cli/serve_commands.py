@@ -46,13 +46,14 @@ def parse_models(values: list[str]) -> dict[str, Path]:
     """``--model NAME=DIR`` options: each NAME a plain name, each DIR a model folder here."""
     import re
 
+    from kinema.app.remote_jobs import MODEL_NAME
     from kinema.core.errors import InvalidArgumentError
     from kinema.models.registry import is_model_folder
 
     found: dict[str, Path] = {}
     for value in values:
         name, equals, folder = value.partition("=")
-        if not equals or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        if not equals or not re.fullmatch(MODEL_NAME, name):
             raise InvalidArgumentError(f"--model {value!r} is not NAME=DIR",
                                        hint="e.g. --model my-sdxl=/models/my-sdxl")
         if not is_model_folder(folder):

@@ -1,0 +1,150 @@
+"""The use cases a ``kinema serve`` worker can run for this machine: each checks what it can
+here (the output may be written, the inputs are files, models are names the server can know),
+sends the inputs, builds the spec of :mod:`kinema.app.remote_jobs` and hands it to
+:func:`kinema.app.remote.run_remote`. Their results equal the local use case's, bit for bit,
+on equal models and devices."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kinema.app.remote import RemoteResult, RemoteWorker, run_remote
+from kinema.app.remote_jobs import (
+    MODEL_NAME,
+    AssetSpec,
+    ControlInput,
+    InputFile,
+    InterpolateSpec,
+    LoraInput,
+    RestyleSpec,
+)
+from kinema.core.errors import InvalidArgumentError
+from kinema.core.jobs import Progress, Steps
+
+
+def model_name(value: str | os.PathLike[str] | None, flag: str) -> str | None:
+    """``value`` as a model name for the server (a folder here means nothing there)."""
+    if value is None:
+        return None
+    text = str(value)
+    if not re.fullmatch(MODEL_NAME, text):
+        raise InvalidArgumentError(f"{flag} {text}: with --remote a model is a name the server "
+                                   "knows, not a folder here",
+                                   hint="a registry name, or one given to kinema serve --model "
+                                        "NAME=DIR on the server")
+    return text
+
+
+class _Sent:
+    """The input files sent so far, to name them in the record with their paths here."""
+
+    def __init__(self, worker: RemoteWorker) -> None:
+        self.worker = worker
+        self.paths: dict[str, Path] = {}
+
+    def __call__(self, path: str | os.PathLike[str]) -> InputFile:
+        if not Path(path).is_file():
+            raise InvalidArgumentError(f"{path}: no such file", path=path)
+        sent = self.worker.send(path)
+        self.paths[sent.sha256] = Path(path)
+        return sent
+
+    def loras(self, loras: Sequence[tuple[str | os.PathLike[str], float]]) -> list[LoraInput]:
+        return [LoraInput(file=self(path), weight=weight) for path, weight in loras]
+
+
+def _checked_output(out: str | os.PathLike[str], inputs: Sequence[Any], overwrite: bool,
+                    folder: bool = False) -> Path:
+    from kinema.core.atomic import check_can_write, check_not_input, output_path
+
+    target = output_path(out)
+    check_not_input(target, [p for p in inputs if p is not None])
+    check_can_write(target, overwrite, folder=folder)
+    return target
+
+
+def interpolate_remote(worker: RemoteWorker, src: str | os.PathLike[str],
+                       dst: str | os.PathLike[str], *, factor: int = 2, backend: str = "flow",
+                       cut_guard: bool = True, overwrite: bool = False) -> Steps[RemoteResult]:
+    """``interpolate_video`` run by ``worker``: the video uploaded (unless the server has it),
+    the result written to ``dst`` (an ``.mp4``) with the server's record beside it."""
+    if not 2 <= factor <= 16:
+        raise InvalidArgumentError(f"--factor must be 2 to 16 on a remote worker, got {factor}")
+    if Path(dst).suffix.lower() != ".mp4":
+        raise InvalidArgumentError("a remote interpolate writes an MP4", path=dst,
+                                   hint="name the output .mp4 (frame folders and other codecs: "
+                                        "run locally)")
+    target = _checked_output(dst, [src], overwrite)
+    yield Progress(0, 1, "upload")
+    sent = _Sent(worker)
+    spec = InterpolateSpec(video=sent(src), factor=factor, backend=backend, cut_guard=cut_guard)
+    return (yield from run_remote(worker, spec, target, overwrite=overwrite, sources=sent.paths))
+
+
+def asset_remote(worker: RemoteWorker, prompt: str, out: str | os.PathLike[str], *,
+                 subject: str | None = None, negative: str = "", seed: int = 0,
+                 size: tuple[int, int] | None = None, steps: int | None = None,
+                 guidance: float | None = None, scheduler: str | None = None,
+                 model: str | None = None,
+                 loras: Sequence[tuple[str | os.PathLike[str], float]] = (),
+                 cutout: str = "auto", detector: str | None = None, segmenter: str | None = None,
+                 min_score: float = 0.3, overwrite: bool = False) -> Steps[RemoteResult]:
+    """``kinema asset`` on ``worker``: the PNG and its record at ``out``."""
+    target = _checked_output(out, [], overwrite)
+    if target.suffix.lower() != ".png":
+        raise InvalidArgumentError("an asset is a PNG (straight-alpha RGBA)", path=target,
+                                   hint="name the output asset.png")
+    names = {flag: model_name(value, flag) for flag, value in
+             (("--model", model), ("--detector", detector), ("--segmenter", segmenter))}
+    yield Progress(0, 1, "upload")
+    sent = _Sent(worker)
+    spec = AssetSpec(prompt=prompt, subject=subject, negative=negative, seed=seed, size=size,
+                     steps=steps, guidance=guidance, scheduler=scheduler, model=names["--model"],
+                     loras=sent.loras(loras), cutout=cutout, detector=names["--detector"],
+                     segmenter=names["--segmenter"], min_score=min_score)
+    return (yield from run_remote(worker, spec, target, overwrite=overwrite, sources=sent.paths))
+
+
+def restyle_remote(worker: RemoteWorker, video: str | os.PathLike[str],
+                   out: str | os.PathLike[str], *, mask: str | os.PathLike[str], prompt: str,
+                   frames: Sequence[int] = (), engine: str | None = None,
+                   controls: Sequence[Any] = (),
+                   loras: Sequence[tuple[str | os.PathLike[str], float]] = (),
+                   model: str | None = None, controlnets: Mapping[str, str] | None = None,
+                   depth_model: str | None = None, motion_model: str | None = None,
+                   reference: str | os.PathLike[str] | None = None, overwrite: bool = False,
+                   on_preview: Callable[[np.ndarray], None] | None = None,
+                   **options: Any) -> Steps[RemoteResult]:
+    """``kinema restyle VIDEO --mask M`` on ``worker``: the keys folder (no ``engine``) or the
+    restyled shot (a folder, or a ``.mov``) at ``out`` with its record. ``options`` are the
+    spec's numbers (seed, strength, steps, guidance, margin, feather, grid, canny, window,
+    overlap)."""
+    movie = Path(out).suffix.lower() == ".mov"
+    if movie and engine is None:
+        raise InvalidArgumentError("key frames go to a folder", path=out,
+                                   hint="name a folder for -o, or restyle the shot with --engine")
+    target = _checked_output(out, [video, mask, reference], overwrite, folder=not movie)
+    names = {"--model": model_name(model, "--model"),
+             "--depth-model": model_name(depth_model, "--depth-model"),
+             "--motion-model": model_name(motion_model, "--motion-model")}
+    nets = {kind: model_name(name, f"--controlnet {kind}=")
+            for kind, name in (controlnets or {}).items()}
+    yield Progress(0, 1, "upload")
+    sent = _Sent(worker)
+    spec = RestyleSpec(
+        video=sent(video), masks=sent(mask), movie=movie, prompt=prompt, engine=engine,
+        frames=sorted(set(frames)),
+        controls=[ControlInput(kind=c.kind, weight=c.weight, start=c.start, end=c.end)
+                  for c in controls],
+        loras=sent.loras(loras), model=names["--model"], controlnets=nets,
+        depth_model=names["--depth-model"], motion_model=names["--motion-model"],
+        reference=sent(reference) if reference is not None else None,
+        **{k: v for k, v in options.items() if v is not None})
+    return (yield from run_remote(worker, spec, target, overwrite=overwrite, sources=sent.paths,
+                                  on_preview=on_preview))
