@@ -17,12 +17,19 @@ import numpy as np
 from kinema.app.remote import RemoteResult, RemoteWorker, run_remote
 from kinema.app.remote_jobs import (
     MODEL_NAME,
+    MOVIES,
     AssetSpec,
     ControlInput,
     InputFile,
     InterpolateSpec,
+    KeyInput,
     LoraInput,
+    PromptInput,
+    PropagateSpec,
     RestyleSpec,
+    T2VSpec,
+    TrackSpec,
+    UpscaleSpec,
 )
 from kinema.core.errors import InvalidArgumentError
 from kinema.core.jobs import Progress, Steps
@@ -148,3 +155,86 @@ def restyle_remote(worker: RemoteWorker, video: str | os.PathLike[str],
         **{k: v for k, v in options.items() if v is not None})
     return (yield from run_remote(worker, spec, target, overwrite=overwrite, sources=sent.paths,
                                   on_preview=on_preview))
+
+
+def t2v_remote(worker: RemoteWorker, settings: Any, out: str | os.PathLike[str], *,
+               model: str | None = None, overwrite: bool = False) -> Steps[RemoteResult]:
+    """``kinema t2v`` on ``worker`` (``settings``: a :class:`~kinema.app.t2v_jobs.ClipSettings`):
+    the clip (``.mp4`` or ``.mov``) and its record at ``out``."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in MOVIES:
+        raise InvalidArgumentError("a remote t2v writes a movie", path=out,
+                                   hint="name the output .mp4 or .mov (frame folders: run locally)")
+    target = _checked_output(out, [], overwrite)
+    spec = T2VSpec(prompt=settings.prompt, negative=settings.negative, frames=settings.frames,
+                   size=settings.size, steps=settings.steps, guidance=settings.guidance,
+                   seed=settings.seed, model=model_name(model, "--model"), suffix=suffix)
+    return (yield from run_remote(worker, spec, target, overwrite=overwrite))
+
+
+def upscale_remote(worker: RemoteWorker, source: str | os.PathLike[str],
+                   out: str | os.PathLike[str], *, scale: int = 4, model: str = "x4plus",
+                   overwrite: bool = False) -> Steps[RemoteResult]:
+    """``kinema upscale`` on ``worker``: the larger image or video and its record at ``out``."""
+    suffixes = UpscaleSpec.model_fields["suffix"].annotation.__args__  # the allowed outputs
+    suffix = Path(out).suffix.lower()
+    if suffix not in suffixes:
+        raise InvalidArgumentError(f"a remote upscale writes {', '.join(suffixes)}", path=out)
+    target = _checked_output(out, [source], overwrite)
+    yield Progress(0, 1, "upload")
+    sent = _Sent(worker)
+    spec = UpscaleSpec(source=sent(source), scale=scale, model=model, suffix=suffix)
+    return (yield from run_remote(worker, spec, target, overwrite=overwrite, sources=sent.paths))
+
+
+def propagate_remote(worker: RemoteWorker, video: str | os.PathLike[str],
+                     out: str | os.PathLike[str], *, keys: Mapping[int, str | os.PathLike[str]],
+                     mask: str | os.PathLike[str] | None = None, start: int = 0,
+                     end: int | None = None, quality: str = "fast",
+                     overwrite: bool = False) -> Steps[RemoteResult]:
+    """``kinema propagate`` on ``worker``: the styled frames (a folder, or a ``.mov``) and
+    their record at ``out``."""
+    movie = Path(out).suffix.lower() == ".mov"
+    if Path(out).suffix and not movie:
+        raise InvalidArgumentError("a remote propagate writes a folder of PNGs or a .mov", path=out)
+    target = _checked_output(out, [video, mask, *keys.values()], overwrite, folder=not movie)
+    if not keys:
+        raise InvalidArgumentError("no key frames given",
+                                   hint="give --key FRAME=IMAGE or --keys DIR (a restyle output)")
+    yield Progress(0, 1, "upload")
+    sent = _Sent(worker)
+    spec = PropagateSpec(video=sent(video),
+                         keys=[KeyInput(frame=f, image=sent(p)) for f, p in sorted(keys.items())],
+                         masks=sent(mask) if mask is not None else None, start=start, end=end,
+                         quality=quality, movie=movie)
+    return (yield from run_remote(worker, spec, target, overwrite=overwrite, sources=sent.paths))
+
+
+def track_remote(worker: RemoteWorker, video: str | os.PathLike[str],
+                 prompts: Sequence[tuple[Any, str | os.PathLike[str] | None]],
+                 out: str | os.PathLike[str], *, backend: str = "classic",
+                 model: str | None = None, detector: str | None = None,
+                 min_score: float = 0.35, max_objects: int = 1, start: int | None = None,
+                 end: int | None = None, reverse: bool = False, cleanup: Any = None,
+                 overwrite: bool = False) -> Steps[RemoteResult]:
+    """``kinema track`` on ``worker``: the label maps (``.npz``) and their record at ``out``.
+    ``prompts`` pairs each :class:`~kinema.vision.base.Prompt` with the mask picture it was
+    read from (or ``None``), which is sent in its place."""
+    if Path(out).suffix.lower() != ".npz":
+        raise InvalidArgumentError("a remote track writes label maps (.npz)", path=out,
+                                   hint="name the output masks.npz")
+    target = _checked_output(out, [video], overwrite)
+    names = (model_name(model, "--model"), model_name(detector, "--detector"))
+    yield Progress(0, 1, "upload")
+    sent = _Sent(worker)
+    given = [PromptInput(frame=p.frame, object_id=p.object_id, points=list(p.points),
+                         labels=list(p.labels), box=p.box, text=p.text,
+                         mask=sent(picture) if picture is not None else None)
+             for p, picture in prompts]
+    spec = TrackSpec(video=sent(video), prompts=given, backend=backend, model=names[0],
+                     detector=names[1], min_score=min_score, max_objects=max_objects,
+                     start=start, end=end, reverse=reverse,
+                     fill_holes=cleanup.fill_holes if cleanup else 0,
+                     min_island=cleanup.min_island if cleanup else 0,
+                     smooth=cleanup.smooth if cleanup else 0)
+    return (yield from run_remote(worker, spec, target, overwrite=overwrite, sources=sent.paths))

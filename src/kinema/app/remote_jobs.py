@@ -271,12 +271,172 @@ def _key_preview(ctx: Context) -> Callable[[int, np.ndarray], None]:
     return lambda frame, image: ctx.preview(image)
 
 
+# ---- text to video -------------------------------------------------------------------------------
+
+Size = tuple[Annotated[int, Field(ge=8, le=4096)], Annotated[int, Field(ge=8, le=4096)]]
+MOVIES = (".mp4", ".mov")
+
+
+class T2VSpec(Spec):
+    """``kinema t2v``: a clip from words, to an ``.mp4`` or ``.mov``."""
+
+    operation: Literal["t2v"] = "t2v"
+    prompt: Prompt
+    negative: str = Field("", max_length=4000)
+    frames: int | None = Field(None, ge=1, le=1024)
+    size: Size | None = None
+    steps: int | None = Field(None, ge=1, le=500)
+    guidance: float | None = Field(None, ge=0, le=50)
+    seed: int = Field(0, ge=0, lt=2**63)
+    model: ModelName | None = None
+    suffix: Literal[".mp4", ".mov"] = ".mp4"
+
+    def model_names(self) -> list[str]:
+        return [self.model] if self.model else []
+
+    def output(self) -> str:
+        return f"clip{self.suffix}"
+
+
+def _t2v(spec: T2VSpec, ctx: Context) -> Steps[None]:
+    from kinema.app.t2v_jobs import ClipSettings, make_clip
+
+    settings = ClipSettings(spec.prompt, spec.negative, spec.frames, spec.size, spec.steps,
+                            spec.guidance, spec.seed)
+    yield from make_clip(settings, ctx.out / spec.output(), model=ctx.model(spec.model))
+
+
+# ---- upscale ------------------------------------------------------------------------------------
+
+class UpscaleSpec(Spec):
+    """``kinema upscale``: an image or a video ``scale`` times larger."""
+
+    operation: Literal["upscale"] = "upscale"
+    source: InputFile
+    scale: int = Field(4, ge=2, le=4)
+    model: Literal["x4plus", "animevideov3", "lanczos"] = "x4plus"
+    suffix: Literal[".png", ".exr", ".mp4", ".mov", ".mkv"] = ".mp4"
+
+    def output(self) -> str:
+        return f"upscaled{self.suffix}"
+
+
+def _upscale(spec: UpscaleSpec, ctx: Context) -> Steps[tuple[int, int]]:
+    from kinema.app.restore_jobs import upscale_media
+
+    return (yield from upscale_media(ctx.inputs(spec.source), ctx.out / spec.output(),
+                                     scale=spec.scale, model=spec.model))
+
+
+# ---- propagate ----------------------------------------------------------------------------------
+
+class KeyInput(BaseModel):
+    """A painted or restyled key: its frame and image."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frame: int = Field(ge=0)
+    image: InputFile
+
+
+class PropagateSpec(Spec):
+    """``kinema propagate``: the keys' style carried through frames ``[start, end)`` (inside
+    the object of ``masks`` when given), to a folder of PNGs or a ``.mov``."""
+
+    operation: Literal["propagate"] = "propagate"
+    video: InputFile
+    keys: list[KeyInput] = Field(min_length=1, max_length=10000)
+    masks: InputFile | None = None
+    start: int = Field(0, ge=0)
+    end: int | None = Field(None, ge=1)
+    quality: Literal["fast", "best"] = "fast"
+    movie: bool = False
+
+    def output(self) -> str:
+        return "propagated.mov" if self.movie else "propagated"
+
+
+def _propagate(spec: PropagateSpec, ctx: Context) -> Steps[None]:
+    from kinema.app.propagate_jobs import propagate_video
+
+    yield from propagate_video(ctx.inputs(spec.video), ctx.out / spec.output(),
+                               keys={k.frame: ctx.inputs(k.image) for k in spec.keys},
+                               mask=ctx.inputs(spec.masks) if spec.masks else None,
+                               start=spec.start, end=spec.end, quality=spec.quality)
+
+
+# ---- track --------------------------------------------------------------------------------------
+
+Coordinate = Annotated[float, Field(ge=-1e6, le=1e6)]
+
+
+class PromptInput(BaseModel):
+    """One object's prompt on one frame: clicks, a box, words or a mask picture."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frame: int = Field(ge=0)
+    object_id: int = Field(1, ge=1, le=255)
+    points: list[tuple[Coordinate, Coordinate]] = Field(default_factory=list, max_length=256)
+    labels: list[Literal[0, 1]] = Field(default_factory=list, max_length=256)
+    box: tuple[Coordinate, Coordinate, Coordinate, Coordinate] | None = None
+    text: str | None = Field(None, max_length=400)
+    mask: InputFile | None = None
+
+
+class TrackSpec(Spec):
+    """``kinema track``: the prompted objects through the video, to an ``.npz`` label map."""
+
+    operation: Literal["track"] = "track"
+    video: InputFile
+    prompts: list[PromptInput] = Field(min_length=1, max_length=1000)
+    backend: Annotated[str, Field(pattern=f"^{MODEL_NAME}$")] = "classic"
+    model: ModelName | None = None
+    detector: ModelName | None = None
+    min_score: float = Field(0.35, ge=0, le=1)
+    max_objects: int = Field(1, ge=1, le=255)
+    start: int | None = Field(None, ge=0)
+    end: int | None = Field(None, ge=0)
+    reverse: bool = False
+    fill_holes: int = Field(0, ge=0)
+    min_island: int = Field(0, ge=0)
+    smooth: int = Field(0, ge=0, le=64)
+
+    def model_names(self) -> list[str]:
+        return [m for m in (self.model, self.detector) if m]
+
+    def output(self) -> str:
+        return "masks.npz"
+
+
+def _track(spec: TrackSpec, ctx: Context) -> Steps[None]:
+    from kinema.app.segment_jobs import Cleanup, ModelChoice, track_to
+    from kinema.media.image import read_labels
+    from kinema.models import backends
+    from kinema.vision.base import Prompt as TrackPrompt
+
+    backends.get("track", spec.backend)  # an unknown backend: one error naming the known ones
+    prompts = [TrackPrompt(p.frame, p.object_id, tuple(p.points), tuple(p.labels), p.box,
+                           read_labels(ctx.inputs(p.mask)) > 0 if p.mask else None, p.text)
+               for p in spec.prompts]
+    choice = ModelChoice(ctx.model(spec.model), ctx.model(spec.detector), None, None,
+                         spec.min_score, spec.max_objects)
+    yield from track_to(ctx.inputs(spec.video), prompts, ctx.out / spec.output(),
+                        backend=spec.backend, start=spec.start, end=spec.end,
+                        reverse=spec.reverse, choice=choice,
+                        cleanup=Cleanup(spec.fill_holes, spec.min_island, spec.smooth))
+
+
 # ---- the allow-list -----------------------------------------------------------------------------
 
 OPERATIONS: dict[str, Operation] = {
     "interpolate": Operation(InterpolateSpec, _interpolate),
     "asset": Operation(AssetSpec, _asset),
     "restyle": Operation(RestyleSpec, _restyle),
+    "t2v": Operation(T2VSpec, _t2v),
+    "upscale": Operation(UpscaleSpec, _upscale),
+    "propagate": Operation(PropagateSpec, _propagate),
+    "track": Operation(TrackSpec, _track),
 }
 
 

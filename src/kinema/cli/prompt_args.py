@@ -95,3 +95,10 @@ def parse_at(at: str) -> tuple[float, float, int]:
     body, frame = _at(at, "--at", None, "X,Y")
     x, y = _numbers(body, 2, "--at", "X,Y")
     return x, y, frame
+
+
+def mask_pictures(pairs: list[tuple[str, str]]) -> list[Path | None]:
+    """For each prompt of :func:`parse_prompts` (same order), the mask picture a ``--mask``
+    option named, else ``None``: what a remote worker is sent instead of the array."""
+    return [Path(_at(value, option, 0, "PNG")[0]) if option == "--mask" else None
+            for option, value in pairs if option != "--object"]

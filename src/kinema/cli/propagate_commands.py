@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kinema.cli.remote_args import Remote, TokenFile
 from kinema.core.errors import InvalidArgumentError
 
 
@@ -37,6 +38,8 @@ def propagate(
     quality: Annotated[str, typer.Option("--quality", help="fast or best.")] = "fast",
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", "-y", help="Replace the output if it exists.")] = False,
+    remote: Remote = None,
+    token_file: TokenFile = None,
 ) -> None:
     """Carry styled key frames through the footage (example-based, guided by the video).
 
@@ -46,7 +49,10 @@ def propagate(
 
     --keys auto N picks N key frames where the footage changes most (as kinema keys does) and
     writes them into OUT.keys/ beside the output, as the source frames or in --look; repaint a
-    key there and run again with --keys OUT.keys/."""
+    key there and run again with --keys OUT.keys/.
+
+    With --remote URL a `kinema serve` worker propagates given keys (--key, --keys DIR) over a
+    video, with --mask for the object."""
     from kinema.app.propagate_jobs import propagate_video
     from kinema.app.style_keys import keys_in_folder, parse_keys
     from kinema.cli.console import exit_on_error, out, show_progress
@@ -57,6 +63,11 @@ def propagate(
         if count is None and look is not None:
             raise InvalidArgumentError("--look styles keys picked by --keys auto N",
                                        hint="give --keys auto N --look NAME, or style the keys yourself")
+        if remote:
+            _propagate_remote(video, output, remote, token_file, key=key, keys=keys, mask=mask,
+                              auto=count is not None, project=project, track=track, start=start,
+                              end=end, quality=quality, overwrite=overwrite)
+            return
         if count is not None:
             if key:
                 raise InvalidArgumentError("give --keys auto N or --key FRAME=IMAGE, not both")
@@ -80,6 +91,28 @@ def propagate(
                 f"propagate {video.name}")
     out.print(f"wrote {result.output}: frames {result.start}-{result.end - 1} from "
               f"{len(result.keys)} key(s)")
+
+
+def _propagate_remote(video: Path, output: Path, remote: str, token_file: Path | None, *,
+                      key: list[str] | None, keys: str | None, mask: Path | None, auto: bool,
+                      project: Path | None, track: str | None, start: int, end: int | None,
+                      quality: str, overwrite: bool) -> None:
+    """``kinema propagate --remote URL``: given keys carried through on a worker."""
+    from kinema.app.remote_calls import propagate_remote
+    from kinema.app.style_keys import keys_in_folder, parse_keys
+    from kinema.cli.console import out, show_progress
+    from kinema.cli.remote_args import open_worker, refuse_local_only
+
+    refuse_local_only({"--keys auto": auto, "--project": project, "--track": track},
+                      "a video, given keys, --mask, the range and --quality")
+    given = keys_in_folder(keys) if keys is not None else {}
+    given.update(parse_keys(key or [], "--key"))
+    with open_worker(remote, token_file) as worker:
+        result = show_progress(propagate_remote(worker, video, output, keys=given, mask=mask,
+                                                start=start, end=end, quality=quality,
+                                                overwrite=overwrite),
+                               f"propagate {video.name} on {worker.url}")
+    out.print(f"wrote {result.path} from {len(given)} key(s) (on {remote})")
 
 
 def register(app: typer.Typer) -> None:

@@ -97,12 +97,25 @@ def upscale(
     codec: Annotated[str | None, typer.Option("--codec", help="Output codec for a video.")] = None,
     project: Project = None,
     overwrite: Overwrite = False,
+    remote: Remote = None,
+    token_file: TokenFile = None,
 ) -> None:
     """Upscale an image or a video with Real-ESRGAN (tiled, CPU) or Lanczos.
 
     OUT.provenance.json beside the output holds the recipe."""
     from kinema.app.restore_jobs import upscale_media
     from kinema.cli.console import exit_on_error, out, show_progress
+
+    if remote:
+        from kinema.app.remote_calls import upscale_remote
+        from kinema.cli.remote_args import open_worker, refuse_local_only
+
+        refuse_local_only({"--codec": codec, "--project": project}, "--scale and --model")
+        with exit_on_error(), open_worker(remote, token_file) as worker:
+            show_progress(upscale_remote(worker, source, output, scale=scale, model=model,
+                                         overwrite=overwrite), f"upscale {source.name} on {worker.url}")
+        out.print(f"wrote {output} (on {remote})")
+        return
 
     with exit_on_error():
         size = show_progress(upscale_media(source, output, scale=scale, model=model, codec=codec,

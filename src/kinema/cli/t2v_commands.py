@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from kinema.cli.remote_args import Remote, TokenFile
+
 
 def t2v(
     prompt: Annotated[str, typer.Argument(help='What to film, e.g. "a red fox running through snow".',
@@ -36,12 +38,15 @@ def t2v(
         "--project", "-p", help="Add the clip to this project's media with its recipe.")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", "-y", help="Replace the output if it exists.")] = False,
+    remote: Remote = None,
+    token_file: TokenFile = None,
 ) -> None:
     """Generate a video clip from words with Wan 2.1 (diffusers), at the frame rate the model
     was trained at (16 fps for Wan). OUT.provenance.json beside it holds the recipe; a movie's
     title is the prompt and its comment gives the frame count, rate and duration.
 
-    With --project P the clip joins the project's media pool, its recipe stored there."""
+    With --project P the clip joins the project's media pool, its recipe stored there.
+    With --remote URL a `kinema serve` worker films it (a movie; the model by its name there)."""
     from kinema.app.t2v_jobs import ClipSettings, make_clip
     from kinema.cli.asset_commands import parse_size
     from kinema.cli.console import exit_on_error, out, show_progress
@@ -49,6 +54,19 @@ def t2v(
     with exit_on_error():
         settings = ClipSettings(prompt, negative=negative, frames=frames, seed=seed, steps=steps,
                                 guidance=guidance, size=parse_size(size) if size is not None else None)
+    if remote:
+        from kinema.app.remote_calls import t2v_remote
+        from kinema.cli.remote_args import open_worker, refuse_local_only
+
+        refuse_local_only({"--device": device, "--project": project,
+                           "--backend": backend if backend != "wan" else None},
+                          "the prompt, the clip's settings and the model by name")
+        with exit_on_error(), open_worker(remote, token_file) as worker:
+            show_progress(t2v_remote(worker, settings, output, model=model, overwrite=overwrite),
+                          f"t2v on {worker.url}")
+        out.print(f"wrote {output} (on {remote})")
+        return
+    with exit_on_error():
         clip = show_progress(make_clip(settings, output, model=model, backend=backend, device=device,
                                        overwrite=overwrite, project=project), "t2v")
     added = f", {clip.recipe_id} in {project}" if clip.recipe_id else ""

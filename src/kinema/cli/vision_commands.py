@@ -9,6 +9,7 @@ import click
 import typer
 from typer.core import TyperCommand
 
+from kinema.cli.remote_args import Remote, TokenFile
 from kinema.models.backends import describe
 
 models_app = typer.Typer(help="Model weights: list, pull, locate, fetch the bundled ones, or build "
@@ -116,17 +117,38 @@ def track(
     fill_holes: Annotated[int, typer.Option("--fill-holes", help="Fill holes up to N pixels.")] = 0,
     min_island: Annotated[int, typer.Option("--min-island", help="Drop pieces under N pixels.")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", "-y")] = False,
+    remote: Remote = None,
+    token_file: TokenFile = None,
 ) -> None:
     """Track objects through a video from prompts on one or more frames.
 
     Prompts are repeatable and grouped by --object: `--object 1 --point 300,200@0 --object 2
     --box 10,10,90,120@0`. A prompt on a later frame is a correction from that frame on.
+    With --remote URL a `kinema serve` worker tracks (to OUT.npz; models by their names there).
     """
     from kinema.app.segment_jobs import Cleanup, ModelChoice, track_to
     from kinema.cli.console import exit_on_error, out, show_progress
 
     with exit_on_error():
-        prompts = _prompts(_ordered_prompts(ctx), None)  # the prompt options, read in their order
+        pairs = _ordered_prompts(ctx)
+        prompts = _prompts(pairs, None)  # the prompt options, read in their order
+        if remote:
+            from kinema.app.remote_calls import track_remote
+            from kinema.cli.prompt_args import mask_pictures
+            from kinema.cli.remote_args import open_worker, refuse_local_only
+
+            refuse_local_only({"--project": project, "--device": device, "--dtype": dtype},
+                              "the prompts, the backend, models by name and the clean-ups")
+            pictures = mask_pictures(pairs)
+            with open_worker(remote, token_file) as worker:
+                show_progress(track_remote(
+                    worker, video, list(zip(prompts, pictures, strict=True)), output or Path(),
+                    backend=backend, model=model, detector=detector, min_score=min_score,
+                    max_objects=max_objects, start=start, end=end, reverse=reverse,
+                    cleanup=Cleanup(fill_holes, min_island, smooth), overwrite=overwrite),
+                    f"track {video.name} on {worker.url}")
+            out.print(f"wrote {output} (on {remote})")
+            return
         show_progress(track_to(video, prompts, output, project=project, backend=backend, start=start,
                                end=end, reverse=reverse,
                                choice=ModelChoice(model, detector, device, dtype, min_score, max_objects),
