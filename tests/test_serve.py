@@ -309,3 +309,41 @@ def test_the_command_refuses_a_public_bind_without_a_token(tmp_path: Path,
                             max_upload_mb=2048, store=tmp_path / "s", models={})]
     r = runner.invoke(app, ["serve", "--store", str(tmp_path / "s")])  # loopback: no token needed
     assert r.exit_code == 0 and started[-1]["token"] is None and started[-1]["host"] == "127.0.0.1"
+
+
+def test_many_open_event_streams_do_not_stall_other_requests(tmp_path: Path) -> None:
+    """Streams waiting on a queued job hold no worker threads: with 60 of them open (more than
+    the 40 threads sync routes share) a status request still answers at once."""
+    import time
+
+    import httpx
+
+    from conftest import serve_in_thread
+
+    GATES.clear()
+    with serve_in_thread(tmp_path / "store", TOKEN, operations=TEST_OPS) as url, \
+            httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
+        running = http.post("/jobs", json={"operation": "wait", "steps": 2}).json()
+        queued = http.post("/jobs", json={"operation": "wait", "steps": 3}).json()
+        stop = threading.Event()
+
+        def follow() -> None:
+            with httpx.Client(base_url=url, headers=AUTH, timeout=30) as own, \
+                    own.stream("GET", f"/jobs/{queued['id']}/events") as r:
+                for _ in r.iter_lines():
+                    if stop.is_set():
+                        return
+
+        streams = [threading.Thread(target=follow, daemon=True) for _ in range(60)]
+        for thread in streams:
+            thread.start()
+        time.sleep(1.0)
+        began = time.monotonic()
+        assert http.get(f"/jobs/{running['id']}").json()["state"] == "running"
+        assert time.monotonic() - began < 2.0
+        stop.set()
+        for gate in (2, 3):
+            GATES.setdefault(gate, threading.Event()).set()
+        for thread in streams:
+            thread.join(timeout=20)
+        assert not any(thread.is_alive() for thread in streams)

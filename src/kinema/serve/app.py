@@ -9,6 +9,8 @@ fields are numbers, names from fixed lists, model names it knows and input files
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,7 +19,7 @@ import queue
 import shutil
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,7 +161,8 @@ class Queue:
         self.operations = operations
         self.models = models
         self.jobs: dict[str, ServerJob] = {}
-        self.changed = threading.Condition()
+        self.lock = threading.Lock()
+        self.listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.pending: queue.Queue[str | None] = queue.Queue()
         self.results = root / "results"
         self.work = root / "work"
@@ -197,7 +200,7 @@ class Queue:
 
     def submit(self, spec: Spec) -> ServerJob:
         recipe = spec.recipe_hash()
-        with self.changed:
+        with self.lock:
             for job in self.jobs.values():
                 if job.recipe == recipe and not job.finished:
                     return job
@@ -209,11 +212,11 @@ class Queue:
 
     def cancel(self, job: ServerJob) -> None:
         job.token.cancel()
-        with self.changed:
+        with self.lock:
             if job.state == "queued":
                 job.state = "cancelled"
                 self._save(job)
-            self.changed.notify_all()
+            self._wake()
 
     def close(self) -> None:
         for job in list(self.jobs.values()):
@@ -229,9 +232,9 @@ class Queue:
         return sha if _is_sha(sha) and self.blobs.has(sha) else None
 
     def _event(self, job: ServerJob, event: dict[str, Any]) -> None:
-        with self.changed:
+        with self.lock:
             job.events.append(event)
-            self.changed.notify_all()
+            self._wake()
 
     def _progress(self, job: ServerJob, event: Progress) -> None:
         self._event(job, {"done": event.done, "total": event.total, "unit": event.unit,
@@ -243,20 +246,20 @@ class Queue:
 
     def _finish(self, job: ServerJob, state: str, result: str | None = None,
                 error: str | None = None) -> None:
-        with self.changed:
+        with self.lock:
             job.state, job.result, job.error = state, result, error
             self._save(job)
-            self.changed.notify_all()
+            self._wake()
 
     def _worker(self) -> None:
         while (job_id := self.pending.get()) is not None:
             job = self.jobs[job_id]
-            with self.changed:
+            with self.lock:
                 if job.state != "queued":
                     continue
                 job.state = "running"
                 self._save(job)
-                self.changed.notify_all()
+                self._wake()
             self._run(job)
 
     def _inputs(self, folder: Path) -> Callable[[InputFile], Path]:
@@ -300,22 +303,36 @@ class Queue:
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    def events(self, job: ServerJob) -> Iterator[str]:
-        """Server-sent events: each progress (and preview) event in order, then ``end``."""
-        sent = 0
-        while True:
-            with self.changed:
-                while sent >= len(job.events) and not job.finished:
-                    self.changed.wait(timeout=1.0)
-                batch = job.events[sent:]
-                finished = job.finished
-            for event in batch:
-                kind = "preview" if "preview" in event else "progress"
-                yield f"event: {kind}\ndata: {json.dumps(event)}\n\n"
-            sent += len(batch)
-            if finished and sent >= len(job.events):
-                yield f"event: end\ndata: {json.dumps(job.summary())}\n\n"
-                return
+    def _wake(self) -> None:
+        """Tell every event stream that a job changed (from any thread)."""
+        for loop, wake in list(self.listeners):
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def events(self, job: ServerJob) -> AsyncIterator[str]:
+        """Server-sent events: each progress (and preview) event in order, then ``end``. A
+        stream waits on the event loop, so open streams hold no threads."""
+        listener = (asyncio.get_running_loop(), asyncio.Event())
+        self.listeners.add(listener)
+        try:
+            sent = 0
+            while True:
+                listener[1].clear()
+                with self.lock:
+                    batch = job.events[sent:]
+                    finished = job.finished
+                for event in batch:
+                    kind = "preview" if "preview" in event else "progress"
+                    yield f"event: {kind}\ndata: {json.dumps(event)}\n\n"
+                sent += len(batch)
+                if finished:
+                    yield f"event: end\ndata: {json.dumps(job.summary())}\n\n"
+                    return
+                if not batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(listener[1].wait(), 1.0)
+        finally:
+            self.listeners.discard(listener)
 
 
 # ---- the app ------------------------------------------------------------------------------------
@@ -336,7 +353,7 @@ def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: in
                  Models(models))
     expected = token.encode() if token is not None else None
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:
         if expected is None:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -425,7 +442,7 @@ def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: in
         return job_of(job_id).summary()
 
     @app.get("/jobs/{job_id}/events")
-    def job_events(job_id: JobId) -> StreamingResponse:
+    async def job_events(job_id: JobId) -> StreamingResponse:
         return StreamingResponse(jobs.events(job_of(job_id)), media_type="text/event-stream")
 
     @app.get("/jobs/{job_id}/result")
