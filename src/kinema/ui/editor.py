@@ -26,6 +26,7 @@ from kinema.ui.model.objects import Objects
 from kinema.ui.model.picture import Picture
 from kinema.ui.model.pose_overlay import PoseOverlay
 from kinema.ui.model.propagation import Propagation
+from kinema.ui.model.remote import RemoteSetting
 from kinema.ui.model.restyle import Restyle
 from kinema.ui.model.session import Session, project_for
 from kinema.ui.model.style_keys import StyleKeys
@@ -39,12 +40,14 @@ class Editor:
     keys and their propagation, and the Generate and Restyle panels (``sdxl``: their SDXL name
     or folder, ``None`` for the defaults; ``controlnets``: the restyle's ControlNet name or
     folder by kind; ``video_models``: the Restyle panel's video engines' models, by the names
-    of :data:`kinema.ui.model.video_restyle.MODEL_KEYS`)."""
+    of :data:`kinema.ui.model.video_restyle.MODEL_KEYS`; ``remote``: the remote worker setting,
+    default the one saved, :meth:`RemoteSetting.load`)."""
 
     def __init__(self, folder: str | os.PathLike[str], *, backend: str = "classic",
                  choice: ModelChoice | None = None, sdxl: str | os.PathLike[str] | None = None,
                  controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
-                 video_models: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
+                 video_models: Mapping[str, str | os.PathLike[str]] | None = None,
+                 remote: RemoteSetting | None = None) -> None:
         self.session = Session(folder, backend=backend, choice=choice)
         self.folder, self.file = self.session.folder, self.session.file
         try:
@@ -58,9 +61,12 @@ class Editor:
             self.propagation = Propagation(self.session, self.transport, self.objects, self.jobs)
             self.exports = Exports(self.session, self.objects, self.jobs)
             self.pose = PoseOverlay(self.session, self.transport)
-            self.generate = Generate(self.session, self.transport, self.history, self.jobs, model=sdxl)
+            self.remote = remote if remote is not None else RemoteSetting.load()
+            self.generate = Generate(self.session, self.transport, self.history, self.jobs, self.remote,
+                                     model=sdxl)
             self.restyle = Restyle(self.session, self.transport, self.objects, self.history, self.jobs,
-                                   model=sdxl, controlnets=controlnets, video_models=video_models)
+                                   self.remote, model=sdxl, controlnets=controlnets,
+                                   video_models=video_models)
             self.styles = StyleKeys(self.session, self.transport, self.objects, self.history, self.jobs)
         except BaseException:
             self.session.close()
@@ -70,7 +76,8 @@ class Editor:
     def open(cls, path: str | os.PathLike[str], *, backend: str = "classic",
              choice: ModelChoice | None = None, sdxl: str | os.PathLike[str] | None = None,
              controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
-             video_models: Mapping[str, str | os.PathLike[str]] | None = None) -> Editor:
+             video_models: Mapping[str, str | os.PathLike[str]] | None = None,
+             remote: RemoteSetting | None = None) -> Editor:
         """A project folder opens as is; a video opens the project beside it (``VIDEO.kinema``),
         made on first use."""
         from kinema.app.project_jobs import new_project
@@ -78,14 +85,14 @@ class Editor:
         target = Path(path)
         if target.is_dir() or target.suffix == store.SUFFIX:
             return cls(target, backend=backend, choice=choice, sdxl=sdxl, controlnets=controlnets,
-                       video_models=video_models)
+                       video_models=video_models, remote=remote)
         if not target.is_file():
             raise InvalidArgumentError("no such video or project", path=target)
         folder = project_for(target)
         if not (folder / store.DOCUMENT).is_file():
             new_project(folder, target)
         editor = cls(folder, backend=backend, choice=choice, sdxl=sdxl, controlnets=controlnets,
-                     video_models=video_models)
+                     video_models=video_models, remote=remote)
         if folder.parent != target.parent:
             editor.session.note(f"{target.parent} is read-only: the project is {folder}")
         return editor

@@ -355,7 +355,8 @@ class Window:
         tabs = {"Masks": (("Tool", self._tool_panel), ("Objects", self._objects_panel),
                           ("Propagate", self._propagate_panel), ("Layers", self._layers_panel),
                           ("Export", self._export_panel), ("Jobs", self._jobs_panel)),
-                "Generate": (("Generate", self._generate_panel), ("Restyle", self._restyle_panel),
+                "Generate": (("Remote worker", self._remote_panel), ("Generate", self._generate_panel),
+                             ("Restyle", self._restyle_panel),
                              ("Style layer", self._style_panel), ("Jobs", self._jobs_panel))}
         if not imgui.begin_tab_bar("side tabs"):
             return
@@ -369,6 +370,43 @@ class Window:
                     panel()
                 imgui.end_tab_item()
         imgui.end_tab_bar()
+
+    def _remote_panel(self) -> None:
+        """Whether Generate and the key restyle run on a ``kinema serve`` worker, and its
+        setting (kept for the next session as it is edited)."""
+        from imgui_bundle import imgui
+
+        from kinema.ui.model.remote import MODEL_ROLES
+
+        ed = self.editor
+        remote, guard = ed.remote, ed.session.guard
+        changed, remote.on = imgui.checkbox("run on the worker##remote", remote.on)
+        if remote.on:
+            imgui.same_line()
+            imgui.text_disabled(remote.host or "(no URL)")
+        if imgui.tree_node("setting##remote"):
+            edited, remote.url = imgui.input_text("URL##remote", remote.url)
+            changed |= edited
+            edited, text = imgui.input_text("token file##remote", str(remote.token_file or ""))
+            if edited:
+                remote.token_file = Path(text.strip()).expanduser() if text.strip() else None
+            changed |= edited
+            imgui.text_disabled("no token file: $KINEMA_TOKEN")
+            imgui.text_wrapped("Models on the worker are names it knows (registry names, or kinema serve "
+                               "--model NAME=DIR there): folders here cannot travel. Empty: its default. "
+                               "The video engines run here.")
+            for role in MODEL_ROLES:
+                edited, name = imgui.input_text(f"{role}##remote", remote.models.get(role, ""))
+                if edited:
+                    remote.models[role] = name.strip()
+                changed |= edited
+            if imgui.button("Test connection"):
+                remote.test()
+            if remote.status is not None:
+                imgui.text_wrapped(remote.status)
+            imgui.tree_pop()
+        if changed:
+            guard(remote.save)
 
     def _generate_panel(self) -> None:
         from imgui_bundle import imgui

@@ -19,6 +19,7 @@ from kinema.core.errors import InvalidArgumentError
 from kinema.core.jobs import Job
 from kinema.ui.model.history import EditHistory
 from kinema.ui.model.jobs import Jobs
+from kinema.ui.model.remote import RemoteSetting, remote_asset
 from kinema.ui.model.session import Session, writes
 from kinema.ui.model.transport import Transport
 
@@ -34,11 +35,13 @@ class _Pending:
 class Generate:
     """What to generate (prompt, negative, seed, size, LoRAs; ``model``: an SDXL name or
     folder, ``None`` for the default), the job making it, and the last asset placed, for a
-    preview. ``size`` ``None`` is the model card's."""
+    preview. ``size`` ``None`` is the model card's. While ``remote`` is on, the asset is made
+    on that worker."""
 
-    def __init__(self, session: Session, transport: Transport, history: EditHistory, jobs: Jobs, *,
-                 model: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, session: Session, transport: Transport, history: EditHistory, jobs: Jobs,
+                 remote: RemoteSetting, *, model: str | os.PathLike[str] | None = None) -> None:
         self.session, self.transport, self.history, self.jobs = session, transport, history, jobs
+        self.remote = remote
         self.prompt = ""
         self.negative = ""
         self.seed = 0
@@ -70,8 +73,13 @@ class Generate:
             raise InvalidArgumentError(f"the scale must be positive, got {scale}")
         out = asset_path(self.session.folder / ASSETS, prompt, self.seed)
         options = {"negative": self.negative, "seed": self.seed, "size": self.size,
-                   "model": self.model, "loras": list(self.loras), "device": self.session.choice.device}
-        job = self.jobs.start(f"generate {out.name}", lambda: make_project_asset(prompt, out, **options))
+                   "loras": list(self.loras)}
+        if self.remote.on:
+            job = self.jobs.start(f"generate {out.name} on {self.remote.host}",
+                                  lambda: remote_asset(self.remote, prompt, out, **options))
+        else:
+            job = self.jobs.start(f"generate {out.name}", lambda: make_project_asset(
+                prompt, out, model=self.model, device=self.session.choice.device, **options))
         self._pending = _Pending(job, Spot(x, y, self.transport.playhead, scale))
         return job
 

@@ -25,6 +25,7 @@ from kinema.core.jobs import Job
 from kinema.ui.model.history import EditHistory
 from kinema.ui.model.jobs import Jobs
 from kinema.ui.model.objects import Objects
+from kinema.ui.model.remote import RemoteSetting, remote_keys
 from kinema.ui.model.session import Session, writes
 from kinema.ui.model.transport import Transport
 from kinema.ui.model.video_restyle import VIDEO_ENGINES, VideoRestyle
@@ -50,14 +51,15 @@ class Restyle:
     previews of the keys it made; the ``engine`` (:data:`ENGINES`), and in :attr:`video` the
     video engines' options, job and previews. ``model`` is an SDXL name or folder (``None``:
     the inpainting default); ``controlnets`` a ControlNet name or folder by kind;
-    ``video_models`` the video engines' models (:data:`~.video_restyle.MODEL_KEYS`)."""
+    ``video_models`` the video engines' models (:data:`~.video_restyle.MODEL_KEYS`). While
+    ``remote`` is on, the keys are made on that worker (the video engines run here)."""
 
     def __init__(self, session: Session, transport: Transport, objects: Objects, history: EditHistory,
-                 jobs: Jobs, *, model: str | os.PathLike[str] | None = None,
+                 jobs: Jobs, remote: RemoteSetting, *, model: str | os.PathLike[str] | None = None,
                  controlnets: Mapping[str, str | os.PathLike[str]] | None = None,
                  video_models: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
         self.session, self.transport, self.objects = session, transport, objects
-        self.history, self.jobs = history, jobs
+        self.history, self.jobs, self.remote = history, jobs, remote
         self.prompt = ""
         self.negative = ""
         self.strength = 0.7
@@ -144,17 +146,20 @@ class Restyle:
         out = next(folder / f"{ref.id}-{k}" for k in count(1) if not (folder / f"{ref.id}-{k}").exists())
         masks = TrackMasks(ref.name, ref.frames, (ref.width, ref.height), obj.store)
         controls = control_specs(self.controls)
-        options = {
-            "prompt": self.prompt, "negative": self.negative, "frames": keys, "track_id": ref.id,
-            "controls": controls, "loras": list(self.loras), "seed": self.seed,
-            "strength": self.strength, "model": self.model, "device": self.session.choice.device,
-            "controlnets": {c.kind: self.controlnets[c.kind] for c in controls if c.kind in self.controlnets},
-        }
+        options = {"prompt": self.prompt, "negative": self.negative, "frames": keys, "track_id": ref.id,
+                   "controls": controls, "loras": list(self.loras), "seed": self.seed,
+                   "strength": self.strength}
         with self._lock:
             self._previews = {}
         video = self.session.video_path
-        job = self.jobs.start(f"restyle {ref.name}", lambda: restyle_masks(
-            masks, video, out, on_key=self._preview, **options))  # type: ignore[arg-type]
+        if self.remote.on:
+            job = self.jobs.start(f"restyle {ref.name} on {self.remote.host}", lambda: remote_keys(
+                self.remote, masks, video, out, on_key=self._preview, **options))  # type: ignore[arg-type]
+        else:
+            nets = {c.kind: self.controlnets[c.kind] for c in controls if c.kind in self.controlnets}
+            job = self.jobs.start(f"restyle {ref.name}", lambda: restyle_masks(
+                masks, video, out, model=self.model, device=self.session.choice.device,
+                controlnets=nets, on_key=self._preview, **options))  # type: ignore[arg-type]
         self._pending = _Pending(job, ref.name)
         return job
 
