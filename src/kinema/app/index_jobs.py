@@ -17,6 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +29,6 @@ from kinema.core.errors import (
     KinemaError,
     MediaError,
 )
-from kinema.core.extras import require
 from kinema.core.jobs import Progress, Steps
 from kinema.media.proxy import PROXY_SUFFIX
 from kinema.models import backends
@@ -436,27 +436,21 @@ def _embed_here(todo: Sequence[tuple[Path, str]], model: ModelArg, device: str |
 def _embed_with_ray(todo: Sequence[tuple[Path, str]], model: ModelArg, device: str | None,
                     dtype: str | None, options: dict[str, Any]) -> Iterator[Embedded]:
     """The same as :func:`_embed_here`, by a pool of Ray actors, in the order they finish."""
-    ray = require("ray", "ray", feature="--ray")
-    from ray.util import ActorPool
-    if not ray.is_initialized():
-        address = os.environ.get("KINEMA_RAY")
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+    from kinema.app.ray_pool import map_actors
 
-    @ray.remote
-    class Worker:
-        def __init__(self) -> None:
-            self.embedder = open_embedder(model, device, dtype)
+    results = map_actors(partial(open_embedder, model, device, dtype), partial(_embed_one, options),
+                         todo, most=len(todo))
+    return (embedded for _job, embedded in results)
 
-        def embed(self, video: Path, key: str) -> Embedded:
-            try:
-                rows, _ = embed_video(video, self.embedder, **options)
-            except KinemaError as exc:
-                return video, key, _why(exc), _identity(self.embedder)
-            return video, key, rows, _identity(self.embedder)
 
-    cpus = int(ray.available_resources().get("CPU", 1))
-    pool = ActorPool([Worker.remote() for _ in range(max(1, min(len(todo), cpus)))])
-    yield from pool.map_unordered(lambda actor, job: actor.embed.remote(*job), list(todo))
+def _embed_one(options: dict[str, Any], embedder: Embedder, job: tuple[Path, str]) -> Embedded:
+    """One video's rows (or why it could not be read), as a Ray actor embeds it."""
+    video, key = job
+    try:
+        rows, _ = embed_video(video, embedder, **options)
+    except KinemaError as exc:
+        return video, key, _why(exc), _identity(embedder)
+    return video, key, rows, _identity(embedder)
 
 
 def _search_model(index: Index, model: ModelArg) -> ModelArg:

@@ -28,6 +28,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from itertools import count, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,6 +199,11 @@ class Span:
     right: StyleKey | None
 
     @property
+    def frames(self) -> range:
+        """The footage frames it styles."""
+        return range(self.first, self.stop)
+
+    @property
     def reads(self) -> range:
         """The footage frames its synthesis reads: from its left key's to its right key's."""
         first = self.left.frame if self.left is not None else self.first
@@ -231,49 +237,106 @@ class StyleUpdate:
     kept: int
 
 
-def update_styles(project: Project, folder: Path, *,
-                  item_ids: list[str] | None = None) -> Steps[list[StyleUpdate]]:
+@dataclass
+class _Plan:
+    """One style item's work: its keys, its cache with the spans on disk (by fingerprint),
+    the spans to style again and how many frames it shows in all."""
+
+    item: StyleItem
+    keys: dict[int, Path]
+    cache: Path
+    done: dict[str, list[int]]
+    todo: list[tuple[Span, str]]
+    frames: int
+
+
+@dataclass(frozen=True)
+class _SpanJob:
+    """One span to style: a Ray task's whole input."""
+
+    plan: _Plan
+    span: Span
+    fingerprint: str
+
+
+def update_styles(project: Project, folder: Path, *, item_ids: list[str] | None = None,
+                  ray: bool = False) -> Steps[list[StyleUpdate]]:
     """Bring the cached frames of the visible style items (or of ``item_ids``) up to date:
-    the spans whose fingerprint changed are propagated again, one progress event per frame;
-    the others are kept. Keys are checked first (:func:`check_keys`)."""
+    the spans whose fingerprint changed are propagated again, one progress event per frame
+    (with ``ray``, per span: each span a Ray task, see :mod:`kinema.app.ray_pool`); the
+    others are kept. ``spans.json`` is written as each span is done. Keys are checked first
+    (:func:`check_keys`)."""
+    folder = folder.resolve()  # Ray workers do not share this process's working folder
+    plans = [_plan(project, folder, item) for layer, item in style_items(project)
+             if (item.id in item_ids if item_ids is not None else layer.visible)]
+    for plan in plans:
+        with atomic.naming_errors(plan.cache):
+            plan.cache.mkdir(parents=True, exist_ok=True)
+    jobs = [_SpanJob(plan, span, fp) for plan in plans for span, fp in plan.todo]
+    total, progress = sum(len(job.span.frames) for job in jobs), 0
+    if ray:
+        from kinema.app.ray_pool import map_tasks
+
+        for job, _frames in map_tasks(partial(_span_task, project, folder), jobs):
+            _record(job)
+            progress += len(job.span.frames)
+            yield Progress(progress, total, "frames", f"style {job.plan.item.id}")
+    else:
+        for job in jobs:
+            for _ in _span_frames(project, folder, job):
+                progress += 1
+                yield Progress(progress, total, "frames", f"style {job.plan.item.id}")
+            _record(job)
+    results = []
+    for plan in plans:
+        styled = sum(len(span.frames) for span, _ in plan.todo)
+        results.append(StyleUpdate(plan.item.id, styled, plan.frames - styled))
+    return results
+
+
+def _plan(project: Project, folder: Path, item: StyleItem) -> _Plan:
+    """What bringing ``item`` up to date takes: the spans whose fingerprint is not in its
+    cache, or whose frames are not all there."""
+    from kinema.app.export_jobs import open_track
+
+    keys = check_keys(project, folder, item)
+    ref, masks = open_track(project, folder, item.track_id)
+    shown = footage_frames(project, item)
+    cache = cache_folder(folder, item.id)
+    base = {"footage": project.media[ref.media_id].sha256, "quality": item.quality}
+    parts = spans(item.keys, shown.start, shown.stop)
+    current = {_fingerprint(base, span, masks): span for span in parts}
+    done = {fp: v for fp, v in _read_spans(cache).items() if fp in current}
+    todo = [(span, fp) for fp, span in current.items()
+            if fp not in done or not all((cache / FRAME_NAME.format(i)).is_file()
+                                         for i in span.frames)]
+    return _Plan(item, keys, cache, done, todo, sum(len(span.frames) for span in current.values()))
+
+
+def _record(job: _SpanJob) -> None:
+    """Note in the item's ``spans.json`` that ``job``'s span is on disk."""
+    plan = job.plan
+    plan.done[job.fingerprint] = [job.span.first, job.span.stop]
+    with atomic.naming_errors(plan.cache):
+        atomic.atomic_write_bytes(plan.cache / SPANS, json.dumps(plan.done, indent=1).encode())
+
+
+def _span_frames(project: Project, folder: Path, job: _SpanJob) -> Iterator[int]:
+    """Style ``job``'s span into its item's cache, opening the footage and masks it reads;
+    yields each frame written."""
     from kinema.app.export_jobs import open_track, track_footage
     from kinema.media import open_video
 
-    chosen = [item for layer, item in style_items(project)
-              if (item.id in item_ids if item_ids is not None else layer.visible)]
-    plans = []
-    for item in chosen:
-        keys = check_keys(project, folder, item)
-        ref, masks = open_track(project, folder, item.track_id)
-        footage = track_footage(project, folder, ref)
-        shown = footage_frames(project, item)
-        parts = spans(item.keys, shown.start, shown.stop)
-        cache = cache_folder(folder, item.id)
-        base = {"footage": project.media[ref.media_id].sha256, "quality": item.quality}
-        current = {_fingerprint(base, span, masks): span for span in parts}
-        done = {fp: v for fp, v in _read_spans(cache).items() if fp in current}
-        todo = [(span, fp) for fp, span in current.items()
-                if fp not in done or not all((cache / FRAME_NAME.format(i)).is_file()
-                                             for i in range(span.first, span.stop))]
-        frames = sum(span.stop - span.first for span in current.values())
-        plans.append((item, keys, ref, masks, footage, cache, done, todo, frames))
-    total = sum(span.stop - span.first for *_, todo, _frames in plans for span, _ in todo)
-    results, progress = [], 0
-    for item, keys, ref, masks, footage, cache, done, todo, frames in plans:
-        with atomic.naming_errors(cache):
-            cache.mkdir(parents=True, exist_ok=True)
-        with open_video(footage, prefetch=False) as reader:
-            for span, fp in todo:
-                for _ in _style_span(reader, footage, keys, masks, ref, span, item.quality,
-                                     cache):
-                    progress += 1
-                    yield Progress(progress, total, "frames", f"style {item.id}")
-                done[fp] = [span.first, span.stop]
-                with atomic.naming_errors(cache):
-                    atomic.atomic_write_bytes(cache / SPANS, json.dumps(done, indent=1).encode())
-        styled = sum(span.stop - span.first for span, _ in todo)
-        results.append(StyleUpdate(item.id, styled, frames - styled))
-    return results
+    ref, masks = open_track(project, folder, job.plan.item.track_id)
+    footage = track_footage(project, folder, ref)
+    with open_video(footage, prefetch=False) as reader:
+        yield from _style_span(reader, footage, job.plan.keys, masks, ref, job.span,
+                               job.plan.item.quality, job.plan.cache)
+
+
+def _span_task(project: Project, folder: Path, job: _SpanJob) -> int:
+    """:func:`_span_frames` to the end, as a Ray task runs it: how many frames it wrote."""
+    return sum(1 for _ in _span_frames(project, folder, job))
 
 
 def _read_spans(cache: Path) -> dict[str, list[int]]:
@@ -348,11 +411,11 @@ class Stylized:
 
 def stylize(project_path: str | os.PathLike[str], *, track: str | None = None,
             keys: Mapping[int, str | os.PathLike[str]] | None = None,
-            quality: str | None = None) -> Steps[Stylized]:
+            quality: str | None = None, ray: bool = False) -> Steps[Stylized]:
     """``kinema stylize``: put painted ``keys`` on ``track``'s style layer (when given), take
     in keys changed on disk, set the ``quality`` of the track's layer (or of every layer), save
-    (each an undoable edit), then bring the visible style layers' frames up to date. The
-    project stays locked throughout."""
+    (each an undoable edit), then bring the visible style layers' frames up to date (the
+    spans on a Ray cluster with ``ray``). The project stays locked throughout."""
     from kinema.document import store
 
     if keys and track is None:
@@ -378,7 +441,7 @@ def stylize(project_path: str | os.PathLike[str], *, track: str | None = None,
                                        hint="make keys with kinema restyle PROJECT, or paint one "
                                             "with --track OBJ --key FRAME=IMAGE")
         pf.save()
-        updates = yield from update_styles(pf.project, folder)
+        updates = yield from update_styles(pf.project, folder, ray=ray)
     return Stylized(changes, updates)
 
 

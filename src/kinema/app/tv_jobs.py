@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ class ChannelSpec:
     """What the channel is about and where its material comes from: ``library`` (own footage)
     or the models (``llm`` writes, ``t2v`` films, ``music`` scores; ``None``: the registry's
     defaults, the template writer for ``llm``); ``shots`` per shot list; ``ahead`` seconds
-    made ahead of the air; ``segment_seconds`` for library segments."""
+    made ahead of the air; ``segment_seconds`` for library segments; ``ray`` films the shots
+    on a Ray cluster (:mod:`kinema.app.ray_pool`)."""
 
     theme: str
     state: Path
@@ -59,6 +61,7 @@ class ChannelSpec:
     ahead: float = 120.0
     segment_seconds: float = 20.0
     device: str | None = None
+    ray: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,34 +113,59 @@ class _Filmed:
 
 def generated_segments(spec: ChannelSpec, channel: Any, counts: _Counts | None = None) -> Iterator[Made]:
     """Shot lists about the theme, one after another (a new seed each round), each shot filmed,
-    upscaled, interpolated to the channel's rate and scored. A shot's segment is finished when
-    the next shot's music is there, so the music crossfades from one shot into the next over
-    :data:`CROSSFADE` seconds (one shot of latency)."""
-    from kinema.generate.shotlist import write_shot_list, writer_for
-
+    upscaled, interpolated to the channel's rate and scored (with ``spec.ray``, by a pool of
+    Ray actors each holding the models, in the shot lists' order). A shot's segment is
+    finished when the next shot's music is there, so the music crossfades from one shot into
+    the next over :data:`CROSSFADE` seconds (one shot of latency)."""
     counts = counts or _Counts()
-    writer = writer_for(spec.llm)
-    films = _Films(spec)
-    work = spec.state / "made"
+    work = (spec.state / "made").resolve()  # Ray workers do not share this process's folder
     work.mkdir(parents=True, exist_ok=True)
     overlap = round(CROSSFADE * channel.sample_rate)
+    film = partial(_film_shot, work, channel, overlap)
+    if spec.ray:
+        from kinema.app.ray_pool import map_actors
+
+        results = map_actors(partial(_Films, spec), film, _shots(spec), ordered=True,
+                             gpu=spec.device != "cpu")
+    else:
+        films = _Films(spec)
+        results = ((job, film(films, job)) for job in _shots(spec))
     waiting: _Filmed | None = None
+    for (name, shot, _seed), filmed in results:
+        if isinstance(filmed, Exception):
+            counts.skipped += 1
+            log.warning("shot %s (%s) failed and is skipped: %s", name, shot.prompt, filmed)
+            continue
+        if waiting is not None:
+            yield _finish(waiting, filmed.music[:, :overlap], channel, overlap)
+            counts.made += 1
+        waiting = filmed
+
+
+ShotJob = tuple[str, Any, int]
+"""A shot to film: ``(name, shot, seed)``."""
+
+
+def _shots(spec: ChannelSpec) -> Iterator[ShotJob]:
+    """The channel's shots, for ever: a shot list about the theme each round, a new seed each."""
+    from kinema.generate.shotlist import write_shot_list, writer_for
+
+    writer = writer_for(spec.llm)
     for round_ in range(1_000_000):
         shot_list = write_shot_list(spec.theme, writer=writer, shots=spec.shots,
                                     seed=spec.seed + round_)
         for k, shot in enumerate(shot_list.shots):
-            name = f"r{round_:04d}-s{k:02d}"
-            try:
-                filmed = films.film(shot, spec.seed + round_ * 1000 + k, work / name, channel,
-                                    overlap)
-            except (KinemaError, ValueError, RuntimeError) as exc:
-                counts.skipped += 1
-                log.warning("shot %s (%s) failed and is skipped: %s", name, shot.prompt, exc)
-                continue
-            if waiting is not None:
-                yield _finish(waiting, filmed.music[:, :overlap], channel, overlap)
-                counts.made += 1
-            waiting = filmed
+            yield f"r{round_:04d}-s{k:02d}", shot, spec.seed + round_ * 1000 + k
+
+
+def _film_shot(work: Path, channel: Any, overlap: int, films: _Films, job: ShotJob) -> _Filmed | Exception:
+    """One shot filmed into ``work`` by ``films`` (:meth:`_Films.film`), or the error that
+    stopped it: returned, not raised, so one failed shot does not end a Ray actor pool's run."""
+    name, shot, seed = job
+    try:
+        return films.film(shot, seed, work / name, channel, overlap)
+    except (KinemaError, ValueError, RuntimeError) as exc:
+        return exc
 
 
 CROSSFADE = 1.0
@@ -229,6 +257,9 @@ def check_spec(spec: ChannelSpec) -> None:
                                    hint='say what the channel is about: kinema tv "..."')
     if spec.shots < 1 or spec.ahead <= 0 or spec.segment_seconds <= 0:
         raise InvalidArgumentError("--shots, the time ahead and the segment length must be positive")
+    if spec.library is not None and spec.ray:
+        raise InvalidArgumentError("--ray films generated shots; a --library channel has none",
+                                   hint="drop --ray, or --library to generate the channel")
     if spec.library is not None and not spec.library.is_dir():
         from kinema.core.errors import MediaOpenError
 
@@ -256,6 +287,10 @@ def run_channel(spec: ChannelSpec, *, rtmp: str | None = None, hls: Path | None 
     from kinema.broadcast.playlist import Playlist
 
     check_spec(spec)
+    if spec.ray:  # a cluster that is not there is an error now, not a maker stopped later
+        from kinema.app.ray_pool import connect
+
+        connect()
     spec.state.mkdir(parents=True, exist_ok=True)
     channel = channel or ChannelFormat()
     stop = stop or threading.Event()

@@ -41,6 +41,9 @@ def tv(
     seed: Annotated[int, typer.Option("--seed", help="The first shot list's seed.")] = 0,
     device: Annotated[str | None, typer.Option(
         "--device", help="cuda, mps or cpu for the models (default: the best here).")] = None,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Film the shots on a Ray cluster ($KINEMA_RAY, else a local one), in "
+        "order, one model copy per actor.")] = False,
 ) -> None:
     """Run a channel that never stops: written, filmed, scored and streamed.
 
@@ -48,7 +51,8 @@ def tv(
     channel's rate and scored with MusicGen; or, with --library, your own footage cut to the
     beat of your own music (no model needed). Generation runs ahead of the air; when it falls
     behind, segments already made repeat, so the stream never stalls. Ctrl-C stops it; a run
-    on the same --state continues the channel.
+    on the same --state continues the channel. With --ray the shots are filmed on a Ray
+    cluster by actors each holding the models, several at once, aired in order.
 
     kinema tv status --state DIR: on air now, the queue, seconds ahead or behind."""
     from kinema.cli.console import exit_on_error, out
@@ -70,7 +74,7 @@ def tv(
         from kinema.app.tv_jobs import ChannelSpec, run_channel
 
         spec = ChannelSpec(theme=theme, state=state, library=library, llm=llm, t2v=t2v, music=music,
-                           shots=shots, seed=seed, ahead=ahead, device=device)
+                           shots=shots, seed=seed, ahead=ahead, device=device, ray=ray)
         result = run_channel(spec, rtmp=rtmp, hls=hls, serve=serve, max_seconds=seconds)
     b = result.broadcast
     out.print(f"off air ({b.reason}): {b.seconds:.0f} s streamed, {b.segments} segment(s) aired, "
