@@ -334,3 +334,19 @@ def serve_in_thread(store: Path, token: str | None, **options: object) -> Iterat
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def disc_shot(folder: Path, n: int = 8, size: tuple[int, int] = (96, 72)) -> tuple[Path, Path]:
+    """A synthetic clip and the label maps (``kinema track -o masks.npz``'s format) of a disc
+    moving right across it, object 1."""
+    from kinema.app.mask_outputs import NpzLabels
+    from kinema.media.synth import write_clip
+
+    width, height = size
+    video = write_clip(folder / "shot.mp4", n=n, size=size, fps=24)
+    yy, xx = np.mgrid[0:height, 0:width]
+    writer = NpzLabels(folder / "masks.npz", n, size, overwrite=False)
+    for i in range(n):
+        disc = (xx - (width // 3 + 4 * i)) ** 2 + (yy - height // 2) ** 2 < (height // 4.5) ** 2
+        writer.write(disc.astype(np.uint8))
+    return video, writer.close()

@@ -18,7 +18,7 @@ pytest.importorskip("uvicorn")
 
 from typer.testing import CliRunner
 
-from conftest import serve_in_thread
+from conftest import disc_shot, serve_in_thread
 from kinema.cli.main import app
 from kinema.core.errors import KinemaError
 from kinema.core.jobs import run
@@ -45,17 +45,7 @@ def salient_here() -> None:
 
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A short clip and the label maps of a disc moving across it."""
-    from kinema.app.mask_outputs import NpzLabels
-    from kinema.media.synth import write_clip
-
-    folder = tmp_path_factory.mktemp("shot")
-    video = write_clip(folder / "shot.mp4", n=N, size=(W, H), fps=24)
-    yy, xx = np.mgrid[0:H, 0:W]
-    writer = NpzLabels(folder / "masks.npz", N, (W, H), overwrite=False)
-    for i in range(N):
-        writer.write(((xx - (30 + 4 * i)) ** 2 + (yy - 36) ** 2 < 16**2).astype(np.uint8))
-    return video, writer.close()
+    return disc_shot(tmp_path_factory.mktemp("shot"), N, (W, H))
 
 
 @pytest.fixture

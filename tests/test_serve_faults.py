@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("diffusers")
@@ -23,26 +22,18 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from conftest import free_port
+from conftest import disc_shot, free_port
 from kinema.core.jobs import run
 
 TOKEN = "faults-test-token-0123456789abcd"
 W, H, N = 96, 72, 8
 KEYS = list(range(N))
+STEPS = 30  # enough that a key takes a moment: the kill lands between two keys
 
 
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from kinema.app.mask_outputs import NpzLabels
-    from kinema.media.synth import write_clip
-
-    folder = tmp_path_factory.mktemp("shot")
-    video = write_clip(folder / "shot.mp4", n=N, size=(W, H), fps=24)
-    yy, xx = np.mgrid[0:H, 0:W]
-    writer = NpzLabels(folder / "masks.npz", N, (W, H), overwrite=False)
-    for i in range(N):
-        writer.write(((xx - (30 + 4 * i)) ** 2 + (yy - 36) ** 2 < 16**2).astype(np.uint8))
-    return video, writer.close()
+    return disc_shot(tmp_path_factory.mktemp("shot"), N, (W, H))
 
 
 class Server:
@@ -96,9 +87,8 @@ def server(tmp_path: Path, tiny_sdxl: Path, tiny_controlnet: Path) -> Iterator[S
 def restyle_steps(worker, video: Path, masks: Path, out: Path):
     from kinema.app.remote_calls import restyle_remote
 
-    # enough steps that a key takes a moment: the kill lands between two keys
     return restyle_remote(worker, video, out, mask=masks, prompt="a red dog", frames=KEYS,
-                          seed=5, strength=1.0, steps=40, model="tiny-sdxl")
+                          seed=5, strength=1.0, steps=STEPS, model="tiny-sdxl")
 
 
 def wait_for(test, seconds: float, what: str):
@@ -125,12 +115,15 @@ def saved_jobs(store: Path) -> list[dict]:
     return jobs
 
 
-def local_keys(shot, tiny_sdxl: Path, out: Path) -> Path:
+@pytest.fixture(scope="module")
+def local_keys(shot, tiny_sdxl: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The keys a local run makes (what every remote run must equal)."""
     from kinema.app.restyle_jobs import restyle
 
     video, masks = shot
+    out = tmp_path_factory.mktemp("local") / "keys"
     run(restyle(video, out, frames=KEYS, mask=masks, prompt="a red dog", seed=5, strength=1.0,
-                steps=40, model=tiny_sdxl, device="cpu"))
+                steps=STEPS, model=tiny_sdxl, device="cpu"))
     return out
 
 
@@ -141,7 +134,7 @@ def same_keys(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_server_killed_mid_job_then_a_rerun_resumes(server: Server, shot, tiny_sdxl: Path,
+def test_server_killed_mid_job_then_a_rerun_resumes(server: Server, shot, local_keys: Path,
                                                     tmp_path: Path) -> None:
     from kinema.app.remote import RemoteError, RemoteWorker
 
@@ -176,18 +169,18 @@ def test_server_killed_mid_job_then_a_rerun_resumes(server: Server, shot, tiny_s
     notes = [e.message for e in events if e.message and "earlier run" in e.message]
     assert notes == [f"{kept} keys kept from an earlier run"], notes
     assert result.job["id"] != old["id"] and not checkpoint_keys(server.store)
-    same_keys(out, local_keys(shot, tiny_sdxl, tmp_path / "local"))
+    same_keys(out, local_keys)
 
 
 def test_client_killed_the_job_finishes_and_its_result_waits(server: Server, shot,
-                                                             tiny_sdxl: Path,
+                                                             local_keys: Path,
                                                              tmp_path: Path) -> None:
     video, masks = shot
     server.start()
     out = tmp_path / "keys"
     args = [sys.executable, "-m", "kinema", "restyle", str(video), "--mask", str(masks),
             "--frames", ",".join(map(str, KEYS)), "--prompt", "a red dog", "--seed", "5",
-            "--strength", "1.0", "--steps", "40", "--model", "tiny-sdxl", "-o", str(out),
+            "--strength", "1.0", "--steps", str(STEPS), "--model", "tiny-sdxl", "-o", str(out),
             "--remote", server.url]
     env = {**os.environ, "KINEMA_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1"}
     client = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -205,4 +198,4 @@ def test_client_killed_the_job_finishes_and_its_result_waits(server: Server, sho
     jobs = saved_jobs(server.store)
     assert sum(j["state"] == "done" and not j["cached"] for j in jobs) == 1  # made once
     assert any(j["cached"] for j in jobs)
-    same_keys(out, local_keys(shot, tiny_sdxl, tmp_path / "local"))
+    same_keys(out, local_keys)
