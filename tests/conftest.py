@@ -24,9 +24,14 @@ MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Proxies and caches go to a temp folder, never the user's cache."""
+    """Proxies and caches go to a temp folder, never the user's cache; the editor's settings
+    (recent projects, the remote worker) to an empty config folder; no remote worker from the
+    environment."""
     monkeypatch.setenv("KINEMA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
     monkeypatch.setenv("KINEMA_HWACCEL", "none")
+    for variable in ("KINEMA_REMOTE", "KINEMA_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture(scope="session")
