@@ -57,19 +57,26 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
-        raise _cluster_error(address, exc) from exc
+        raise _cluster_error(address, exc, answered=False) from exc
 
 
-def _cluster_error(address: str | None, exc: BaseException) -> RayClusterError:
-    """One line saying which cluster could not be reached, why, and what to do."""
+def _cluster_error(address: str | None, exc: BaseException, *,
+                   answered: bool = True) -> RayClusterError:
+    """One line saying which cluster could not be reached, why, and what to do: start a head
+    where nothing ``answered``, else match its Ray and its token."""
     why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if address is None:
         return RayClusterError(f"cannot start a local Ray cluster: {why}",
                                hint=f"check free memory and space in /tmp, or set {ADDRESS} to "
                                     "a running cluster's HOST:PORT")
-    return RayClusterError(f"cannot connect to the Ray cluster at {address}: {why}",
-                           hint="start one there with: ray start --head --port 6379 (and set "
-                                f"{ADDRESS}=HOST:6379), or unset {ADDRESS} for a local cluster")
+    if not answered:
+        return RayClusterError(f"cannot connect to the Ray cluster at {address}: {why}",
+                               hint="start one there with: ray start --head --port 6379 (and set "
+                                    f"{ADDRESS}=HOST:6379), or unset {ADDRESS} for a local cluster")
+    return RayClusterError(f"cannot join the Ray cluster at {address}: {why}",
+                           hint="use the Ray and Python versions the cluster runs; where it asks "
+                                "for a token, set RAY_AUTH_MODE=token here too, with its token in "
+                                "~/.ray/auth_token (ray get-auth-token on the head)")
 
 
 def map_tasks(work: Callable[[J], R], jobs: Sequence[J], *,
