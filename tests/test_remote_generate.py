@@ -163,3 +163,38 @@ def test_two_clients_at_once_are_queued_and_both_right(worker_url: str, tiny_sdx
         assert r.exit_code == 0, r.output
         assert (tmp_path / f"remote{seed}.png").read_bytes() == local.read_bytes()
     assert (tmp_path / "remote1.png").read_bytes() != (tmp_path / "remote2.png").read_bytes()
+
+
+def test_a_projects_keys_made_remotely_become_its_style_layer(worker_url: str, shot,
+                                                              tiny_sdxl: Path,
+                                                              tmp_path: Path) -> None:
+    from conftest import tracked_project
+    from kinema.app.restyle_jobs import LabelFile
+    from kinema.document import store
+    from kinema.document.model import StyleItem
+
+    video, masks = shot
+    labels = LabelFile(masks)
+    frames = [labels.read(i) > 0 for i in range(N)]
+    labels.close()
+    projects = {}
+    for where in ("local", "remote"):
+        folder = tracked_project(tmp_path / f"{where}-shot", video, frames, "dog")
+        remote = ["--model", "tiny-sdxl", "--remote", worker_url] if where == "remote" else \
+            ["--model", tiny_sdxl, "--device", "cpu"]
+        r = invoke(["restyle", folder, "--track", "dog", "--frames", "1,5", "--prompt", "a red dog",
+                    "--seed", 2, "--strength", 0.9, "-o", tmp_path / f"{where}-keys", *remote],
+                   KINEMA_TOKEN=TOKEN)
+        assert r.exit_code == 0, r.output
+        projects[where] = store.load(folder)
+    for name in ("00001.png", "00005.png"):
+        assert (tmp_path / "remote-keys" / name).read_bytes() == \
+            (tmp_path / "local-keys" / name).read_bytes()
+    items = {where: p.timeline.video_layers[-1].items[0] for where, p in projects.items()}
+    assert all(isinstance(item, StyleItem) for item in items.values())
+    assert [(k.frame, k.sha256) for k in items["remote"].keys] == \
+        [(k.frame, k.sha256) for k in items["local"].keys]
+    recipes = {w: projects[w].recipes[items[w].recipe_id] for w in projects}
+    assert recipes["remote"].track_id == recipes["local"].track_id == "t1"
+    assert recipes["remote"].model_dump(exclude={"id", "created", "inputs"}) == \
+        recipes["local"].model_dump(exclude={"id", "created", "inputs"})

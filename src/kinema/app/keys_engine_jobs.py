@@ -38,7 +38,7 @@ def restyle_through_keys(source: str | os.PathLike[str], output: str | os.PathLi
     Each step reports its own progress in turn."""
     from kinema.app.key_jobs import keys_folder
     from kinema.app.propagate_jobs import propagate_video
-    from kinema.app.restyle_jobs import _is_project, restyle
+    from kinema.app.restyle_jobs import is_project, restyle
     from kinema.app.style_keys import keys_in_folder
     from kinema.app.style_layer import stylize
     from kinema.core import atomic
@@ -48,7 +48,7 @@ def restyle_through_keys(source: str | os.PathLike[str], output: str | os.PathLi
     if quality not in QUALITIES:
         raise InvalidArgumentError(f"unknown quality {quality!r}", hint="use fast or best")
     target = atomic.output_path(output)
-    if _is_project(source):
+    if is_project(source):
         made = yield from restyle(source, target, frames=frames, track=track, mask=mask,
                                   overwrite=overwrite, **options)
         stylized = yield from stylize(source, track=track, quality=quality)

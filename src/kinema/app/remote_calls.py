@@ -6,11 +6,12 @@ on equal models and devices."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,8 +32,12 @@ from kinema.app.remote_jobs import (
     TrackSpec,
     UpscaleSpec,
 )
-from kinema.core.errors import InvalidArgumentError
+from kinema.core.errors import InvalidArgumentError, KinemaError
 from kinema.core.jobs import Progress, Steps
+
+if TYPE_CHECKING:
+    from kinema.app.asset_jobs import Asset
+    from kinema.app.restyle_jobs import MaskSource, Styled
 
 
 def model_name(value: str | os.PathLike[str] | None, flag: str) -> str | None:
@@ -238,3 +243,113 @@ def track_remote(worker: RemoteWorker, video: str | os.PathLike[str],
                      min_island=cleanup.min_island if cleanup else 0,
                      smooth=cleanup.smooth if cleanup else 0)
     return (yield from run_remote(worker, spec, target, overwrite=overwrite, sources=sent.paths))
+
+
+# ---- remote results as the local use cases describe theirs --------------------------------------
+
+def recipe_of(result: RemoteResult) -> Any:
+    """The recipe in the record of a remote job's output (its one operation)."""
+    from pydantic import TypeAdapter
+
+    from kinema.document.model import Recipe
+
+    if result.record is None:
+        raise KinemaError(f"the worker sent {result.path.name} without its record",
+                          path=result.path)
+    data = json.loads(result.record.read_text())
+    return TypeAdapter(Recipe).validate_python(data["operations"][0])
+
+
+def asset_of(result: RemoteResult) -> tuple[Asset, np.ndarray]:
+    """A remote asset as :func:`kinema.app.asset_jobs.make_asset` describes its own, with its
+    straight RGBA picture: the recipe from its record, the object's centre from its matte."""
+    from kinema.app.asset_jobs import Asset
+    from kinema.media.image import read_image
+
+    recipe = recipe_of(result)
+    rgba = read_image(result.path)
+    height, width = rgba.shape[:2]
+    if recipe.uncut or rgba.shape[2] < 4:  # kept whole: no matte to centre on
+        centre = (width / 2, height / 2)
+    else:  # the middle of the matte's box, as the cut-out measured it
+        ys, xs = np.nonzero(rgba[..., 3] > 127)
+        centre = ((int(xs.min()) + int(xs.max()) + 1) / 2, (int(ys.min()) + int(ys.max()) + 1) / 2)
+    return Asset(result.path, result.record, (width, height), centre, not recipe.uncut,
+                 recipe), rgba
+
+
+def label_map(masks: MaskSource, keys: Sequence[int], path: Path) -> Path:
+    """The masks of the key frames as a label map up to the last key (empty between them: a
+    restyle reads only its keys)."""
+    from kinema.app.mask_outputs import NpzLabels
+
+    width, height = masks.size
+    frames = max(keys) + 1
+    writer = NpzLabels(path, frames, masks.size, overwrite=False)
+    empty, wanted = np.zeros((height, width), np.uint8), set(keys)
+    try:
+        for frame in range(frames):
+            mask = masks.read(frame) if frame in wanted else None
+            writer.write(empty if mask is None else mask.astype(np.uint8))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def restyle_masks_remote(worker: RemoteWorker, masks: MaskSource, footage: str | os.PathLike[str],
+                         out: str | os.PathLike[str], *, track_id: str, frames: Sequence[int],
+                         on_key: Callable[[int, np.ndarray], None] | None = None,
+                         **options: Any) -> Steps[Styled]:
+    """:func:`kinema.app.restyle_jobs.restyle_masks` on ``worker``: the open ``masks`` (a
+    project's track ``track_id``) sent as a label map of the key ``frames``, the keys written
+    to ``out``, returned as the local use case returns them (so :func:`style_edit` takes
+    them). Each preview goes to ``on_key`` for the next key, then each key as written.
+    ``options`` are :func:`restyle_remote`'s."""
+    import tempfile
+
+    from kinema.app.operation_records import Source
+    from kinema.app.restyle_jobs import KEY_NAME, Styled
+    from kinema.core.hashing import file_sha256
+    from kinema.media.image import read_image
+
+    keys = sorted(set(frames))
+    if not keys:
+        raise InvalidArgumentError("no key frames given", hint="give --frames, e.g. 0,24,47")
+    previews = iter(keys)
+    show = on_key or (lambda frame, image: None)
+    with tempfile.TemporaryDirectory(prefix="kinema-remote-") as temp:
+        labels = label_map(masks, keys, Path(temp) / f"{track_id}.npz")
+        result = yield from restyle_remote(
+            worker, footage, out, mask=labels, frames=keys,
+            on_preview=lambda image: show(next(previews, keys[-1]), image), **options)
+    written = {}
+    for frame in keys:
+        path = result.path / KEY_NAME.format(frame=frame)
+        written[frame] = file_sha256(path)
+        show(frame, read_image(path))
+    recipe = recipe_of(result).model_copy(update={"track_id": track_id})
+    return Styled(result.path, tuple(keys), (), result.record, recipe, written,
+                  (Source.of(footage),), track_id)
+
+
+def restyle_project_remote(worker: RemoteWorker, project: str | os.PathLike[str],
+                           out: str | os.PathLike[str], *, track: str, frames: Sequence[int],
+                           **options: Any) -> Steps[Any]:
+    """``kinema restyle PROJECT --track OBJ --remote``: the keys made on ``worker`` from the
+    track's masks and footage, written to ``out``, then a style layer of the project as a local
+    run makes it; a :class:`~kinema.app.restyle_jobs.RestyleResult`."""
+    from kinema.app.operation_records import check_project
+    from kinema.app.restyle_jobs import RestyleResult, project_track, store_style
+
+    check_project(project)
+    _checked_output(out, [project], bool(options.get("overwrite")), folder=True)
+    masks, footage, track_id = project_track(project, track)
+    try:
+        styled = yield from restyle_masks_remote(worker, masks, footage, out, track_id=track_id,
+                                                 frames=frames, **options)
+    finally:
+        masks.close()
+    recipe_id, layer_id = store_style(project, styled)
+    return RestyleResult(styled.output, styled.frames, styled.posed, styled.record, recipe_id,
+                         layer_id)

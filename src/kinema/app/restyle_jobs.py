@@ -185,11 +185,11 @@ def restyle(source: str | os.PathLike[str], output: str | os.PathLike[str], *, f
     from kinema.app import operation_records as records
     from kinema.core import atomic
 
-    is_project = _is_project(source)
-    project = source if is_project else None
+    in_project = is_project(source)
+    project = source if in_project else None
     atomic.check_not_input(output, [source, mask])
     records.check_project(project)
-    masks, footage, track_id = _open_masks(source, is_project, track, mask)
+    masks, footage, track_id = _open_masks(source, in_project, track, mask)
     try:
         styled = yield from restyle_masks(masks, footage, output, frames=frames, track_id=track_id,
                                           inputs=[mask] if mask is not None else [], **options)
@@ -197,7 +197,7 @@ def restyle(source: str | os.PathLike[str], output: str | os.PathLike[str], *, f
         masks.close()
     if project is None or track_id is None:
         return RestyleResult(styled.output, styled.frames, styled.posed, styled.record)
-    recipe_id, layer_id = _store_style(project, styled)
+    recipe_id, layer_id = store_style(project, styled)
     return RestyleResult(styled.output, styled.frames, styled.posed, styled.record, recipe_id, layer_id)
 
 
@@ -256,17 +256,17 @@ def restyle_masks(masks: MaskSource, footage: str | os.PathLike[str], output: st
     return Styled(target, tuple(keys), tuple(posed), record, recipe, written, tuple(sources), track_id)
 
 
-def _is_project(source: str | os.PathLike[str]) -> bool:
+def is_project(source: str | os.PathLike[str]) -> bool:
     from kinema.document.store import DOCUMENT, SUFFIX
 
     path = Path(source)
     return path.suffix == SUFFIX or (path / DOCUMENT).is_file()
 
 
-def _open_masks(source: str | os.PathLike[str], is_project: bool, track: str | None,
+def _open_masks(source: str | os.PathLike[str], in_project: bool, track: str | None,
                 mask: str | os.PathLike[str] | None) -> tuple[MaskSource, Path, str | None]:
     """The object's masks, the footage they belong to, and the mask track's id (a project)."""
-    if is_project:
+    if in_project:
         if track is None or mask is not None:
             raise InvalidArgumentError("a project takes --track OBJ (its mask track), not --mask")
         return project_track(source, track)
@@ -586,7 +586,7 @@ def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window
     return dict(sorted(written.items()))
 
 
-def _store_style(project: str | os.PathLike[str], styled: Styled) -> tuple[str, str]:
+def store_style(project: str | os.PathLike[str], styled: Styled) -> tuple[str, str]:
     """:func:`style_edit` applied to ``project`` and saved; the recipe's and layer's ids."""
     from kinema.document import store
     from kinema.document.model import StyleItem

@@ -77,23 +77,23 @@ def restyle_video(source: str | os.PathLike[str], output: str | os.PathLike[str]
     through the whole shot with ``engine``, into ``output`` (a folder or a movie): the masks
     opened, then :func:`restyle_video_masks` (``options`` are its own). From a project, a movie
     output joins the media pool and shows on a new layer (:func:`video_layer_edit`, saved)."""
-    from kinema.app.restyle_jobs import _is_project, _open_masks
+    from kinema.app.restyle_jobs import _open_masks, is_project
     from kinema.core import atomic
 
     if engine not in ENGINES:
         raise InvalidArgumentError(f"unknown engine {engine!r}",
                                    hint=f"use one of keys, {', '.join(ENGINES)}")
     target = atomic.output_path(output)
-    is_project = _is_project(source)
+    in_project = is_project(source)
     atomic.check_not_input(target, [source, mask, options.get("reference")])
-    masks, footage, track_id = _open_masks(source, is_project, track, mask)
+    masks, footage, track_id = _open_masks(source, in_project, track, mask)
     try:
         made = yield from restyle_video_masks(masks, footage, target, engine=engine, prompt=prompt,
                                               track_id=track_id, inputs=[mask] if mask else [],
                                               overwrite=overwrite, **options)
     finally:
         masks.close()
-    if is_project and target.suffix:
+    if in_project and target.suffix:
         from dataclasses import replace
 
         made = replace(made, layer_id=_add_layer(source, target, made.recipe, list(made.sources), track_id))

@@ -122,8 +122,9 @@ def restyle(
     blending the frames two windows share, in memory that does not grow with the shot; from a
     project a movie output also becomes a layer over the clip.
 
-    With --remote URL a `kinema serve` worker restyles a VIDEO --mask M (keys, animatediff or
-    wan-vace; models by their names there).
+    With --remote URL a `kinema serve` worker restyles: the keys of a VIDEO --mask M or of a
+    project's --track (which then become its style layer here), or a VIDEO --mask M's shot with
+    animatediff or wan-vace; models by their names there.
 
     OUT.provenance.json beside the output holds the recipe."""
     from kinema.cli.console import exit_on_error, out, show_progress
@@ -185,35 +186,49 @@ def _restyle_remote(ctx: typer.Context, source: Path, output: Path, remote: str,
                     device: str | None, quality: str, control: str | None,
                     controlnet: list[str] | None, canny: str, overwrite: bool,
                     **options: Any) -> None:
-    """``kinema restyle VIDEO --mask M --remote URL``: the same job on a worker."""
-    from kinema.app.remote_calls import restyle_remote
+    """``kinema restyle ... --remote URL``: the same job on a worker."""
+    from kinema.app.remote_calls import restyle_project_remote, restyle_remote
+    from kinema.app.restyle_jobs import is_project
     from kinema.cli.console import exit_on_error, out, show_progress
     from kinema.cli.prompt_args import parse_lora
     from kinema.cli.remote_args import open_worker, refuse_local_only
     from kinema.generate.control import parse_controls
 
-    refuse_local_only({"--device": device, "--track": track,
-                       "--engine keys": engine == "keys",
+    refuse_local_only({"--device": device, "--engine keys": engine == "keys",
                        "--quality": quality if quality != "fast" else None},
-                      "a video with --mask, the prompt and settings, models by name and files")
+                      "a video with --mask or a project's --track, the prompt and settings, "
+                      "models by name and files")
     with exit_on_error():
-        if mask is None:
-            raise InvalidArgumentError("with --remote, restyle a video with --mask M.npz",
-                                       hint="kinema export masks PROJECT ... makes one from a "
-                                            "project's track")
+        in_project = is_project(source)
+        if in_project and engine is not None:
+            raise InvalidArgumentError(f"with --remote the {engine} engine restyles a video with "
+                                       "--mask M.npz", hint="or restyle the project's key frames")
         picked: list[int] = []
         if engine is None:
-            picked, source = _key_frames(ctx, frames, source, None, mask)
+            picked, source = _key_frames(ctx, frames, source, track, mask)
         elif frames is not None:
             raise InvalidArgumentError(f"--frames is for key frames, not the {engine} engine")
+        common = dict(controls=parse_controls(control), loras=[parse_lora(v) for v in lora or []],
+                      controlnets=parse_controlnets(controlnet or []),
+                      canny=parse_thresholds(canny), overwrite=overwrite, **options)
         with open_worker(remote, token_file) as worker:
-            result = show_progress(restyle_remote(
-                worker, source, output, mask=mask, frames=picked, engine=engine,
-                controls=parse_controls(control), loras=[parse_lora(v) for v in lora or []],
-                controlnets=parse_controlnets(controlnet or []), canny=parse_thresholds(canny),
-                overwrite=overwrite, **options), f"restyle {source.name} on {worker.url}")
+            if in_project:
+                if track is None or mask is not None:
+                    raise InvalidArgumentError("a project takes --track OBJ (its mask track), "
+                                               "not --mask")
+                result = show_progress(restyle_project_remote(
+                    worker, source, output, track=track, frames=picked, **common),
+                    f"restyle {source.name} on {worker.url}")
+            else:
+                if mask is None:
+                    raise InvalidArgumentError("a video takes --mask MASKS.npz (from kinema "
+                                               "track -o) with --remote")
+                result = show_progress(restyle_remote(
+                    worker, source, output, mask=mask, frames=picked, engine=engine, **common),
+                    f"restyle {source.name} on {worker.url}")
     what = f"{len(picked)} keys" if engine is None else f"the shot ({engine})"
-    out.print(f"{what}: {result.path} (on {remote})")
+    where = f" (layer {result.layer_id} in {source})" if in_project else ""
+    out.print(f"{what}: {result.output if in_project else result.path}{where} (on {remote})")
 
 
 def _key_frames(ctx: typer.Context, frames: str | None, source: Path, track: str | None,

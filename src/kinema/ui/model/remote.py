@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from kinema.core.jobs import Steps
 
 if TYPE_CHECKING:
     from kinema.app.asset_jobs import Asset
-    from kinema.app.remote import RemoteResult, RemoteWorker
+    from kinema.app.remote import RemoteWorker
     from kinema.app.restyle_jobs import Styled, TrackMasks
 
 SETTINGS = "remote.json"
@@ -129,7 +128,7 @@ def remote_asset(remote: RemoteSetting, prompt: str, out: Path, *, negative: str
                  loras: Sequence[tuple[Path, float]]) -> Steps[tuple[Asset, np.ndarray]]:
     """:func:`kinema.app.project_assets.make_project_asset` on the worker: the asset written to
     ``out`` with its record, and its straight RGBA picture."""
-    from kinema.app.remote_calls import asset_remote
+    from kinema.app.remote_calls import asset_of, asset_remote
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with remote.open() as worker:
@@ -138,101 +137,18 @@ def remote_asset(remote: RemoteSetting, prompt: str, out: Path, *, negative: str
     return asset_of(result)
 
 
-def asset_of(result: RemoteResult) -> tuple[Asset, np.ndarray]:
-    """A remote asset as :func:`kinema.app.asset_jobs.make_asset` describes its own, with its
-    picture: the recipe from its record, the object's centre from its matte."""
-    from kinema.app.asset_jobs import Asset
-
-    recipe, record = _recipe(result)
-    rgba = _read(result.path, four=True)
-    height, width = rgba.shape[:2]
-    if recipe.uncut:  # kept whole: no matte to centre on
-        centre = (width / 2, height / 2)
-    else:  # the middle of the matte's box, as the cut-out measured it
-        ys, xs = np.nonzero(rgba[..., 3] > 127)
-        centre = ((int(xs.min()) + int(xs.max()) + 1) / 2, (int(ys.min()) + int(ys.max()) + 1) / 2)
-    return Asset(result.path, record, (width, height), centre, not recipe.uncut, recipe), rgba
-
-
 def remote_keys(remote: RemoteSetting, masks: TrackMasks, footage: Path, out: Path, *,
                 track_id: str, frames: Sequence[int], controls: Sequence[Any],
                 on_key: Callable[[int, np.ndarray], None], **options: Any) -> Steps[Styled]:
-    """:func:`kinema.app.restyle_jobs.restyle_masks` on the worker: the track's masks on the key
-    ``frames`` sent as a label map (:class:`~kinema.app.mask_outputs.NpzLabels`), the keys
-    written to ``out``; each preview the worker sends goes to ``on_key`` for the next key, and
-    each key as written once they are in. ``options``: prompt, negative, seed, strength,
-    loras."""
-    from kinema.app.remote_calls import restyle_remote
+    """:func:`kinema.app.remote_calls.restyle_masks_remote` on the setting's worker with its
+    model names. ``options``: prompt, negative, seed, strength, loras."""
+    from kinema.app.remote_calls import restyle_masks_remote
 
-    keys = sorted(set(frames))
-    previews = iter(keys)
     nets = {c.kind: name for c in controls if (name := remote.model(c.kind))}
-    with tempfile.TemporaryDirectory(prefix="kinema-remote-") as temp, remote.open() as worker:
-        labels = _label_map(masks, keys, Path(temp) / f"{track_id}.npz")
-        result = yield from restyle_remote(
-            worker, footage, out, mask=labels, frames=keys, controls=controls,
-            model=remote.model("restyle"), controlnets=nets,
-            on_preview=lambda image: on_key(next(previews, keys[-1]), image), **options)
-    return styled_of(result, keys, track_id, footage, on_key)
+    with remote.open() as worker:
+        return (yield from restyle_masks_remote(
+            worker, masks, footage, out, track_id=track_id, frames=frames, on_key=on_key,
+            controls=controls, model=remote.model("restyle"), controlnets=nets, **options))
 
 
-def _label_map(masks: TrackMasks, keys: Sequence[int], path: Path) -> Path:
-    """The masks of the key frames as a label map up to the last key (empty between them: the
-    worker reads only the keys)."""
-    from kinema.app.mask_outputs import NpzLabels
-
-    width, height = masks.size
-    frames = min(max(keys) + 1, masks.frames)
-    writer = NpzLabels(path, frames, masks.size, overwrite=False)
-    empty, wanted = np.zeros((height, width), np.uint8), set(keys)
-    try:
-        for frame in range(frames):
-            mask = masks.read(frame) if frame in wanted else None
-            writer.write(empty if mask is None else mask.astype(np.uint8))
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
-
-
-def styled_of(result: RemoteResult, keys: Sequence[int], track_id: str, footage: Path,
-              on_key: Callable[[int, np.ndarray], None]) -> Styled:
-    """Remote keys as :func:`kinema.app.restyle_jobs.restyle_masks` describes its own: the
-    recipe from the record, on ``track_id`` (the worker saw a label map), read from
-    ``footage``; each key shown to ``on_key`` as written (the previews were the worker's
-    latest, which may have run ahead)."""
-    from kinema.app.operation_records import Source
-    from kinema.app.restyle_jobs import KEY_NAME, Styled
-    from kinema.core.hashing import file_sha256
-
-    recipe, record = _recipe(result)
-    written: dict[int, str] = {}
-    for frame in keys:
-        path = result.path / KEY_NAME.format(frame=frame)
-        written[frame] = file_sha256(path)
-        on_key(frame, _read(path, four=False))
-    return Styled(result.path, tuple(keys), (), record, recipe.model_copy(update={"track_id": track_id}),
-                  written, (Source.of(footage),), track_id)
-
-
-def _recipe(result: RemoteResult) -> tuple[Any, Path]:
-    """The recipe in the record of a remote job's output (its one operation), and the record."""
-    from pydantic import TypeAdapter
-
-    from kinema.document.model import Recipe
-
-    if result.record is None:
-        raise KinemaError(f"the worker sent {result.path.name} without its record")
-    data = json.loads(result.record.read_text())
-    return TypeAdapter(Recipe).validate_python(data["operations"][0]), result.record
-
-
-def _read(path: Path, *, four: bool) -> np.ndarray:
-    """A PNG the worker made as ``uint8`` RGBA (``four``) or RGB."""
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED if four else cv2.IMREAD_COLOR)
-    if image is None:
-        raise KinemaError(f"the worker sent {path.name}, which is not a PNG")
-    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if four else cv2.COLOR_BGR2RGB))
 
