@@ -1,7 +1,8 @@
 """Batch work on Ray (``--ray``) makes what the same work makes here, byte for byte: a style
 layer's spans propagated as Ray tasks (``kinema stylize --ray``, a local cluster of its own),
-a generated channel's shots filmed by Ray actors holding the tiny models; and a cluster that
-is not there is one error line. Ray starts slowly: three tests, one in-process cluster."""
+a generated channel's shots filmed by Ray actors holding the tiny models. A cluster that is
+not there is one error line; a library channel (nothing to film) is refused. Ray starts
+slowly: two clusters in all, one of them in-process for the module."""
 
 from __future__ import annotations
 
@@ -118,3 +119,14 @@ def test_a_channel_filmed_on_ray_makes_the_segments_made_here(tmp_path: Path, ti
     assert there.path.name == "r0000-s00.mp4" and (here.title, here.duration) == (there.title, there.duration)
     for name in ("r0000-s00.mp4", "r0000-s00/smooth.mp4", "r0001-s00/smooth.mp4"):
         assert (there.path.parent / name).read_bytes() == (here.path.parent / name).read_bytes(), name
+
+
+def test_a_library_channel_has_nothing_to_film_on_ray(tmp_path: Path) -> None:
+    from kinema.app.tv_jobs import ChannelSpec, run_channel
+    from kinema.core.errors import InvalidArgumentError
+
+    (tmp_path / "library").mkdir()
+    spec = ChannelSpec(theme="dogs", state=tmp_path / "state", library=tmp_path / "library", ray=True)
+    with pytest.raises(InvalidArgumentError, match="a --library channel has none"):
+        run_channel(spec, hls=tmp_path / "hls")
+    assert not (tmp_path / "state").exists()  # refused before anything was made
