@@ -306,7 +306,7 @@ def test_the_command_refuses_a_public_bind_without_a_token(tmp_path: Path,
                             "--store", str(tmp_path / "s"), "--workers", "2"])
     assert r.exit_code == 0, r.output
     assert started == [dict(host="0.0.0.0", port=8765, token=TOKEN, workers=2,
-                            max_upload_mb=2048, store=tmp_path / "s", models={})]
+                            max_upload_mb=2048, store=tmp_path / "s", models={}, ray=False)]
     r = runner.invoke(app, ["serve", "--store", str(tmp_path / "s")])  # loopback: no token needed
     assert r.exit_code == 0 and started[-1]["token"] is None and started[-1]["host"] == "127.0.0.1"
 

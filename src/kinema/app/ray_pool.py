@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import ModuleType
 from typing import Generic, TypeVar
 
@@ -101,6 +101,27 @@ def map_tasks(work: Callable[[J], R], jobs: Sequence[J], *,
     finally:
         for ref in pending:
             ray.cancel(ref)
+
+
+def stream(work: Callable[..., Iterator[R]], *args: object, gpu: bool = False) -> Iterator[R]:
+    """The items of ``work(*args)``, a generator run in one Ray task (with a GPU of its own when
+    ``gpu`` and the cluster has GPUs), as they come. Closing the iterator cancels the task."""
+    ray = connect()
+    gpus = 1 if gpu and ray.cluster_resources().get("GPU", 0) else 0
+    task = ray.remote(_items).options(num_returns="streaming", num_gpus=gpus)
+    items = task.remote(work, *args)
+    try:
+        with _worker_errors():
+            for ref in items:
+                yield ray.get(ref)
+    finally:
+        with suppress(Exception):  # finished already, or the cluster has gone
+            ray.cancel(items)
+
+
+def _items(work: Callable[..., Iterator[R]], *args: object) -> Iterator[R]:
+    """A streaming Ray task's body."""
+    yield from work(*args)
 
 
 def _call(work: Callable[[J], R], job: J) -> R:

@@ -80,6 +80,9 @@ def serve(
     model: Annotated[list[str] | None, typer.Option(
         "--model", help="NAME=DIR: a model folder jobs may ask for by NAME (repeat); the "
                         "registry's names are always allowed.")] = None,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Run each job in a Ray task with a GPU of its own (KINEMA_RAY=HOST:PORT, "
+                      "else a local cluster); --workers jobs at once.")] = False,
 ) -> None:
     """Run the HTTP worker: other machines send job specs and blobs, it runs them here."""
     from kinema.cli.console import err, exit_on_error
@@ -94,10 +97,11 @@ def serve(
             raise KinemaError("kinema serve runs from the kinema program (python -m kinema serve)")
         folders = parse_models(model or [])
         folder = store or default_store()
+        on_ray = " on Ray" if ray else ""
         err.print(f"kinema serve on http://{host}:{port} ({'token' if token else 'no token, loopback'}"
-                  f", {workers} worker(s), store {folder})", markup=False, highlight=False)
+                  f", {workers} worker(s){on_ray}, store {folder})", markup=False, highlight=False)
         options: dict[str, Any] = dict(host=host, port=port, token=token, workers=workers,
-                                       max_upload_mb=max_upload_mb, store=folder, models=folders)
+                                       max_upload_mb=max_upload_mb, store=folder, models=folders, ray=ray)
         start(**options)
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 
 def serve(*, host: str, port: int, token: str | None, workers: int, max_upload_mb: int,
-          store: Path, models: dict[str, Path] | None = None) -> None:
+          store: Path, models: dict[str, Path] | None = None, ray: bool = False) -> None:
     """Run the worker on ``host:port`` until interrupted, storing blobs and results in
-    ``store``; ``models`` are folders jobs may name besides the registry's models."""
+    ``store``; ``models`` are folders jobs may name besides the registry's models; with
+    ``ray`` each job runs in a Ray task (``$KINEMA_RAY``'s cluster, else a local one)."""
     from kinema.core.extras import require
 
     for module in ("fastapi", "uvicorn"):
@@ -22,5 +23,9 @@ def serve(*, host: str, port: int, token: str | None, workers: int, max_upload_m
 
     from kinema.serve.app import create_app
 
-    app = create_app(store, token, max_upload_mb, workers=workers, models=models)
+    if ray:
+        from kinema.app.ray_pool import connect
+
+        connect()  # an unreachable cluster is one error now, not on the first job
+    app = create_app(store, token, max_upload_mb, workers=workers, models=models, ray=ray)
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)

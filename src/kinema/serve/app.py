@@ -19,8 +19,8 @@ import queue
 import shutil
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +30,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from kinema.app.ray_pool import stream
 from kinema.app.remote_jobs import (
     OPERATIONS,
     SHA256,
@@ -41,7 +42,7 @@ from kinema.app.remote_jobs import (
     pack,
 )
 from kinema.core.errors import CancelledError, KinemaError
-from kinema.core.jobs import CancelToken, Progress, run
+from kinema.core.jobs import CancelToken, Progress, Steps
 
 JOB_ID = r"^[0-9a-f]{32}$"
 CHUNK = 1 << 20
@@ -120,6 +121,23 @@ def _is_sha(text: str) -> bool:
 
 # ---- jobs ---------------------------------------------------------------------------------------
 
+def job_events(run: Callable[[Any, Context], Steps[Any]], spec: Spec, inputs: dict[str, Path],
+               models: Models, out: Path, checkpoint: Path) -> Iterator[tuple[str, Any]]:
+    """An operation's run as ``("progress", Progress)`` and ``("preview", image)`` events, in
+    this process or in a Ray task (``kinema serve --ray``): the same code either way. Closing
+    it closes the run, which discards its unfinished output."""
+    previews: list[Any] = []
+    context = Context(inputs=lambda file: inputs[file.sha256], model=models.resolve, out=out,
+                      checkpoint=checkpoint, preview=previews.append)
+    with closing(run(spec, context)) as steps:
+        for event in steps:
+            while previews:
+                yield "preview", previews.pop(0)
+            yield "progress", event
+    while previews:
+        yield "preview", previews.pop(0)
+
+
 @dataclass
 class ServerJob:
     id: str
@@ -155,8 +173,9 @@ class Queue:
     parts its checkpoint kept (``root/work/RECIPE``)."""
 
     def __init__(self, root: Path, blobs: BlobStore, operations: Mapping[str, Operation],
-                 workers: int, models: Models) -> None:
+                 workers: int, models: Models, ray: bool = False) -> None:
         self.root = root
+        self.ray = ray
         self.blobs = blobs
         self.operations = operations
         self.models = models
@@ -281,15 +300,23 @@ class Queue:
         operation = self.operations[job.spec.operation]  # type: ignore[attr-defined]
         work = self.work / job.recipe
         run_dir = work / f"run-{job.id}"
-        context = Context(inputs=self._inputs(work / "inputs"), model=self.models.resolve,
-                          out=run_dir / "out", checkpoint=work / "checkpoint",
-                          preview=lambda image: self._preview(job, image))
+        out, checkpoint = run_dir / "out", work / "checkpoint"
         try:
-            for folder in (context.out, context.checkpoint):
+            for folder in (out, checkpoint):
                 folder.mkdir(parents=True, exist_ok=True)
-            run(operation.run(job.spec, context), job.token,
-                lambda event: self._progress(job, event))
-            pack(context.out, run_dir / "result.tar")
+            place = self._inputs(work / "inputs")
+            inputs = {f.sha256: place(f) for f in job.spec.files()}
+            args = (operation.run, job.spec, inputs, self.models, out, checkpoint)
+            events = stream(job_events, *args, gpu=True) if self.ray else job_events(*args)
+            with closing(events):
+                job.token.check()
+                for kind, value in events:
+                    if kind == "preview":
+                        self._preview(job, value)
+                    else:
+                        self._progress(job, value)
+                    job.token.check()  # as kinema.core.jobs.run: after each event
+            pack(out, run_dir / "result.tar")
             sha = self.blobs.add_file(run_dir / "result.tar")
             (self.results / job.recipe).write_text(sha)
             shutil.rmtree(work, ignore_errors=True)
@@ -339,18 +366,19 @@ class Queue:
 
 def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: int = 1,
                operations: Mapping[str, Operation] | None = None,
-               models: Mapping[str, Path] | None = None) -> FastAPI:
+               models: Mapping[str, Path] | None = None, ray: bool = False) -> FastAPI:
     """The worker's app, storing under ``root``. Every route wants ``Authorization: Bearer
     TOKEN`` when ``token`` is set (compared in constant time); uploads over ``max_upload_mb``
     are refused; ``operations`` (default :data:`OPERATIONS`) is the allow-list of job kinds;
-    ``models`` names model folders jobs may ask for besides the registry's names."""
+    ``models`` names model folders jobs may ask for besides the registry's names; with ``ray``
+    each job runs in a Ray task with a GPU of its own where the cluster has GPUs."""
     root = Path(root)
     limit = max_upload_mb * 2**20
     blobs = BlobStore(root)
     for stale in blobs.tmp.iterdir():  # uploads a killed server left half written
         stale.unlink(missing_ok=True)
     jobs = Queue(root, blobs, OPERATIONS if operations is None else operations, max(1, workers),
-                 Models(models))
+                 Models(models), ray)
     expected = token.encode() if token is not None else None
 
     async def authorized(request: Request) -> None:
