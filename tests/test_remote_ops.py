@@ -134,3 +134,34 @@ def test_remote_track_equals_local(url: str, clip: Path, tmp_path: Path) -> None
     a, b = np.load(local)["masks"], np.load(remote)["masks"]
     assert a.shape == (N, H, W) and np.array_equal(a, b)
     assert not a[:3].any() and set(np.unique(a[3:])) == {0, 2}  # object 2 from its prompt on
+
+
+def test_a_channel_filmed_on_a_worker_makes_the_segments_made_here(tiny_wan: Path,
+                                                                   tiny_musicgen: Path,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    from kinema.app.tv_jobs import ChannelSpec, check_spec, generated_segments
+    from kinema.broadcast.live import ChannelFormat
+    from kinema.core.errors import InvalidArgumentError
+
+    monkeypatch.setenv("KINEMA_MODELS", str(tmp_path / "no-models"))  # Lanczos: no 4x model
+    channel = ChannelFormat(width=160, height=96, fps=12)
+    made = {}
+    with serve_in_thread(tmp_path / "store", TOKEN, models={"tiny-wan": tiny_wan}) as url:
+        for where in ("here", "remote"):
+            remote = {"remote": url, "token": TOKEN, "t2v": "tiny-wan"} if where == "remote" \
+                else {"t2v": str(tiny_wan)}
+            spec = ChannelSpec(theme="a lighthouse in a storm", state=tmp_path / where,
+                               music=str(tiny_musicgen), shots=1, device="cpu", **remote)
+            segments = generated_segments(spec, channel)
+            made[where] = next(segments)  # a shot of the first round, scored into the second's
+            segments.close()
+        with pytest.raises(InvalidArgumentError, match="--t2v"):  # a folder here is no name there
+            check_spec(ChannelSpec(theme="x", state=tmp_path / "x", remote=url, t2v=str(tiny_wan),
+                                   music=str(tiny_musicgen)))
+    here, there = made["here"], made["remote"]
+    assert (here.title, here.duration) == (there.title, there.duration)
+    for name in ("r0000-s00.mp4", "r0000-s00/smooth.mp4", "r0001-s00/smooth.mp4"):
+        assert (there.path.parent / name).read_bytes() == (here.path.parent / name).read_bytes(), name
+    record = json.loads((there.path.parent / "r0000-s00" / "clip.mp4.provenance.json").read_text())
+    assert record["remote"]["server"] == url

@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
@@ -48,7 +48,8 @@ class ChannelSpec:
     or the models (``llm`` writes, ``t2v`` films, ``music`` scores; ``None``: the registry's
     defaults, the template writer for ``llm``); ``shots`` per shot list; ``ahead`` seconds
     made ahead of the air; ``segment_seconds`` for library segments; ``ray`` films the shots
-    on a Ray cluster (:mod:`kinema.app.ray_pool`)."""
+    on a Ray cluster (:mod:`kinema.app.ray_pool`); ``remote`` (a ``kinema serve`` URL, with
+    ``token``) films and upscales them on that worker, ``t2v`` naming a model there."""
 
     theme: str
     state: Path
@@ -62,6 +63,8 @@ class ChannelSpec:
     segment_seconds: float = 20.0
     device: str | None = None
     ray: bool = False
+    remote: str | None = None
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -193,14 +196,21 @@ class _Films:
     """The models a generated channel runs, loaded once: text-to-video and MusicGen."""
 
     def __init__(self, spec: ChannelSpec) -> None:
-        from kinema.app.t2v_jobs import BACKEND
         from kinema.generate.music import MusicGenerator
-        from kinema.models import backends
-        from kinema.models.registry import resolve
 
         self.spec = spec
-        self.folder = resolve(spec.t2v, task="text-to-video")
-        self.video = backends.create("t2v", BACKEND, model=self.folder, device=spec.device)
+        self.worker = self.folder = self.video = None
+        if spec.remote is not None:
+            from kinema.app.remote import RemoteWorker
+
+            self.worker = RemoteWorker(spec.remote, spec.token)
+        else:
+            from kinema.app.t2v_jobs import BACKEND
+            from kinema.models import backends
+            from kinema.models.registry import resolve
+
+            self.folder = resolve(spec.t2v, task="text-to-video")
+            self.video = backends.create("t2v", BACKEND, model=self.folder, device=spec.device)
         self.music = MusicGenerator(spec.music, device=spec.device)
         self.upscaler = _upscaler()
 
@@ -208,17 +218,14 @@ class _Films:
         """One shot filmed in ``folder`` (its clip, the upscale and the interpolation) and
         scored: music for its length and ``overlap`` samples more at each end, at the channel's
         rate and loudness."""
-        from kinema.app.restore_jobs import interpolate_video, upscale_media
-        from kinema.app.t2v_jobs import ClipSettings, make_clip
+        from kinema.app.restore_jobs import interpolate_video
         from kinema.core.jobs import run
         from kinema.generate.music import music_prompt, normalise_loudness, to_channel
 
         folder.mkdir(parents=True, exist_ok=True)
-        clip = run(make_clip(ClipSettings(prompt=shot.video_prompt(), seed=seed), folder / "clip.mp4",
-                             model=self.folder, generator=self.video, overwrite=True))
-        scale = max(1, min(4, -(-channel.height // clip.size[1])))
-        upscaled = folder / "upscaled.mp4"
-        run(upscale_media(clip.output, upscaled, scale=scale, model=self.upscaler, overwrite=True))
+        clip, height = self._clip(shot.video_prompt(), seed, folder / "clip.mp4")
+        scale = min(4, -(-channel.height // height))
+        upscaled = self._upscale(clip, folder / "upscaled.mp4", scale) if scale > 1 else clip
         smooth = run(interpolate_video(upscaled, folder / "smooth.mp4", fps=Fraction(channel.fps),
                                        overwrite=True))
         seconds = float(smooth.frames / Fraction(channel.fps))
@@ -228,6 +235,38 @@ class _Films:
         sound = normalise_loudness(to_channel(piece, self.music.rate, out_rate=channel.sample_rate),
                                    channel.sample_rate, LOUDNESS)
         return _Filmed(folder / "smooth.mp4", sound, seconds, shot.prompt, folder.with_suffix(".mp4"))
+
+    def _clip(self, prompt: str, seed: int, out: Path) -> tuple[Path, int]:
+        """The shot's clip at ``out`` (here, or on the worker) and its height."""
+        from kinema.app.t2v_jobs import ClipSettings, make_clip
+        from kinema.core.jobs import run
+
+        settings = ClipSettings(prompt=prompt, seed=seed)
+        if self.worker is None:
+            clip = run(make_clip(settings, out, model=self.folder, generator=self.video,
+                                 overwrite=True))
+            return out, clip.size[1]
+        from kinema.app.remote_calls import t2v_remote
+        from kinema.media import open_video
+
+        run(t2v_remote(self.worker, settings, out, model=self.spec.t2v, overwrite=True))
+        with open_video(out, prefetch=False) as reader:
+            return out, reader.size[1]
+
+    def _upscale(self, clip: Path, out: Path, scale: int) -> Path:
+        """``clip`` ``scale`` times larger at ``out`` (here, or on the worker)."""
+        from kinema.core.jobs import run
+
+        if self.worker is None:
+            from kinema.app.restore_jobs import upscale_media
+
+            run(upscale_media(clip, out, scale=scale, model=self.upscaler, overwrite=True))
+        else:
+            from kinema.app.remote_calls import upscale_remote
+
+            run(upscale_remote(self.worker, clip, out, scale=scale, model=self.upscaler,
+                               overwrite=True))
+        return out
 
 
 def _upscaler() -> str:
@@ -257,9 +296,13 @@ def check_spec(spec: ChannelSpec) -> None:
                                    hint='say what the channel is about: kinema tv "..."')
     if spec.shots < 1 or spec.ahead <= 0 or spec.segment_seconds <= 0:
         raise InvalidArgumentError("--shots, the time ahead and the segment length must be positive")
-    if spec.library is not None and spec.ray:
-        raise InvalidArgumentError("--ray films generated shots; a --library channel has none",
-                                   hint="drop --ray, or --library to generate the channel")
+    if spec.library is not None and (spec.ray or spec.remote):
+        raise InvalidArgumentError("--ray and --remote film generated shots; a --library "
+                                   "channel has none",
+                                   hint="drop them, or --library to generate the channel")
+    if spec.ray and spec.remote:
+        raise InvalidArgumentError("film the shots on Ray or on a remote worker, not both",
+                                   hint="a worker can use Ray itself: kinema serve --ray")
     if spec.library is not None and not spec.library.is_dir():
         from kinema.core.errors import MediaOpenError
 
@@ -268,7 +311,12 @@ def check_spec(spec: ChannelSpec) -> None:
     if spec.library is None:
         from kinema.models.registry import resolve
 
-        resolve(spec.t2v, task="text-to-video")
+        if spec.remote is None:
+            resolve(spec.t2v, task="text-to-video")
+        else:
+            from kinema.app.remote_calls import model_name
+
+            model_name(spec.t2v, "--t2v")
         resolve(spec.music, task="music")
 
 
@@ -291,6 +339,11 @@ def run_channel(spec: ChannelSpec, *, rtmp: str | None = None, hls: Path | None 
         from kinema.app.ray_pool import connect
 
         connect()
+    if spec.remote is not None:  # nor a worker that is not there (or refuses the token)
+        from kinema.app.remote import RemoteWorker
+
+        with RemoteWorker(spec.remote, spec.token) as worker:
+            worker.has_blob("0" * 64)
     spec.state.mkdir(parents=True, exist_ok=True)
     channel = channel or ChannelFormat()
     stop = stop or threading.Event()

@@ -31,9 +31,8 @@ def refuse_local_only(options: dict[str, Any], travels: str) -> None:
              "run without --remote", code=2)
 
 
-def open_worker(remote: str, token_file: Path | None) -> RemoteWorker:
-    """The worker at ``remote``; its token from ``token_file``, else ``$KINEMA_TOKEN``."""
-    from kinema.app.remote import RemoteWorker
+def remote_token(token_file: Path | None) -> str | None:
+    """The worker's token: from ``token_file``, else ``$KINEMA_TOKEN``."""
     from kinema.cli.console import fail
 
     token = os.environ.get("KINEMA_TOKEN") or None
@@ -42,4 +41,11 @@ def open_worker(remote: str, token_file: Path | None) -> RemoteWorker:
             token = token_file.read_text().strip() or None
         except OSError as exc:
             fail(f"{token_file}: cannot read the token file ({exc.strerror})", code=2)
-    return RemoteWorker(remote, token)
+    return token
+
+
+def open_worker(remote: str, token_file: Path | None) -> RemoteWorker:
+    """The worker at ``remote`` with its token (:func:`remote_token`)."""
+    from kinema.app.remote import RemoteWorker
+
+    return RemoteWorker(remote, remote_token(token_file))

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from kinema.cli.remote_args import Remote, TokenFile
+
 STATUS = "status"
 
 
@@ -44,6 +46,8 @@ def tv(
     ray: Annotated[bool, typer.Option(
         "--ray", help="Film the shots on a Ray cluster ($KINEMA_RAY, else a local one), in "
         "order, one model copy per actor.")] = False,
+    remote: Remote = None,
+    token_file: TokenFile = None,
 ) -> None:
     """Run a channel that never stops: written, filmed, scored and streamed.
 
@@ -52,7 +56,9 @@ def tv(
     beat of your own music (no model needed). Generation runs ahead of the air; when it falls
     behind, segments already made repeat, so the stream never stalls. Ctrl-C stops it; a run
     on the same --state continues the channel. With --ray the shots are filmed on a Ray
-    cluster by actors each holding the models, several at once, aired in order.
+    cluster by actors each holding the models, several at once, aired in order. With --remote
+    URL a `kinema serve` worker films and upscales each shot (--t2v names a model there); the
+    writing, interpolation and music stay here.
 
     kinema tv status --state DIR: on air now, the queue, seconds ahead or behind."""
     from kinema.cli.console import exit_on_error, out
@@ -72,9 +78,11 @@ def tv(
                 out.print(f"  {item['duration']:5.1f} s  {item['title']}")
             return
         from kinema.app.tv_jobs import ChannelSpec, run_channel
+        from kinema.cli.remote_args import remote_token
 
         spec = ChannelSpec(theme=theme, state=state, library=library, llm=llm, t2v=t2v, music=music,
-                           shots=shots, seed=seed, ahead=ahead, device=device, ray=ray)
+                           shots=shots, seed=seed, ahead=ahead, device=device, ray=ray,
+                           remote=remote, token=remote_token(token_file) if remote else None)
         result = run_channel(spec, rtmp=rtmp, hls=hls, serve=serve, max_seconds=seconds)
     b = result.broadcast
     out.print(f"off air ({b.reason}): {b.seconds:.0f} s streamed, {b.segments} segment(s) aired, "
