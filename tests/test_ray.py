@@ -130,3 +130,35 @@ def test_a_library_channel_has_nothing_to_film_on_ray(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="a --library channel has none"):
         run_channel(spec, hls=tmp_path / "hls")
     assert not (tmp_path / "state").exists()  # refused before anything was made
+
+
+def test_restyled_keys_on_ray_are_the_keys_made_here(tmp_path: Path, tiny_sdxl: Path,
+                                                     cluster) -> None:
+    import torch
+    from typer.testing import CliRunner
+
+    from conftest import disc_shot
+    from kinema.cli.main import app
+
+    video, masks = disc_shot(tmp_path, 6, (96, 72))
+    args = ["restyle", str(video), "--mask", str(masks), "--frames", "0,2,3,5", "--prompt",
+            "a red dog", "--seed", "4", "--strength", "1.0", "--steps", "3", "--model",
+            str(tiny_sdxl), "--device", "cpu"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a Ray worker: float sums in the same order
+    try:
+        here = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "here")])
+    finally:
+        torch.set_num_threads(threads)
+    assert here.exit_code == 0, here.output
+    on_ray = CliRunner().invoke(app, [*args, "--ray", "-o", str(tmp_path / "ray")])
+    assert on_ray.exit_code == 0, on_ray.output
+    names = ["00000.png", "00002.png", "00003.png", "00005.png"]
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
+    record = json.loads((tmp_path / "ray.provenance.json").read_text())
+    assert record["operations"][0]["frames"] == [0, 2, 3, 5]
+    r = CliRunner().invoke(app, [*args, "--ray", "--remote", "http://127.0.0.1:1", "-o",
+                                 str(tmp_path / "no")])
+    assert r.exit_code == 2 and "--ray and --remote" in r.output

@@ -34,7 +34,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import count
+from itertools import count, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -214,7 +214,7 @@ def restyle_masks(masks: MaskSource, footage: str | os.PathLike[str], output: st
                   canny: tuple[int, int] = CANNY_THRESHOLDS, device: Any = None, dtype: Any = None,
                   overwrite: bool = False,
                   on_key: Callable[[int, np.ndarray], None] | None = None,
-                  checkpoint: Path | None = None) -> Steps[Styled]:
+                  checkpoint: Path | None = None, ray: bool = False) -> Steps[Styled]:
     """Restyle the object of the open ``masks`` (of ``footage``; a project's mask track
     ``track_id``) on key ``frames``: one PNG per key into ``output`` and the recipe in
     ``OUTPUT.provenance.json``, its sources the footage and ``inputs`` (a label map file).
@@ -227,6 +227,11 @@ def restyle_masks(masks: MaskSource, footage: str | os.PathLike[str], output: st
 
     ``checkpoint``: a folder that keeps each finished key of this very job (the caller keys
     it by the whole recipe) so a run cut short resumes without making them again.
+
+    With ``ray`` the keys are restyled by Ray actors (:mod:`kinema.app.ray_pool`), each holding
+    the model (one per GPU on a cluster with GPUs), a picture (``grid`` x ``grid`` keys) at a
+    time, the same :func:`~kinema.generate.restyle.restyle_keys` as here; progress then counts
+    pictures. The model is not loaded here.
     """
     from kinema.app import operation_records as records
     from kinema.core import atomic
@@ -240,7 +245,7 @@ def restyle_masks(masks: MaskSource, footage: str | os.PathLike[str], output: st
     with open_video(footage, prefetch=False, cache_bytes=READ_CACHE_BYTES) as reader:
         boxes = _check_keys(keys, masks, reader, margin, feather)
         models = _Models.resolve(model, controls, controlnets, depth_model, loras)
-        generator = models.load(device, dtype)
+        generator = _OnRay(models, device, dtype) if ray else models.load(device, dtype)
         annotators = models.annotators(device)
         window = _window(generator, boxes, reader.size, grid)
         posed: list[int] = []
@@ -408,6 +413,43 @@ class _Models:
                       for c in controls])
 
 
+@dataclass
+class _OnRay:
+    """Keys restyled by Ray actors, each loading the generator ``models.load(device, dtype)``;
+    its ``card`` read here without the weights."""
+
+    models: _Models
+    device: Any
+    dtype: Any
+
+    @property
+    def card(self) -> Any:
+        from kinema.generate.sdxl import Card
+
+        return Card.read(self.models.folder, self.models.card)
+
+    def restyle(self, keys: Iterator[Any], window: Any, settings: Any) -> Iterator[Any]:
+        """Each group of ``window.cells`` keys restyled on an actor, in the keys' order."""
+        from kinema.app.ray_pool import map_actors
+
+        def groups() -> Iterator[list[Any]]:
+            while group := list(islice(keys, window.cells)):
+                yield group
+
+        made = map_actors(partial(self.models.load, self.device, self.dtype),
+                          partial(_restyle_group, window, settings), groups(), ordered=True,
+                          gpu=self.device != "cpu")
+        for _group, restyled in made:
+            yield from restyled
+
+
+def _restyle_group(window: Any, settings: Any, generator: Any, group: list[Any]) -> list[Any]:
+    """One group of keys restyled by ``generator`` (a Ray actor's work)."""
+    from kinema.generate.restyle import restyle_keys
+
+    return list(restyle_keys(generator, group, window, settings))
+
+
 def _window(generator: Any, boxes: list[tuple[int, int, int, int]], size: tuple[int, int],
             grid: bool) -> Any:
     from kinema.generate.restyle import plan_window
@@ -547,6 +589,12 @@ def _write_keys(generator: Any, stream: Iterator[tuple[Any, str | None]], window
                     emit("note", note)
                 yield key
 
+        if isinstance(generator, _OnRay):
+            for k, done in enumerate(generator.restyle(keys(), window, settings)):
+                if k % window.cells == 0:  # a picture finished: progress counts pictures
+                    emit("step", (1, 1))
+                emit("key", done)
+            return
         for done in restyle_keys(generator, keys(), window, settings,
                                  on_step=lambda i, n: emit("step", (i, n))):
             emit("key", done)

@@ -105,6 +105,9 @@ def restyle(
         "--device", help="cuda, mps or cpu (default: the best here).")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", "-y", help="Replace the keys kinema wrote in the folder before.")] = False,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Restyle the key frames on a Ray cluster ($KINEMA_RAY, else a local one): "
+        "actors each holding the model, one per GPU.")] = False,
     remote: Remote = None,
     token_file: TokenFile = None,
 ) -> None:
@@ -132,6 +135,11 @@ def restyle(
     from kinema.generate.control import parse_controls
 
     if remote:
+        if ray:
+            from kinema.cli.console import fail
+
+            fail("--ray and --remote do not go together (a worker can use Ray itself: "
+                 "kinema serve --ray)", code=2)
         _restyle_remote(ctx, source, output, remote, token_file, frames=frames, engine=engine,
                         window=window, overlap=overlap, motion_model=motion_model,
                         reference=reference, track=track, mask=mask, lora=lora, grid=grid,
@@ -151,9 +159,9 @@ def restyle(
         if engine not in (None, "keys"):
             from kinema.app.video_restyle_jobs import restyle_video
 
-            if frames is not None or lora or grid or ctx.args:
-                raise InvalidArgumentError(f"--frames, --lora and --grid are for key frames, not the "
-                                           f"{engine} engine")
+            if frames is not None or lora or grid or ray or ctx.args:
+                raise InvalidArgumentError(f"--frames, --lora, --grid and --ray are for key frames, "
+                                           f"not the {engine} engine")
             result = show_progress(restyle_video(
                 source, output, engine=engine, window=window, overlap=overlap,
                 motion_model=motion_model, reference=reference, **options),
@@ -165,7 +173,8 @@ def restyle(
             raise InvalidArgumentError("--window, --overlap, --motion-model and --reference are for "
                                        "--engine animatediff or wan-vace")
         picked, source = _key_frames(ctx, frames, source, track, mask)
-        options.update(frames=picked, loras=[parse_lora(v) for v in lora or []], grid=grid)
+        options.update(frames=picked, loras=[parse_lora(v) for v in lora or []], grid=grid,
+                       ray=ray)
         if engine == "keys":
             from kinema.app.keys_engine_jobs import restyle_through_keys
 
