@@ -224,3 +224,34 @@ def test_without_httpx_the_error_names_the_serve_extra(clip: Path, tmp_path: Pat
                 "http://127.0.0.1:1"], KINEMA_TOKEN=TOKEN)
     assert r.exit_code == 1 and "kinema[serve]" in r.output, r.output
     assert len(error_lines(r.output)) == 1
+
+
+def test_a_result_naming_paths_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    """The client unpacks a result only inside its own folder: a tar (from a server gone bad)
+    naming ../, an absolute path or a link is one error and writes nothing."""
+    import io
+    import tarfile
+
+    from kinema.app.remote_jobs import pack, unpack
+    from kinema.core.errors import KinemaError
+
+    good = tmp_path / "good"
+    (good / "keys").mkdir(parents=True)
+    (good / "keys" / "00001.png").write_bytes(b"png")
+    (good / "keys.provenance.json").write_text("{}")
+    pack(good, tmp_path / "good.tar")
+    pack(good, tmp_path / "again.tar")
+    assert (tmp_path / "good.tar").read_bytes() == (tmp_path / "again.tar").read_bytes()
+    assert unpack(tmp_path / "good.tar", tmp_path / "out") == [
+        tmp_path / "out" / "keys", tmp_path / "out" / "keys.provenance.json"]
+    for name, kind in (("../evil.txt", tarfile.REGTYPE), (str(tmp_path / "abs.txt"), tarfile.REGTYPE),
+                       ("a/../../x.txt", tarfile.REGTYPE), ("link", tarfile.SYMTYPE)):
+        archive = tmp_path / "bad.tar"
+        with tarfile.open(archive, "w") as tar:
+            info = tarfile.TarInfo(name)
+            info.type, info.size, info.linkname = kind, 1 if kind == tarfile.REGTYPE else 0, "/etc/passwd"
+            tar.addfile(info, io.BytesIO(b"x") if kind == tarfile.REGTYPE else None)
+        with pytest.raises(KinemaError, match="not a plain file"):
+            unpack(archive, tmp_path / "bad")
+        assert not (tmp_path / "bad").exists() and not (tmp_path / "evil.txt").exists()
+        assert not (tmp_path / "abs.txt").exists()

@@ -462,13 +462,16 @@ def pack(folder: Path, target: Path) -> None:
 def unpack(archive: Path, folder: Path) -> list[Path]:
     """The files of a :func:`pack` tar into ``folder`` (plain files and folders only, every
     name inside ``folder``); the top-level entries."""
+    inside = folder.resolve()
     with tarfile.open(archive, "r:") as tar:
         members = tar.getmembers()
         for member in members:
-            if not (member.isfile() or member.isdir()):
-                raise KinemaError(f"the result holds {member.name!r}, not a plain file",
+            if not (member.isfile() or member.isdir()) or \
+                    not (inside / member.name).resolve().is_relative_to(inside):
+                raise KinemaError(f"the result holds {member.name!r}, not a plain file in it",
                                   path=archive)
-        tar.extractall(folder, filter="data")
+        # Python's own guard too, where it has one (3.10.12+, 3.11.4+)
+        tar.extractall(folder, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return sorted({folder / Path(m.name).parts[0] for m in members})
 
 
