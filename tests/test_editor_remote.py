@@ -1,9 +1,10 @@
 """The editor's remote worker (``kinema serve`` on uvicorn in a thread, tiny models named to the
-server): the setting is kept and tested without a window; with it on, an asset made on the
-worker lands in the project equal bit for bit to a local one, its progress in order in the
-same job list, labelled with the worker's host; restyled keys come back with previews and
-become a style layer equal to the local keys; cancelling the job cancels it on the server; a
-wrong token or an unreachable worker is one clear message in the job list and changes nothing."""
+server): the setting is kept and tested without a window, *Test connection* as a job the window
+never waits for; with it on, an asset made on the worker lands in the project equal bit for bit
+to a local one, its progress in order in the same job list, labelled with the worker's host;
+restyled keys come back with previews and become a style layer equal to the local keys;
+cancelling the job cancels it on the server; a wrong token or an unreachable worker is one clear
+message in the job list and changes nothing."""
 
 from __future__ import annotations
 
@@ -112,6 +113,30 @@ def test_the_setting_is_kept_and_tested(tmp_path: Path, worker_url: str,
     assert again.test().startswith(f"cannot reach the kinema server at {again.url}")
     again.token_file = tmp_path / "missing"
     assert "cannot read the token file" in again.test()
+
+
+def test_test_connection_is_a_job_the_window_never_waits_for(editor: Editor, worker_url: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from kinema.ui.model import remote as remote_module
+
+    ed, remote = editor, editor.remote
+    monkeypatch.setattr(remote_module, "TEST_TIMEOUT", 1.0)
+    with socket.socket() as silent:  # takes the connection and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        remote.url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        began = time.monotonic()
+        job = remote.start_test(ed.jobs)
+        assert time.monotonic() - began < 0.2 and remote.status == remote_module.TESTING
+        assert ed.jobs.items == [job] and job.label == f"test {remote.host}"
+        assert job.wait(10) and job.error is None
+    assert remote.status.startswith(f"cannot reach the kinema server at {remote.url} (ReadTimeout")
+    assert ed.poll() == []  # the answer is the panel's, not a failure note
+    remote.url = worker_url
+    assert remote.start_test(ed.jobs).wait(10)
+    assert remote.status == f"ok: {remote.host} answers"
 
 
 def place_asset(ed: Editor, remote: bool) -> tuple[Path, AssetItem, dict]:

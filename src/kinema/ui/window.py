@@ -372,11 +372,11 @@ class Window:
         imgui.end_tab_bar()
 
     def _remote_panel(self) -> None:
-        """Whether Generate and the key restyle run on a ``kinema serve`` worker, and its
+        """Whether Generate and the restyle run on a ``kinema serve`` worker, and its
         setting (kept for the next session as it is edited)."""
         from imgui_bundle import imgui
 
-        from kinema.ui.model.remote import MODEL_ROLES
+        from kinema.ui.model.remote import MODEL_ROLES, TESTING
 
         ed = self.editor
         remote, guard = ed.remote, ed.session.guard
@@ -393,15 +393,14 @@ class Window:
             changed |= edited
             imgui.text_disabled("no token file: $KINEMA_TOKEN")
             imgui.text_wrapped("Models on the worker are names it knows (registry names, or kinema serve "
-                               "--model NAME=DIR there): folders here cannot travel. Empty: its default. "
-                               "The video engines run here.")
+                               "--model NAME=DIR there): folders here cannot travel. Empty: its default.")
             for role in MODEL_ROLES:
                 edited, name = imgui.input_text(f"{role}##remote", remote.models.get(role, ""))
                 if edited:
                     remote.models[role] = name.strip()
                 changed |= edited
-            if imgui.button("Test connection"):
-                remote.test()
+            if imgui.button("Test connection") and remote.status != TESTING:
+                remote.start_test(ed.jobs)
             if remote.status is not None:
                 imgui.text_wrapped(remote.status)
             imgui.tree_pop()

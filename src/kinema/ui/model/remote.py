@@ -20,20 +20,26 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from kinema.core.errors import InvalidArgumentError, KinemaError
-from kinema.core.jobs import Steps
+from kinema.core.jobs import Job, Progress, Steps
 
 if TYPE_CHECKING:
     from kinema.app.asset_jobs import Asset
     from kinema.app.remote import RemoteWorker
     from kinema.app.restyle_jobs import Styled, TrackMasks
+    from kinema.app.video_restyle_jobs import VideoRestyled
+    from kinema.ui.model.jobs import Jobs
 
 SETTINGS = "remote.json"
 """The setting's file in the user's kinema config folder (beside the recent files)."""
-MODEL_ROLES = ("generate", "restyle", "canny", "pose", "depth")
-"""The models a remote job names: the Generate panel's SDXL, the restyle's inpainting SDXL, and
-the restyle's ControlNet of each condition."""
+MODEL_ROLES = ("generate", "restyle", "canny", "pose", "depth", "animatediff", "motion",
+               "canny-sd15", "pose-sd15", "wan-vace")
+"""The models a remote job names: the Generate panel's SDXL, the key restyle's inpainting SDXL
+and its SDXL ControlNet of each condition; the video engines' models: AnimateDiff's SD 1.5
+base, its motion adapter and its SD 1.5 ControlNets, and the Wan 2.1 VACE pipeline."""
 TEST_TIMEOUT = 5.0
-"""Seconds *Test connection* waits for the worker (the window waits with it)."""
+"""Seconds *Test connection* waits for the worker (on a job's thread: the window never waits)."""
+TESTING = "testing…"
+""":attr:`RemoteSetting.status` while *Test connection* waits for the answer."""
 
 
 def settings_path() -> Path:
@@ -119,6 +125,16 @@ class RemoteSetting:
             self.status = str(exc)
         return self.status
 
+    def start_test(self, jobs: Jobs) -> Job:
+        """:meth:`test` as a job of ``jobs``, so the window never waits: :attr:`status` says
+        :data:`TESTING` from now until the answer."""
+        self.status = TESTING
+        return jobs.start(f"test {self.host}", self._testing)
+
+    def _testing(self) -> Steps[str]:
+        yield Progress(0, 1, "test")
+        return self.test()
+
 
 # -- jobs on the worker -----------------------------------------------------------------------
 
@@ -151,4 +167,29 @@ def remote_keys(remote: RemoteSetting, masks: TrackMasks, footage: Path, out: Pa
             controls=controls, model=remote.model("restyle"), controlnets=nets, **options))
 
 
+def remote_video(remote: RemoteSetting, masks: TrackMasks, footage: Path, out: Path, *,
+                 track_id: str, engine: str, controls: Sequence[Any],
+                 reference: Path | None, **options: Any) -> Steps[VideoRestyled]:
+    """:func:`kinema.app.video_restyle_jobs.restyle_video_masks` on the setting's worker with
+    its model names: the object's masks on every frame of the shot sent as a label map, the
+    movie (``out``, a ``.mov``) and its record written here, returned as the local use case
+    returns them (so ``video_layer_edit`` takes them). ``options``: prompt, negative, seed,
+    strength, window, overlap."""
+    import tempfile
 
+    from kinema.app.operation_records import Source
+    from kinema.app.remote_calls import label_map, recipe_of, restyle_remote
+    from kinema.app.video_restyle_jobs import VideoRestyled
+
+    sd15 = engine == "animatediff"  # wan-vace takes its control video into the model itself
+    nets = {c.kind: name for c in controls if sd15 and (name := remote.model(f"{c.kind}-sd15"))}
+    with remote.open() as worker, tempfile.TemporaryDirectory(prefix="kinema-remote-") as temp:
+        labels = label_map(masks, range(masks.frames), Path(temp) / f"{track_id}.npz")
+        result = yield from restyle_remote(
+            worker, footage, out, mask=labels, engine=engine, controls=controls,
+            reference=reference, model=remote.model(engine),
+            motion_model=remote.model("motion") if sd15 else None, controlnets=nets, **options)
+    recipe = recipe_of(result).model_copy(update={"track_id": track_id})
+    sources = tuple(Source.of(path) for path in (footage, reference) if path is not None)
+    # the worker does not say how many windows it ran: 0 leaves them out of the note
+    return VideoRestyled(result.path, masks.frames, 0, result.record, recipe, sources=sources)

@@ -52,7 +52,7 @@ class Restyle:
     video engines' options, job and previews. ``model`` is an SDXL name or folder (``None``:
     the inpainting default); ``controlnets`` a ControlNet name or folder by kind;
     ``video_models`` the video engines' models (:data:`~.video_restyle.MODEL_KEYS`). While
-    ``remote`` is on, the keys are made on that worker (the video engines run here)."""
+    ``remote`` is on, the keys and the shot are restyled on that worker."""
 
     def __init__(self, session: Session, transport: Transport, objects: Objects, history: EditHistory,
                  jobs: Jobs, remote: RemoteSetting, *, model: str | os.PathLike[str] | None = None,
@@ -73,7 +73,7 @@ class Restyle:
         self._lock = threading.Lock()  # the job adds previews while the window reads them
         self._pending: _Pending | None = None
         self.engine = "keys"
-        self.video = VideoRestyle(session, objects, history, jobs, models=video_models)
+        self.video = VideoRestyle(session, objects, history, jobs, remote, models=video_models)
 
     # -- key frames -----------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The Restyle panel's video engines: the active object restyled through the whole shot by
 AnimateDiff or Wan 2.1 VACE (:func:`kinema.app.video_restyle_jobs.restyle_video_masks`), as a
 background job reading the object's live mask store, each finished window handed to the UI
-thread as a preview the viewer shows at the playhead while the job runs.
+thread as a preview the viewer shows at the playhead while the job runs. While the remote
+worker setting is on, the job runs on that worker instead (:func:`.remote.remote_video`; the
+worker sends no windows to preview) and the movie comes back into ``media/``.
 
 The job writes a movie (ProRes 4444 with the object's matte as alpha) into the project's
 ``media/`` folder under a free name, with its record beside it, and never opens the project
@@ -32,10 +34,11 @@ from kinema.app.video_restyle_jobs import (
     video_layer_edit,
 )
 from kinema.core.errors import InvalidArgumentError
-from kinema.core.jobs import Job
+from kinema.core.jobs import Job, Steps
 from kinema.ui.model.history import EditHistory
 from kinema.ui.model.jobs import Jobs
 from kinema.ui.model.objects import Objects
+from kinema.ui.model.remote import RemoteSetting, remote_video
 from kinema.ui.model.session import Session
 
 MEDIA = "media"
@@ -77,11 +80,14 @@ class VideoRestyle:
     """The video engines' own settings (``window`` and ``overlap``, ``None`` for the engine's
     default; ``reference``, a picture for wan-vace), their models (``models``: by the names in
     :data:`MODEL_KEYS`, ``None`` or absent for the registry's defaults), the running job and
-    the latest finished window."""
+    the latest finished window. While ``remote`` is on, the job runs on its worker, with the
+    models it names there."""
 
-    def __init__(self, session: Session, objects: Objects, history: EditHistory, jobs: Jobs, *,
+    def __init__(self, session: Session, objects: Objects, history: EditHistory, jobs: Jobs,
+                 remote: RemoteSetting, *,
                  models: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
         self.session, self.objects, self.history, self.jobs = session, objects, history, jobs
+        self.remote = remote
         unknown = sorted(set(models or {}) - set(MODEL_KEYS))
         if unknown:
             raise InvalidArgumentError(f"no video restyle model is called {', '.join(unknown)}",
@@ -122,7 +128,8 @@ class VideoRestyle:
     def run(self, engine: str, *, prompt: str, negative: str, strength: float, seed: int,
             controls: Mapping[str, float], loras: list[tuple[Path, float]]) -> Job:
         """Restyle the active object through the whole shot with ``engine`` as a background
-        job. Every option is checked first (an error here, not a failed job)."""
+        job, here or on the remote worker. Every option is checked first (an error here, not a
+        failed job; on the worker, what only it can check fails the job)."""
         if engine not in VIDEO_ENGINES:
             raise InvalidArgumentError(f"{engine!r} is not a video engine",
                                        hint=f"use one of {', '.join(VIDEO_ENGINES)}")
@@ -136,29 +143,41 @@ class VideoRestyle:
         folder = self.session.folder / MEDIA
         movie = next(folder / f"{ref.id}-{engine}-{k}.mov" for k in count(1)
                      if not (folder / f"{ref.id}-{engine}-{k}.mov").exists())
-        specs = control_specs(controls)
         options: dict[str, Any] = {
             "engine": engine, "prompt": prompt, "negative": negative, "seed": seed,
-            "strength": strength, "controls": specs, "window": self.window, "overlap": self.overlap,
-            "model": self.models.get(engine), "device": self.session.choice.device,
-            "depth_model": self.models.get("depth"),
-            "reference": self.reference if engine == "wan-vace" else None,
+            "strength": strength, "controls": control_specs(controls), "window": self.window,
+            "overlap": self.overlap, "reference": self.reference if engine == "wan-vace" else None,
         }
-        if engine == "animatediff":
-            options["motion_model"] = self.models.get("motion")
-            options["controlnets"] = {c.kind: self.models[c.kind] for c in specs if c.kind in self.models}
         masks = TrackMasks(ref.name, ref.frames, (ref.width, ref.height), obj.store)
-        # the checks (engine, models, window against the shot, reference) run here, now
-        steps = restyle_video_masks(masks, self.session.video_path, movie, track_id=ref.id,
-                                    on_window=self._finished_window, **options)
+        if self.remote.on:
+            label = f"restyle {ref.name} ({engine}) on {self.remote.host}"
+            steps = remote_video(self.remote, masks, self.session.video_path, movie,
+                                 track_id=ref.id, **options)
+        else:
+            label = f"restyle {ref.name} ({engine})"
+            steps = self._local(masks, movie, ref.id, options)
         made_folder = not folder.exists()
         folder.mkdir(exist_ok=True)
         self._latest = None
         while not self._windows.empty():
             self._windows.get_nowait()
-        job = self.jobs.start(f"restyle {ref.name} ({engine})", lambda: steps)
+        job = self.jobs.start(label, lambda: steps)
         self._pending = _Pending(job, ref.name, ref.id, movie, made_folder)
         return job
+
+    def _local(self, masks: TrackMasks, movie: Path, track_id: str,
+               options: dict[str, Any]) -> Steps[VideoRestyled]:
+        """The restyle's steps here, with this machine's models; the checks (engine, models,
+        window against the shot, reference) run now."""
+        specs = options["controls"]
+        local: dict[str, Any] = {"model": self.models.get(options["engine"]),
+                                 "device": self.session.choice.device,
+                                 "depth_model": self.models.get("depth")}
+        if options["engine"] == "animatediff":
+            local["motion_model"] = self.models.get("motion")
+            local["controlnets"] = {c.kind: self.models[c.kind] for c in specs if c.kind in self.models}
+        return restyle_video_masks(masks, self.session.video_path, movie, track_id=track_id,
+                                   on_window=self._finished_window, **options, **local)
 
     def _finished_window(self, first: int, frames: list[np.ndarray]) -> None:
         """On the worker: hand a finished window to the UI thread."""
@@ -192,5 +211,6 @@ class VideoRestyle:
         edit, layer_id = video_layer_edit(project, folder, made.output, made.recipe,
                                           list(made.sources), pending.track_id)
         self.history.do(edit)
-        self.session.note(f"{pending.name}: {made.frames} frames restyled in {made.windows} windows "
+        windows = f" in {made.windows} windows" if made.windows else ""  # none from a worker
+        self.session.note(f"{pending.name}: {made.frames} frames restyled{windows} "
                           f"({made.recipe.engine}), layer {layer_id}")
