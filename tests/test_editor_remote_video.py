@@ -1,11 +1,14 @@
 """The Restyle panel's video engines on the editor's remote worker (``kinema serve`` on uvicorn
-in a thread, the tiny AnimateDiff set named to it): with the setting on, the shot is restyled
-there as one job of the job list, its progress in order; the movie lands in ``media/`` on a new
-layer, one undoable step, its decoded frames equal to a local run's at equal settings; a wrong
-token is one note and adds nothing."""
+in a thread, the tiny AnimateDiff set and Wan VACE named to it): with the setting on, the shot
+is restyled there as one job of the job list, its progress in order; the movie lands in
+``media/`` on a new layer, one undoable step, its decoded frames equal to a local run's at
+equal settings (wan-vace with its reference picture too); a wrong token is one note and adds
+nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,31 +40,39 @@ def disc(i: int) -> np.ndarray:
     return (xx - (16 + 2 * i)) ** 2 + (yy - 24) ** 2 < 9**2
 
 
-@pytest.fixture
-def editor(tmp_path: Path, tiny_animatediff: Path):
-    """An editor on a disc "ball" moving right, AnimateDiff (window 8, overlap 3, canny) with
-    the tiny models here and named the same on the test worker (the setting off)."""
-    models = {"tiny-sd15": tiny_animatediff / SD15, "tiny-motion": tiny_animatediff / MOTION,
-              "tiny-canny15": tiny_animatediff / CANNY}
+@contextmanager
+def ball_editor(tmp_path: Path, server: dict[str, Path], here: dict[str, Path],
+                names: dict[str, str]) -> Iterator[Editor]:
+    """An editor on a disc "ball" moving right with the video models ``here``, its remote
+    setting (off) on a test worker holding the folders of ``server`` by name, naming ``names``."""
     token = tmp_path / "token"
     token.write_text(TOKEN)
-    with serve_in_thread(tmp_path / "store", TOKEN, models=models) as url:
+    with serve_in_thread(tmp_path / "store", TOKEN, models=server) as url:
         ed = Editor.open(write_clip(tmp_path / "shot.mp4", n=N, size=(W, H), fps=24),
-                         choice=ModelChoice(device="cpu"),
-                         video_models={"animatediff": models["tiny-sd15"],
-                                       "motion": models["tiny-motion"], "canny": models["tiny-canny15"]},
-                         remote=RemoteSetting(url, token, models=dict(NAMES)))
+                         choice=ModelChoice(device="cpu"), video_models=here,
+                         remote=RemoteSetting(url, token, models=names))
         try:
             ed.objects.add("ball")
             ed.objects.get(ed.objects.active).store.write_many(0, [disc(i) for i in range(N)],
                                                                FrameState.PROPAGATED)
-            for command in ("restyle engine animatediff", "restyle window 8 3",
-                            "restyle control canny 0.8"):
-                run_command(ed, command)
-            ed.restyle.prompt, ed.restyle.strength, ed.restyle.seed = "a red ball", 0.8, 5
             yield ed
         finally:
             ed.close()
+
+
+@pytest.fixture
+def editor(tmp_path: Path, tiny_animatediff: Path) -> Iterator[Editor]:
+    """The ball editor with AnimateDiff (window 8, overlap 3, canny), the tiny models here and
+    named the same on the worker."""
+    models = {"tiny-sd15": tiny_animatediff / SD15, "tiny-motion": tiny_animatediff / MOTION,
+              "tiny-canny15": tiny_animatediff / CANNY}
+    here = {"animatediff": models["tiny-sd15"], "motion": models["tiny-motion"],
+            "canny": models["tiny-canny15"]}
+    with ball_editor(tmp_path, models, here, dict(NAMES)) as ed:
+        for command in ("restyle engine animatediff", "restyle window 8 3", "restyle control canny 0.8"):
+            run_command(ed, command)
+        ed.restyle.prompt, ed.restyle.strength, ed.restyle.seed = "a red ball", 0.8, 5
+        yield ed
 
 
 @pytest.fixture
@@ -78,7 +89,7 @@ def events(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Progress]]:
     return seen
 
 
-def restyle(ed: Editor, remote: bool) -> tuple[ClipItem, list[np.ndarray]]:
+def restyle(ed: Editor, remote: bool, engine: str = "animatediff") -> tuple[ClipItem, list[np.ndarray]]:
     """The ball restyled through the shot, here or on the worker, brought in by ``poll()``:
     the new layer's clip and its movie's decoded frames (RGBA)."""
     ed.remote.on = remote
@@ -86,7 +97,7 @@ def restyle(ed: Editor, remote: bool) -> tuple[ClipItem, list[np.ndarray]]:
     job = ed.restyle.run()
     assert job.wait(300) and job.error is None, job.error
     assert ed.poll() == [] and not ed.busy()
-    assert ed.history.revision == revision + 1 and ed.history.undo_label == "Restyle ball (animatediff)"
+    assert ed.history.revision == revision + 1 and ed.history.undo_label == f"Restyle ball ({engine})"
     layer = ed.session.file.project.timeline.video_layers[-1]
     (item,) = layer.items
     assert layer.name == "ball restyled" and isinstance(item, ClipItem)
@@ -146,3 +157,22 @@ def test_a_wrong_token_is_one_note_and_adds_nothing(editor: Editor, tmp_path: Pa
     assert (len(project.timeline.video_layers), project.media, ed.history.revision) == (layers, media,
                                                                                         revision)
     assert not (ed.folder / "media").exists()
+
+
+def test_a_remote_wan_vace_restyle_takes_the_reference_along(tmp_path: Path, tiny_wan_vace: Path) -> None:
+    from kinema.media.image import write_image
+
+    reference = tmp_path / "look.png"
+    write_image(reference, np.full((32, 32, 3), (200, 40, 40), np.uint8))
+    with ball_editor(tmp_path, {"tiny-vace": tiny_wan_vace}, {"wan-vace": tiny_wan_vace},
+                     {"wan-vace": "tiny-vace"}) as ed:
+        for command in ("restyle engine wan-vace", "restyle window 9 5", f"restyle reference {reference}"):
+            run_command(ed, command)
+        ed.restyle.prompt, ed.restyle.seed = "a blue ball", 2
+        (local, local_frames), (remote, remote_frames) = (restyle(ed, on, "wan-vace") for on in (False, True))
+        assert len(remote_frames) == N and all(
+            np.array_equal(a, b) for a, b in zip(local_frames, remote_frames, strict=True))
+        project = ed.session.file.project
+        mine, theirs = (project.recipes[project.media[i.media_id].recipe_id] for i in (local, remote))
+        assert theirs.reference_sha256 == mine.reference_sha256 is not None
+        assert theirs.inputs == mine.inputs and theirs.model == mine.model
