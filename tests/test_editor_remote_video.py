@@ -96,6 +96,9 @@ def restyle(ed: Editor, remote: bool, engine: str = "animatediff") -> tuple[Clip
     revision = ed.history.revision
     job = ed.restyle.run()
     assert job.wait(300) and job.error is None, job.error
+    latest = ed.restyle.video.receive()  # a finished window reached the UI thread
+    assert latest is not None and latest.frames[0].shape[:2] == (H, W)
+    assert ed.restyle.video.preview(latest.first) is not None
     assert ed.poll() == [] and not ed.busy()
     assert ed.history.revision == revision + 1 and ed.history.undo_label == f"Restyle ball ({engine})"
     layer = ed.session.file.project.timeline.video_layers[-1]
@@ -127,7 +130,8 @@ def test_a_remote_video_restyle_lands_like_a_local_one(editor: Editor,
         k: getattr(mine, k) for k in same if k != "controls"}
     assert [(c.kind, c.weight) for c in theirs.controls] == [("canny", 0.8)]
     assert theirs.model == mine.model and theirs.motion_model == mine.motion_model  # the same folders
-    assert ed.session.notes[-1].text.startswith(f"ball: {N} frames restyled (animatediff), layer ")
+    note = ed.session.notes[-1].text
+    assert note.startswith(f"ball: {N} frames restyled in 2 windows (animatediff), layer ")
     # one job in the list, labelled with the worker; upload first, then the frames in order
     seen = events[f"restyle ball (animatediff) on {ed.remote.host}"]
     assert seen[0] == Progress(0, 1, "upload")

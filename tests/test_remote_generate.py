@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 
 from conftest import disc_shot, serve_in_thread
 from kinema.cli.main import app
-from kinema.core.errors import KinemaError
 from kinema.core.jobs import run
 
 TOKEN = "generate-test-token-0123456789ab"
@@ -30,17 +29,6 @@ W, H, N = 96, 72, 8
 def invoke(args: list[object], **env: str):
     return CliRunner().invoke(app, [str(a) for a in args],
                               env={"KINEMA_REMOTE": None, "KINEMA_TOKEN": None, **env})
-
-
-@pytest.fixture(scope="module")
-def salient_here() -> None:
-    from kinema.models.bundled import model_file
-    from kinema.vision.oneclick import SALIENT
-
-    try:
-        model_file(*SALIENT)
-    except KinemaError as exc:
-        pytest.skip(f"bundled u2netp is not here ({exc})")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +59,7 @@ def record_of(path: Path) -> dict:
     return json.loads(Path(f"{path}.provenance.json").read_text())
 
 
-def test_a_remote_asset_equals_the_local_one(worker_url: str, tiny_sdxl: Path, salient_here,
+def test_a_remote_asset_equals_the_local_one(worker_url: str, tiny_sdxl: Path, salient_model,
                                              tmp_path: Path) -> None:
     common = ["asset", "a ufo, brushed metal", "--seed", 7, "--size", "64x48", "--steps", 3,
               "--cutout", "salient"]
@@ -123,18 +111,19 @@ def test_a_remote_restyle_equals_the_local_one_with_previews(worker_url: str, sh
     assert without_volatile(remote_record) == without_volatile(record_of(local))
     assert [s["path"] for s in remote_record["sources"]] == [str(video), str(masks)]
     # through the API: each finished key comes back as a preview while the job runs
-    previews: list[np.ndarray] = []
+    previews: list[tuple[int | None, np.ndarray]] = []
     with open_worker(worker_url, None) as worker:
         worker.client.headers["Authorization"] = f"Bearer {TOKEN}"
         run(restyle_remote(worker, video, tmp_path / "api", mask=masks, prompt="a red dog",
                            frames=[0, 3], seed=4, strength=0.9, model="tiny-sdxl",
                            controls=parse_controls("canny=0.8"),
-                           controlnets={"canny": "tiny-canny"}, on_preview=previews.append))
-    assert len(previews) == 2 and previews[0].shape == (H, W, 3)
+                           controlnets={"canny": "tiny-canny"},
+                           on_preview=lambda image, frame: previews.append((frame, image))))
+    assert [frame for frame, _ in previews] == [0, 3] and previews[0][1].shape == (H, W, 3)
 
 
 def test_two_clients_at_once_are_queued_and_both_right(worker_url: str, tiny_sdxl: Path,
-                                                      salient_here, tmp_path: Path) -> None:
+                                                      salient_model, tmp_path: Path) -> None:
     from kinema.app.remote import RemoteWorker
     from kinema.app.remote_calls import asset_remote
 

@@ -56,12 +56,13 @@ def test_jobs_on_ray_equal_local_ones_and_cancel(cluster, tiny_sdxl: Path, tmp_p
             RemoteWorker(url, TOKEN) as worker:
         events, previews = [], []
         run(restyle_remote(worker, video, tmp_path / "remote", mask=masks, frames=[0, 4],
-                           model="tiny-sdxl", on_preview=previews.append, **options),
+                           model="tiny-sdxl",
+                           on_preview=lambda image, frame: previews.append(frame), **options),
             on_progress=events.append)
         for name in ("00000.png", "00004.png"):
             assert (tmp_path / "remote" / name).read_bytes() == (local / name).read_bytes()
         steps = [e.done for e in events if e.unit == "steps" and e.total]
-        assert steps == sorted(steps) and len(previews) == 2
+        assert steps == sorted(steps) and previews == [0, 4]
         # a long job cancelled on the server: its Ray task stops and nothing is kept
         sent = [worker.send(video), worker.send(masks)]
         job = worker.submit({"operation": "restyle", "video": sent[0].model_dump(),

@@ -31,6 +31,9 @@ CHUNK = 1 << 20
 FINISHED = ("done", "failed", "cancelled")
 PREVIEW = Progress(-1, -1, "preview")
 """What :meth:`RemoteWorker.follow` yields when the job has a new preview to fetch."""
+Preview = Callable[[np.ndarray, "int | None"], None]
+"""Sees a job's preview: the picture and the source frame it shows (``None``: none in
+particular)."""
 
 
 class RemoteError(KinemaError):
@@ -203,10 +206,13 @@ class RemoteWorker:
             raise RemoteError(f"the result from {self.url} does not match its sha256 "
                               f"(expected {sha256}, got {got}); nothing written")
 
-    def preview(self, job_id: str) -> bytes | None:
-        """The job's latest preview PNG, or ``None``."""
+    def preview(self, job_id: str) -> tuple[bytes, int | None] | None:
+        """The job's latest preview PNG and the source frame it shows, or ``None``."""
         r = self._request("GET", f"/jobs/{job_id}/preview", ok=(200, 404))
-        return r.content if r.status_code == 200 else None
+        if r.status_code != 200:
+            return None
+        frame = r.headers.get("x-frame")
+        return r.content, int(frame) if frame is not None and frame.isdigit() else None
 
     def send(self, path: str | os.PathLike[str]) -> InputFile:
         """``path`` uploaded (unless the server has it) as a job's input file."""
@@ -225,11 +231,11 @@ class RemoteResult:
 
 def run_remote(worker: RemoteWorker, spec: Spec, target: str | os.PathLike[str], *,
                overwrite: bool = False, sources: Mapping[str, Path] | None = None,
-               on_preview: Callable[[np.ndarray], None] | None = None) -> Steps[RemoteResult]:
+               on_preview: Preview | None = None) -> Steps[RemoteResult]:
     """Run ``spec`` on ``worker`` (its input files already sent) and put its output at
-    ``target``: the job followed as progress (``on_preview`` sees each preview), the result
-    checked by hash and unpacked beside ``target``, then the output (a file, or a folder's
-    files) and its ``.provenance.json`` moved into place. The record names the local files
+    ``target``: the job followed as progress (``on_preview(image, frame)`` sees each preview),
+    the result checked by hash and unpacked beside ``target``, then the output (a file, or a
+    folder's files) and its ``.provenance.json`` moved into place. The record names the local files
     of ``sources`` (sha256 -> path) and the server and job. Closing the steps early cancels
     the job on the server; nothing is left behind when anything fails."""
     from kinema.app.operation_records import record_path
@@ -275,15 +281,15 @@ def run_remote(worker: RemoteWorker, spec: Spec, target: str | os.PathLike[str],
 
 
 def _follow(worker: RemoteWorker, job_id: str,
-            on_preview: Callable[[np.ndarray], None] | None) -> Steps[dict[str, Any]]:
+            on_preview: Preview | None) -> Steps[dict[str, Any]]:
     """The job's progress, each preview fetched for ``on_preview``; the finished job."""
     follow = worker.follow(job_id)
     try:
         while True:
             event = next(follow)
             if event == PREVIEW:
-                if on_preview is not None and (data := worker.preview(job_id)) is not None:
-                    on_preview(read_preview(data))
+                if on_preview is not None and (found := worker.preview(job_id)) is not None:
+                    on_preview(read_preview(found[0]), found[1])
                 continue
             yield event
     except StopIteration as stop:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kinema.app.remote import RemoteResult, RemoteWorker, run_remote
+from kinema.app.remote import Preview, RemoteResult, RemoteWorker, run_remote
 from kinema.app.remote_jobs import (
     MODEL_NAME,
     MOVIES,
@@ -38,6 +38,7 @@ from kinema.core.jobs import Progress, Steps
 if TYPE_CHECKING:
     from kinema.app.asset_jobs import Asset
     from kinema.app.restyle_jobs import MaskSource, Styled
+    from kinema.app.video_restyle_jobs import VideoRestyled
 
 
 def model_name(value: str | os.PathLike[str] | None, flag: str) -> str | None:
@@ -131,7 +132,7 @@ def restyle_remote(worker: RemoteWorker, video: str | os.PathLike[str],
                    model: str | None = None, controlnets: Mapping[str, str] | None = None,
                    depth_model: str | None = None, motion_model: str | None = None,
                    reference: str | os.PathLike[str] | None = None, overwrite: bool = False,
-                   on_preview: Callable[[np.ndarray], None] | None = None,
+                   on_preview: Preview | None = None,
                    **options: Any) -> Steps[RemoteResult]:
     """``kinema restyle VIDEO --mask M`` on ``worker``: the keys folder (no ``engine``) or the
     restyled shot (a folder, or a ``.mov``) at ``out`` with its record. ``options`` are the
@@ -304,7 +305,7 @@ def restyle_masks_remote(worker: RemoteWorker, masks: MaskSource, footage: str |
     """:func:`kinema.app.restyle_jobs.restyle_masks` on ``worker``: the open ``masks`` (a
     project's track ``track_id``) sent as a label map of the key ``frames``, the keys written
     to ``out``, returned as the local use case returns them (so :func:`style_edit` takes
-    them). Each preview goes to ``on_key`` for the next key, then each key as written.
+    them). Each preview the worker sends goes to ``on_key``, then each key as written.
     ``options`` are :func:`restyle_remote`'s."""
     import tempfile
 
@@ -316,13 +317,13 @@ def restyle_masks_remote(worker: RemoteWorker, masks: MaskSource, footage: str |
     keys = sorted(set(frames))
     if not keys:
         raise InvalidArgumentError("no key frames given", hint="give --frames, e.g. 0,24,47")
-    previews = iter(keys)
     show = on_key or (lambda frame, image: None)
     with tempfile.TemporaryDirectory(prefix="kinema-remote-") as temp:
         labels = label_map(masks, keys, Path(temp) / f"{track_id}.npz")
         result = yield from restyle_remote(
             worker, footage, out, mask=labels, frames=keys,
-            on_preview=lambda image: show(next(previews, keys[-1]), image), **options)
+            on_preview=lambda image, frame: show(frame, image) if frame is not None else None,
+            **options)
     written = {}
     for frame in keys:
         path = result.path / KEY_NAME.format(frame=frame)
@@ -331,6 +332,38 @@ def restyle_masks_remote(worker: RemoteWorker, masks: MaskSource, footage: str |
     recipe = recipe_of(result).model_copy(update={"track_id": track_id})
     return Styled(result.path, tuple(keys), (), result.record, recipe, written,
                   (Source.of(footage),), track_id)
+
+
+def restyle_video_masks_remote(worker: RemoteWorker, masks: MaskSource,
+                               footage: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                               track_id: str, frames: int, engine: str,
+                               on_window: Callable[[int, list[np.ndarray]], None] | None = None,
+                               **options: Any) -> Steps[VideoRestyled]:
+    """:func:`kinema.app.video_restyle_jobs.restyle_video_masks` on ``worker``: the open
+    ``masks`` (a project's track ``track_id``) on every one of the shot's ``frames`` sent as a
+    label map, the movie (``out``, a ``.mov``) and its record written here, returned as the
+    local use case returns them (so ``video_layer_edit`` takes them). ``on_window(frame,
+    [image])`` sees each window's preview (its middle frame). ``options`` are
+    :func:`restyle_remote`'s."""
+    import tempfile
+
+    from kinema.app.operation_records import Source
+    from kinema.app.video_restyle_jobs import VideoRestyled
+    from kinema.generate.video_windows import plan_windows
+
+    def show(image: np.ndarray, frame: int | None) -> None:
+        if on_window is not None and frame is not None:
+            on_window(frame, [image])
+
+    with tempfile.TemporaryDirectory(prefix="kinema-remote-") as temp:
+        labels = label_map(masks, range(frames), Path(temp) / f"{track_id}.npz")
+        result = yield from restyle_remote(worker, footage, out, mask=labels, engine=engine,
+                                           on_preview=show, **options)
+    recipe = recipe_of(result).model_copy(update={"track_id": track_id})
+    reference = options.get("reference")
+    sources = tuple(Source.of(path) for path in (footage, reference) if path is not None)
+    windows = len(plan_windows(frames, recipe.window, recipe.overlap)) if recipe.window else 0
+    return VideoRestyled(result.path, frames, windows, result.record, recipe, sources=sources)
 
 
 def restyle_project_remote(worker: RemoteWorker, project: str | os.PathLike[str],

@@ -89,13 +89,14 @@ class Spec(BaseModel):
 class Context:
     """Where a job runs: ``inputs(file)`` is the local path of an input (under its own name),
     ``model(name)`` a model argument for the use case, ``out`` the folder sent back,
-    ``checkpoint`` a folder kept until the job succeeds, ``preview(image)`` shows progress."""
+    ``checkpoint`` a folder kept until the job succeeds, ``preview(image, frame)`` shows
+    progress (``frame``: the source frame it shows, where it shows one)."""
 
     inputs: Callable[[InputFile], Path]
     model: Callable[[str | None], str | Path | None]
     out: Path
     checkpoint: Path
-    preview: Callable[[np.ndarray], None] = field(default=lambda image: None)
+    preview: Callable[[np.ndarray, int | None], None] = field(default=lambda image, frame: None)
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ def _restyle(spec: RestyleSpec, ctx: Context) -> Steps[None]:
                                  window=spec.window, overlap=spec.overlap,
                                  motion_model=ctx.model(spec.motion_model),
                                  reference=ctx.inputs(spec.reference) if spec.reference else None,
-                                 **options)
+                                 on_window=_window_preview(ctx), **options)
         return
     from kinema.app.restyle_jobs import restyle
 
@@ -268,7 +269,15 @@ def _restyle(spec: RestyleSpec, ctx: Context) -> Steps[None]:
 
 
 def _key_preview(ctx: Context) -> Callable[[int, np.ndarray], None]:
-    return lambda frame, image: ctx.preview(image)
+    return lambda frame, image: ctx.preview(image, frame)
+
+
+def _window_preview(ctx: Context) -> Callable[[int, list[np.ndarray]], None]:
+    """Each finished window previewed by its middle frame."""
+    def show(first: int, frames: list[np.ndarray]) -> None:
+        middle = len(frames) // 2
+        ctx.preview(frames[middle], first + middle)
+    return show
 
 
 # ---- text to video -------------------------------------------------------------------------------

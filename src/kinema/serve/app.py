@@ -123,12 +123,14 @@ def _is_sha(text: str) -> bool:
 
 def job_events(run: Callable[[Any, Context], Steps[Any]], spec: Spec, inputs: dict[str, Path],
                models: Models, out: Path, checkpoint: Path) -> Iterator[tuple[str, Any]]:
-    """An operation's run as ``("progress", Progress)`` and ``("preview", image)`` events, in
+    """An operation's run as ``("progress", Progress)`` and ``("preview", (image, frame))``
+    events, in
     this process or in a Ray task (``kinema serve --ray``): the same code either way. Closing
     it closes the run, which discards its unfinished output."""
     previews: list[Any] = []
     context = Context(inputs=lambda file: inputs[file.sha256], model=models.resolve, out=out,
-                      checkpoint=checkpoint, preview=previews.append)
+                      checkpoint=checkpoint,
+                      preview=lambda image, frame: previews.append((image, frame)))
     with closing(run(spec, context)) as steps:
         for event in steps:
             while previews:
@@ -149,6 +151,7 @@ class ServerJob:
     error: str | None = None
     cached: bool = False
     preview: bytes | None = None
+    preview_frame: int | None = None
     token: CancelToken = field(default_factory=CancelToken)
 
     @property
@@ -259,9 +262,11 @@ class Queue:
         self._event(job, {"done": event.done, "total": event.total, "unit": event.unit,
                           "message": event.message})
 
-    def _preview(self, job: ServerJob, image: Any) -> None:
-        job.preview = encode_preview(image)
-        self._event(job, {"preview": sum("preview" in e for e in job.events) + 1})
+    def _preview(self, job: ServerJob, image: Any, frame: int | None) -> None:
+        data = encode_preview(image)
+        with self.lock:
+            job.preview, job.preview_frame = data, frame
+        self._event(job, {"preview": sum("preview" in e for e in job.events) + 1, "frame": frame})
 
     def _finish(self, job: ServerJob, state: str, result: str | None = None,
                 error: str | None = None) -> None:
@@ -312,7 +317,7 @@ class Queue:
                 job.token.check()
                 for kind, value in events:
                     if kind == "preview":
-                        self._preview(job, value)
+                        self._preview(job, *value)
                     else:
                         self._progress(job, value)
                     job.token.check()  # as kinema.core.jobs.run: after each event
@@ -483,9 +488,12 @@ def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: in
     @app.get("/jobs/{job_id}/preview")
     def job_preview(job_id: JobId) -> Response:
         job = job_of(job_id)
-        if job.preview is None:
+        with jobs.lock:
+            data, frame = job.preview, job.preview_frame
+        if data is None:
             raise HTTPException(404, "no preview yet")
-        return Response(job.preview, media_type="image/png")
+        headers = {"X-Frame": str(frame)} if frame is not None else {}
+        return Response(data, media_type="image/png", headers=headers)
 
     @app.delete("/jobs/{job_id}")
     def cancel_job(job_id: JobId) -> dict[str, Any]:

@@ -169,27 +169,18 @@ def remote_keys(remote: RemoteSetting, masks: TrackMasks, footage: Path, out: Pa
 
 def remote_video(remote: RemoteSetting, masks: TrackMasks, footage: Path, out: Path, *,
                  track_id: str, engine: str, controls: Sequence[Any],
-                 reference: Path | None, **options: Any) -> Steps[VideoRestyled]:
-    """:func:`kinema.app.video_restyle_jobs.restyle_video_masks` on the setting's worker with
-    its model names: the object's masks on every frame of the shot sent as a label map, the
-    movie (``out``, a ``.mov``) and its record written here, returned as the local use case
-    returns them (so ``video_layer_edit`` takes them). ``options``: prompt, negative, seed,
-    strength, window, overlap."""
-    import tempfile
-
-    from kinema.app.operation_records import Source
-    from kinema.app.remote_calls import label_map, recipe_of, restyle_remote
-    from kinema.app.video_restyle_jobs import VideoRestyled
+                 on_window: Callable[[int, list[np.ndarray]], None] | None = None,
+                 **options: Any) -> Steps[VideoRestyled]:
+    """:func:`kinema.app.remote_calls.restyle_video_masks_remote` on the setting's worker with
+    its model names. ``options``: prompt, negative, seed, strength, window, overlap,
+    reference."""
+    from kinema.app.remote_calls import restyle_video_masks_remote
 
     sd15 = engine == "animatediff"  # wan-vace takes its control video into the model itself
     nets = {c.kind: name for c in controls if sd15 and (name := remote.model(f"{c.kind}-sd15"))}
-    with remote.open() as worker, tempfile.TemporaryDirectory(prefix="kinema-remote-") as temp:
-        labels = label_map(masks, range(masks.frames), Path(temp) / f"{track_id}.npz")
-        result = yield from restyle_remote(
-            worker, footage, out, mask=labels, engine=engine, controls=controls,
-            reference=reference, model=remote.model(engine),
-            motion_model=remote.model("motion") if sd15 else None, controlnets=nets, **options)
-    recipe = recipe_of(result).model_copy(update={"track_id": track_id})
-    sources = tuple(Source.of(path) for path in (footage, reference) if path is not None)
-    # the worker does not say how many windows it ran: 0 leaves them out of the note
-    return VideoRestyled(result.path, masks.frames, 0, result.record, recipe, sources=sources)
+    with remote.open() as worker:
+        return (yield from restyle_video_masks_remote(
+            worker, masks, footage, out, track_id=track_id, frames=masks.frames, engine=engine,
+            controls=controls, model=remote.model(engine),
+            motion_model=remote.model("motion") if sd15 else None, controlnets=nets,
+            on_window=on_window, **options))

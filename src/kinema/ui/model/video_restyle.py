@@ -152,7 +152,7 @@ class VideoRestyle:
         if self.remote.on:
             label = f"restyle {ref.name} ({engine}) on {self.remote.host}"
             steps = remote_video(self.remote, masks, self.session.video_path, movie,
-                                 track_id=ref.id, **options)
+                                 track_id=ref.id, on_window=self._finished_window, **options)
         else:
             label = f"restyle {ref.name} ({engine})"
             steps = self._local(masks, movie, ref.id, options)
