@@ -355,3 +355,33 @@ def disc_shot(folder: Path, n: int = 8, size: tuple[int, int] = (96, 72)) -> tup
         disc = (xx - (width // 3 + 4 * i)) ** 2 + (yy - height // 2) ** 2 < (height // 4.5) ** 2
         writer.write(disc.astype(np.uint8))
     return video, writer.close()
+
+
+@pytest.fixture(scope="session")
+def salient_model() -> None:
+    """The bundled salient-object model the cut-out falls back to, or skip."""
+    from kinema.core.errors import KinemaError
+    from kinema.models.bundled import model_file
+    from kinema.vision.oneclick import SALIENT
+
+    try:
+        model_file(*SALIENT)
+    except KinemaError as exc:
+        pytest.skip(f"bundled u2netp is not here ({exc})")
+
+
+@pytest.fixture
+def job_events(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """Every progress event each editor job (``kinema.core.jobs.Job``) saw, in order, by the
+    job's label."""
+    from kinema.core.jobs import Job
+
+    seen: dict[str, list] = {}
+    see = Job._see
+
+    def record(job: Job, event: object) -> None:
+        seen.setdefault(job.label, []).append(event)
+        see(job, event)
+
+    monkeypatch.setattr(Job, "_see", record)
+    return seen

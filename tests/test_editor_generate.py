@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("diffusers")
 
 from kinema.app.segment_jobs import ModelChoice
-from kinema.core.errors import InvalidArgumentError, KinemaError
+from kinema.core.errors import InvalidArgumentError
 from kinema.document.model import AssetItem, StyleItem
 from kinema.media.synth import write_clip
 from kinema.ui.editor import Editor
@@ -26,18 +26,6 @@ from test_asset import disc_generator  # noqa: F401  (the disc picture instead o
 from test_editor_window import display  # noqa: F401  (the Xvfb fixture)
 
 W, H, N = 160, 120, 12
-
-
-@pytest.fixture(scope="module")
-def salient_model() -> None:
-    """The bundled salient-object model the cut-out falls back to, or skip."""
-    from kinema.models.bundled import model_file
-    from kinema.vision.oneclick import SALIENT
-
-    try:
-        model_file(*SALIENT)
-    except KinemaError as exc:
-        pytest.skip(f"bundled u2netp is not here ({exc})")
 
 
 @pytest.fixture

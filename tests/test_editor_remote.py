@@ -22,7 +22,6 @@ pytest.importorskip("uvicorn")
 
 from conftest import free_port, serve_in_thread
 from kinema.app.segment_jobs import ModelChoice
-from kinema.core.errors import KinemaError
 from kinema.core.jobs import Job, Progress
 from kinema.document.masktrack import FrameState
 from kinema.document.model import AssetItem, StyleItem
@@ -34,18 +33,6 @@ from test_asset import disc_generator  # noqa: F401  (the disc picture instead o
 TOKEN = "editor-remote-token-0123456789ab"
 W, H, N = 96, 72, 8
 NAMES = {"generate": "tiny-sdxl", "restyle": "tiny-sdxl", "canny": "tiny-canny"}
-
-
-@pytest.fixture(scope="module")
-def salient_model() -> None:
-    """The bundled salient-object model the cut-out falls back to, or skip."""
-    from kinema.models.bundled import model_file
-    from kinema.vision.oneclick import SALIENT
-
-    try:
-        model_file(*SALIENT)
-    except KinemaError as exc:
-        pytest.skip(f"bundled u2netp is not here ({exc})")
 
 
 @pytest.fixture
@@ -70,20 +57,6 @@ def editor(tmp_path: Path, tiny_sdxl: Path, tiny_controlnet: Path, worker_url: s
                      controlnets={"canny": tiny_controlnet}, remote=remote)
     yield ed
     ed.close()
-
-
-@pytest.fixture
-def events(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Progress]]:
-    """Every progress event each job saw, in order, by the job's label."""
-    seen: dict[str, list[Progress]] = {}
-    see = Job._see
-
-    def record(job: Job, event: Progress) -> None:
-        seen.setdefault(job.label, []).append(event)
-        see(job, event)
-
-    monkeypatch.setattr(Job, "_see", record)
-    return seen
 
 
 def finish(ed: Editor, timeout: float = 120) -> Job:
@@ -158,7 +131,7 @@ def place_asset(ed: Editor, remote: bool) -> tuple[Path, AssetItem, dict]:
 
 
 def test_a_remote_asset_lands_like_a_local_one(editor: Editor, salient_model, disc_generator,  # noqa: F811
-                                               events: dict[str, list[Progress]]) -> None:
+                                               job_events: dict[str, list[Progress]]) -> None:
     local_png, local_item, local = place_asset(editor, remote=False)
     remote_png, remote_item, remote = place_asset(editor, remote=True)
     assert remote_png.name == "blue-disc-5-2.png" and remote_png.read_bytes() == local_png.read_bytes()
@@ -171,7 +144,7 @@ def test_a_remote_asset_lands_like_a_local_one(editor: Editor, salient_model, di
     assert editor.generate.preview is not None and editor.generate.preview.shape[2] == 4
     # one job in the list, labelled with the worker; its progress in order
     label = f"generate {remote_png.name} on {editor.remote.host}"
-    seen = events[label]
+    seen = job_events[label]
     assert seen[0] == Progress(0, 1, "upload")
     steps = [e for e in seen if e.unit == "steps"]
     assert [e.done for e in steps] == sorted(e.done for e in steps) and steps[-1].done == steps[-1].total

@@ -20,7 +20,7 @@ pytest.importorskip("uvicorn")
 
 from conftest import serve_in_thread
 from kinema.app.segment_jobs import ModelChoice
-from kinema.core.jobs import Job, Progress
+from kinema.core.jobs import Progress
 from kinema.document.masktrack import FrameState
 from kinema.document.model import ClipItem
 from kinema.media import open_video
@@ -75,20 +75,6 @@ def editor(tmp_path: Path, tiny_animatediff: Path) -> Iterator[Editor]:
         yield ed
 
 
-@pytest.fixture
-def events(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Progress]]:
-    """Every progress event each job saw, in order, by the job's label."""
-    seen: dict[str, list[Progress]] = {}
-    see = Job._see
-
-    def record(job: Job, event: Progress) -> None:
-        seen.setdefault(job.label, []).append(event)
-        see(job, event)
-
-    monkeypatch.setattr(Job, "_see", record)
-    return seen
-
-
 def restyle(ed: Editor, remote: bool, engine: str = "animatediff") -> tuple[ClipItem, list[np.ndarray]]:
     """The ball restyled through the shot, here or on the worker, brought in by ``poll()``:
     the new layer's clip and its movie's decoded frames (RGBA)."""
@@ -112,7 +98,7 @@ def restyle(ed: Editor, remote: bool, engine: str = "animatediff") -> tuple[Clip
 
 
 def test_a_remote_video_restyle_lands_like_a_local_one(editor: Editor,
-                                                       events: dict[str, list[Progress]]) -> None:
+                                                       job_events: dict[str, list[Progress]]) -> None:
     ed, project = editor, editor.session.file.project
     local_item, local_frames = restyle(ed, remote=False)
     remote_item, remote_frames = restyle(ed, remote=True)
@@ -133,7 +119,7 @@ def test_a_remote_video_restyle_lands_like_a_local_one(editor: Editor,
     note = ed.session.notes[-1].text
     assert note.startswith(f"ball: {N} frames restyled in 2 windows (animatediff), layer ")
     # one job in the list, labelled with the worker; upload first, then the frames in order
-    seen = events[f"restyle ball (animatediff) on {ed.remote.host}"]
+    seen = job_events[f"restyle ball (animatediff) on {ed.remote.host}"]
     assert seen[0] == Progress(0, 1, "upload")
     frames = [e for e in seen if e.unit == "frames"]
     assert frames and [e.done for e in frames] == sorted(e.done for e in frames)
