@@ -306,7 +306,8 @@ def test_the_command_refuses_a_public_bind_without_a_token(tmp_path: Path,
                             "--store", str(tmp_path / "s"), "--workers", "2"])
     assert r.exit_code == 0, r.output
     assert started == [dict(host="0.0.0.0", port=8765, token=TOKEN, workers=2,
-                            max_upload_mb=2048, store=tmp_path / "s", models={}, ray=False)]
+                            max_upload_mb=2048, store=tmp_path / "s", models={}, ray=False,
+                            max_store_gb=None)]
     r = runner.invoke(app, ["serve", "--store", str(tmp_path / "s")])  # loopback: no token needed
     assert r.exit_code == 0 and started[-1]["token"] is None and started[-1]["host"] == "127.0.0.1"
 
@@ -347,3 +348,34 @@ def test_many_open_event_streams_do_not_stall_other_requests(tmp_path: Path) -> 
         for thread in streams:
             thread.join(timeout=20)
         assert not any(thread.is_alive() for thread in streams)
+
+
+def test_the_store_forgets_the_least_recently_used_blobs_past_its_limit(tmp_path: Path) -> None:
+    """With a limit, finished jobs trim the blobs: the least recently used go first (a HEAD
+    or a job's use counts), never an input of a queued job; a forgotten result is made
+    again."""
+    import os
+
+    GATES.clear()
+    app = create_app(tmp_path / "store", TOKEN, 1, operations=TEST_OPS, max_store_bytes=12000)
+    with TestClient(app) as client:
+        olds = [bytes([k]) * 1000 for k in range(3)]
+        for k, data in enumerate(olds):
+            put(client, data)
+            path = tmp_path / "store" / "blobs" / sha(data)
+            os.utime(path, (1000 + k, 1000 + k))  # used long ago, the first one longest
+        assert client.head(f"/blobs/{sha(olds[0])}", headers=AUTH).status_code == 200  # used now
+        GATES.setdefault(2, threading.Event()).set()
+        job = client.post("/jobs", json={"operation": "wait", "steps": 2}, headers=AUTH).json()
+        done = _until(client, job["id"], lambda j: j["state"] == "done")
+        blobs = {p.name for p in (tmp_path / "store" / "blobs").iterdir()}
+        # 3000 bytes of uploads and the result's 10240-byte tar: the two used longest ago go
+        assert sha(olds[0]) in blobs and done["result"] in blobs
+        assert sha(olds[1]) not in blobs and sha(olds[2]) not in blobs
+        assert sum(p.stat().st_size for p in (tmp_path / "store" / "blobs").iterdir()) <= 12000
+        # a result is kept for its client even when it alone is over the limit
+        app.state.jobs.limit = 100
+        app.state.jobs._trim()
+        assert {p.name for p in (tmp_path / "store" / "blobs").iterdir()} == {done["result"]}
+    for gate in GATES.values():
+        gate.set()

@@ -80,6 +80,9 @@ def serve(
     model: Annotated[list[str] | None, typer.Option(
         "--model", help="NAME=DIR: a model folder jobs may ask for by NAME (repeat); the "
                         "registry's names are always allowed.")] = None,
+    max_store_gb: Annotated[float | None, typer.Option(
+        "--max-store-gb", min=0.001, help="Keep the stored uploads and results under this "
+        "size, forgetting the least recently used first (default: no limit).")] = None,
     ray: Annotated[bool, typer.Option(
         "--ray", help="Run each job in a Ray task with a GPU of its own (KINEMA_RAY=HOST:PORT, "
                       "else a local cluster); --workers jobs at once.")] = False,
@@ -101,7 +104,8 @@ def serve(
         err.print(f"kinema serve on http://{host}:{port} ({'token' if token else 'no token, loopback'}"
                   f", {workers} worker(s){on_ray}, store {folder})", markup=False, highlight=False)
         options: dict[str, Any] = dict(host=host, port=port, token=token, workers=workers,
-                                       max_upload_mb=max_upload_mb, store=folder, models=folders, ray=ray)
+                                       max_upload_mb=max_upload_mb, store=folder, models=folders, ray=ray,
+                                       max_store_gb=max_store_gb)
         start(**options)
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 
 def serve(*, host: str, port: int, token: str | None, workers: int, max_upload_mb: int,
-          store: Path, models: dict[str, Path] | None = None, ray: bool = False) -> None:
+          store: Path, models: dict[str, Path] | None = None, ray: bool = False,
+          max_store_gb: float | None = None) -> None:
     """Run the worker on ``host:port`` until interrupted, storing blobs and results in
     ``store``; ``models`` are folders jobs may name besides the registry's models; with
-    ``ray`` each job runs in a Ray task (``$KINEMA_RAY``'s cluster, else a local one)."""
+    ``ray`` each job runs in a Ray task (``$KINEMA_RAY``'s cluster, else a local one);
+    ``max_store_gb`` bounds the stored blobs (least recently used forgotten first)."""
     from kinema.core.extras import require
 
     for module in ("fastapi", "uvicorn"):
@@ -27,5 +29,7 @@ def serve(*, host: str, port: int, token: str | None, workers: int, max_upload_m
         from kinema.app.ray_pool import connect
 
         connect()  # an unreachable cluster is one error now, not on the first job
-    app = create_app(store, token, max_upload_mb, workers=workers, models=models, ray=ray)
+    limit = None if max_store_gb is None else int(max_store_gb * 2**30)
+    app = create_app(store, token, max_upload_mb, workers=workers, models=models, ray=ray,
+                     max_store_bytes=limit)
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)

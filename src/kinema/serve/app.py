@@ -18,6 +18,7 @@ import os
 import queue
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, closing
@@ -45,6 +46,8 @@ from kinema.core.errors import CancelledError, KinemaError
 from kinema.core.jobs import CancelToken, Progress, Steps
 
 JOB_ID = r"^[0-9a-f]{32}$"
+FRESH = 3600.0
+"""Seconds a new result is kept whatever the store's limit, for its client to fetch."""
 CHUNK = 1 << 20
 BlobName = Annotated[str, PathParam(pattern=SHA256)]
 JobId = Annotated[str, PathParam(pattern=JOB_ID)]
@@ -93,11 +96,38 @@ class BlobStore:
     def has(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
+    def use(self, sha256: str) -> bool:
+        """Whether the blob is here, marking it used now (the store forgets the least recently
+        used first)."""
+        try:
+            os.utime(self.path(sha256))
+        except OSError:
+            return False
+        return True
+
     def require(self, sha256: str) -> Path:
-        path = self.path(sha256)
-        if not path.is_file():
+        if not self.use(sha256):
             raise KinemaError(f"blob {sha256} is not on the server")
-        return path
+        return self.path(sha256)
+
+    def trim(self, limit: int, keep: set[str]) -> set[str]:
+        """Remove the least recently used blobs, none of ``keep``, until they weigh ``limit``
+        bytes at most; the hashes removed."""
+        found = []
+        for path in self.dir.iterdir():
+            with contextlib.suppress(OSError):
+                info = path.stat()
+                found.append((info.st_mtime, info.st_size, path))
+        total = sum(size for _, size, _ in found)
+        removed: set[str] = set()
+        for _, size, path in sorted(found):
+            if total <= limit:
+                break
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+                removed.add(path.name)
+                total -= size
+        return removed
 
     def temp(self) -> Path:
         return self.tmp / f"upload-{uuid.uuid4().hex}"
@@ -152,6 +182,7 @@ class ServerJob:
     cached: bool = False
     preview: bytes | None = None
     preview_frame: int | None = None
+    finished_at: float | None = None  # time.monotonic(), in this server's life
     token: CancelToken = field(default_factory=CancelToken)
 
     @property
@@ -176,9 +207,11 @@ class Queue:
     parts its checkpoint kept (``root/work/RECIPE``)."""
 
     def __init__(self, root: Path, blobs: BlobStore, operations: Mapping[str, Operation],
-                 workers: int, models: Models, ray: bool = False) -> None:
+                 workers: int, models: Models, ray: bool = False,
+                 limit: int | None = None) -> None:
         self.root = root
         self.ray = ray
+        self.limit = limit
         self.blobs = blobs
         self.operations = operations
         self.models = models
@@ -192,6 +225,7 @@ class Queue:
         for folder in (self.results, self.work, self.saved):
             folder.mkdir(parents=True, exist_ok=True)
         self._load()
+        self._trim()
         self.threads = [threading.Thread(target=self._worker, daemon=True, name=f"kinema-serve-{i}")
                         for i in range(workers)]
         for thread in self.threads:
@@ -251,7 +285,25 @@ class Queue:
             sha = (self.results / recipe).read_text().strip()
         except OSError:
             return None
-        return sha if _is_sha(sha) and self.blobs.has(sha) else None
+        return sha if _is_sha(sha) and self.blobs.use(sha) else None
+
+    def _trim(self) -> None:
+        """Keep the blobs under the store's limit: the least recently used go first, never an
+        input of a job queued or running nor a result made in the last :data:`FRESH` seconds
+        (its client may not have fetched it yet); results whose blob went are forgotten."""
+        if self.limit is None:
+            return
+        recent = time.monotonic() - FRESH
+        with self.lock:
+            keep = {f.sha256 for job in self.jobs.values() if not job.finished
+                    for f in job.spec.files()}
+            keep |= {job.result for job in self.jobs.values()
+                     if job.result and job.finished_at is not None and job.finished_at > recent}
+        removed = self.blobs.trim(self.limit, keep)
+        for entry in list(self.results.iterdir()) if removed else []:
+            with contextlib.suppress(OSError):
+                if entry.read_text().strip() in removed:
+                    entry.unlink()
 
     def _event(self, job: ServerJob, event: dict[str, Any]) -> None:
         with self.lock:
@@ -272,6 +324,7 @@ class Queue:
                 error: str | None = None) -> None:
         with self.lock:
             job.state, job.result, job.error = state, result, error
+            job.finished_at = time.monotonic()
             self._save(job)
             self._wake()
 
@@ -334,6 +387,7 @@ class Queue:
             self._finish(job, "failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+            self._trim()
 
     def _wake(self) -> None:
         """Tell every event stream that a job changed (from any thread)."""
@@ -371,19 +425,22 @@ class Queue:
 
 def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: int = 1,
                operations: Mapping[str, Operation] | None = None,
-               models: Mapping[str, Path] | None = None, ray: bool = False) -> FastAPI:
+               models: Mapping[str, Path] | None = None, ray: bool = False,
+               max_store_bytes: int | None = None) -> FastAPI:
     """The worker's app, storing under ``root``. Every route wants ``Authorization: Bearer
     TOKEN`` when ``token`` is set (compared in constant time); uploads over ``max_upload_mb``
     are refused; ``operations`` (default :data:`OPERATIONS`) is the allow-list of job kinds;
     ``models`` names model folders jobs may ask for besides the registry's names; with ``ray``
-    each job runs in a Ray task with a GPU of its own where the cluster has GPUs."""
+    each job runs in a Ray task with a GPU of its own where the cluster has GPUs;
+    ``max_store_bytes`` bounds the blobs (uploads and results), the least recently used
+    forgotten first."""
     root = Path(root)
     limit = max_upload_mb * 2**20
     blobs = BlobStore(root)
     for stale in blobs.tmp.iterdir():  # uploads a killed server left half written
         stale.unlink(missing_ok=True)
     jobs = Queue(root, blobs, OPERATIONS if operations is None else operations, max(1, workers),
-                 Models(models), ray)
+                 Models(models), ray, max_store_bytes)
     expected = token.encode() if token is not None else None
 
     async def authorized(request: Request) -> None:
@@ -412,18 +469,18 @@ def create_app(root: Path, token: str | None, max_upload_mb: int, *, workers: in
 
     @app.head("/blobs/{sha256:path}")
     def has_blob(sha256: BlobName) -> Response:
-        return Response(status_code=200 if blobs.has(sha256) else 404)
+        return Response(status_code=200 if blobs.use(sha256) else 404)
 
     @app.get("/blobs/{sha256:path}")
     def get_blob(sha256: BlobName) -> FileResponse:
-        if not blobs.has(sha256):
+        if not blobs.use(sha256):
             raise HTTPException(404, "no such blob")
         return FileResponse(blobs.path(sha256), media_type="application/octet-stream",
                             headers={"X-Sha256": sha256})
 
     @app.put("/blobs/{sha256:path}", status_code=201)
     async def put_blob(sha256: BlobName, request: Request) -> dict[str, Any]:
-        if blobs.has(sha256):
+        if blobs.use(sha256):
             return {"sha256": sha256, "stored": False}
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
