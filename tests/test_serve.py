@@ -379,3 +379,28 @@ def test_the_store_forgets_the_least_recently_used_blobs_past_its_limit(tmp_path
         assert {p.name for p in (tmp_path / "store" / "blobs").iterdir()} == {done["result"]}
     for gate in GATES.values():
         gate.set()
+
+
+def test_a_restarted_server_forgets_job_records_and_checkpoints_a_month_old(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from kinema.serve.app import KEEP_DAYS
+
+    store = tmp_path / "store"
+    with TestClient(create_app(store, TOKEN, 1, operations=TEST_OPS)) as client:
+        GATES.setdefault(1, threading.Event()).set()
+        job = client.post("/jobs", json={"operation": "wait", "steps": 1}, headers=AUTH).json()
+        _until(client, job["id"], lambda j: j["state"] == "done")
+    stale = store / "work" / ("e" * 64) / "checkpoint"
+    stale.mkdir(parents=True)
+    (stale / "00001.png").write_bytes(b"png")
+    fresh = store / "work" / ("f" * 64)
+    fresh.mkdir()
+    long_ago = time.time() - (KEEP_DAYS + 1) * 86400
+    for path in (store / "jobs" / f"{job['id']}.json", stale / "00001.png", stale, stale.parent):
+        os.utime(path, (long_ago, long_ago))
+    with TestClient(create_app(store, TOKEN, 1, operations=TEST_OPS)) as client:
+        assert client.get(f"/jobs/{job['id']}", headers=AUTH).status_code == 404
+    assert not stale.parent.exists() and fresh.exists()
+    assert list((store / "blobs").iterdir())  # results stay: the store's limit handles them

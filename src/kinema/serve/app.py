@@ -48,6 +48,8 @@ from kinema.core.jobs import CancelToken, Progress, Steps
 JOB_ID = r"^[0-9a-f]{32}$"
 FRESH = 3600.0
 """Seconds a new result is kept whatever the store's limit, for its client to fetch."""
+KEEP_DAYS = 30.0
+"""Days a finished job's record, or a failed job's checkpoint, is kept after it last changed."""
 CHUNK = 1 << 20
 BlobName = Annotated[str, PathParam(pattern=SHA256)]
 JobId = Annotated[str, PathParam(pattern=JOB_ID)]
@@ -224,12 +226,26 @@ class Queue:
         self.saved = root / "jobs"
         for folder in (self.results, self.work, self.saved):
             folder.mkdir(parents=True, exist_ok=True)
+        self._forget_old()
         self._load()
         self._trim()
         self.threads = [threading.Thread(target=self._worker, daemon=True, name=f"kinema-serve-{i}")
                         for i in range(workers)]
         for thread in self.threads:
             thread.start()
+
+    def _forget_old(self) -> None:
+        """Job records and work folders (checkpoints of failed or cancelled jobs) that have
+        not changed for :data:`KEEP_DAYS` days."""
+        old = time.time() - KEEP_DAYS * 86400
+        for path in self.saved.glob("*.json"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < old:
+                    path.unlink()
+        for folder in self.work.iterdir():
+            with contextlib.suppress(OSError):
+                if max(p.stat().st_mtime for p in (folder, *folder.rglob("*"))) < old:
+                    shutil.rmtree(folder)
 
     def _load(self) -> None:
         """The jobs an earlier server saved; those it did not finish are failed."""
