@@ -29,8 +29,6 @@ from kinema.core.jobs import Progress, Steps
 
 CHUNK = 1 << 20
 FINISHED = ("done", "failed", "cancelled")
-PREVIEW = Progress(-1, -1, "preview")
-"""What :meth:`RemoteWorker.follow` yields when the job has a new preview to fetch."""
 Preview = Callable[[np.ndarray, "int | None"], None]
 """Sees a job's preview: the picture and the source frame it shows (``None``: none in
 particular)."""
@@ -144,10 +142,11 @@ class RemoteWorker:
         with contextlib.suppress(self._httpx.TransportError):
             self.client.delete(f"/jobs/{job_id}", timeout=5.0)
 
-    def follow(self, job_id: str) -> Steps[dict[str, Any]]:
-        """The job's progress as it comes, then the finished job. A dropped connection
-        re-attaches (the server sends every event again; those seen are skipped) up to
-        ``reattach`` times before one error naming the server."""
+    def follow(self, job_id: str, on_preview: Preview | None = None) -> Steps[dict[str, Any]]:
+        """The job's progress as it comes, then the finished job; each new preview fetched
+        for ``on_preview``. A dropped connection re-attaches (the server sends every event
+        again; those seen are skipped) up to ``reattach`` times before one error naming the
+        server."""
         seen, drops = 0, 0
         while True:
             try:
@@ -163,13 +162,18 @@ class RemoteWorker:
                             data = json.loads(line[5:])
                             if kind == "end":
                                 return data
-                            if kind in ("progress", "preview"):
-                                index += 1
-                                if index > seen:
-                                    seen = index
-                                    yield (PREVIEW if kind == "preview" else
-                                           Progress(int(data["done"]), int(data["total"]),
-                                                    data.get("unit") or "", data.get("message")))
+                            if kind not in ("progress", "preview"):
+                                continue
+                            index += 1
+                            if index <= seen:
+                                continue
+                            seen = index
+                            if kind == "progress":
+                                yield Progress(int(data["done"]), int(data["total"]),
+                                               data.get("unit") or "", data.get("message"))
+                            elif on_preview is not None and \
+                                    (found := self.preview(job_id)) is not None:
+                                on_preview(read_preview(found[0]), found[1])
                 # the stream ended without "end": treat it as a drop
                 raise self._httpx.RemoteProtocolError("the event stream ended early")
             except self._httpx.TransportError as exc:
@@ -250,7 +254,7 @@ def run_remote(worker: RemoteWorker, spec: Spec, target: str | os.PathLike[str],
         job = worker.submit(spec.model_dump(mode="json"))
         finished = False
         try:
-            job = yield from _follow(worker, job["id"], on_preview)
+            job = yield from worker.follow(job["id"], on_preview)
             finished = True
         finally:
             if not finished:
@@ -278,24 +282,6 @@ def run_remote(worker: RemoteWorker, spec: Spec, target: str | os.PathLike[str],
     finally:
         atomic.discard(temp)
     return RemoteResult(target, kept, job)
-
-
-def _follow(worker: RemoteWorker, job_id: str,
-            on_preview: Preview | None) -> Steps[dict[str, Any]]:
-    """The job's progress, each preview fetched for ``on_preview``; the finished job."""
-    follow = worker.follow(job_id)
-    try:
-        while True:
-            event = next(follow)
-            if event == PREVIEW:
-                if on_preview is not None and (found := worker.preview(job_id)) is not None:
-                    on_preview(read_preview(found[0]), found[1])
-                continue
-            yield event
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        follow.close()
 
 
 def _record(out: Path, made: Path, target: Path, sources: dict[str, Path], worker: RemoteWorker,
