@@ -139,7 +139,7 @@ def interpolate_spec(sha: str, **fields: Any) -> dict[str, Any]:
     by ``{"sha256", "name"}`` where the server's spec (``kinema.app.remote_jobs``) wants that."""
     from pydantic import BaseModel
 
-    from kinema.serve.app import OPERATIONS
+    from kinema.app.remote_jobs import OPERATIONS
 
     kind = OPERATIONS["interpolate"].spec.model_fields["video"].annotation
     named = isinstance(kind, type) and issubclass(kind, BaseModel)

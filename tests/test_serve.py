@@ -341,7 +341,7 @@ def test_many_open_event_streams_do_not_stall_other_requests(tmp_path: Path) -> 
         time.sleep(1.0)
         began = time.monotonic()
         assert http.get(f"/jobs/{running['id']}").json()["state"] == "running"
-        assert time.monotonic() - began < 2.0
+        assert time.monotonic() - began < 5.0  # stalled, it waits for the gated job: for ever
         stop.set()
         for gate in (2, 3):
             GATES.setdefault(gate, threading.Event()).set()
@@ -385,7 +385,7 @@ def test_a_restarted_server_forgets_job_records_and_checkpoints_a_month_old(tmp_
     import os
     import time
 
-    from kinema.serve.app import KEEP_DAYS
+    from kinema.serve.jobs import KEEP_DAYS
 
     store = tmp_path / "store"
     with TestClient(create_app(store, TOKEN, 1, operations=TEST_OPS)) as client:
