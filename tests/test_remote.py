@@ -255,3 +255,12 @@ def test_a_result_naming_paths_outside_its_folder_is_refused(tmp_path: Path) -> 
             unpack(archive, tmp_path / "bad")
         assert not (tmp_path / "bad").exists() and not (tmp_path / "evil.txt").exists()
         assert not (tmp_path / "abs.txt").exists()
+
+
+def test_a_missing_input_is_one_error_line_naming_it(server, tmp_path: Path) -> None:
+    url, store = server
+    missing, out = tmp_path / "nowhere.png", tmp_path / "big.png"
+    r = invoke(["upscale", str(missing), "-o", str(out), "--scale", "2", "--model", "lanczos",
+                "--remote", url], KINEMA_TOKEN=TOKEN)
+    assert r.exit_code == 2 and error_lines(r.output) == [f"error: {missing}: no such file"], r.output
+    assert not out.exists() and not list((store / "blobs").iterdir())

@@ -63,7 +63,7 @@ class _Sent:
 
     def __call__(self, path: str | os.PathLike[str]) -> InputFile:
         if not Path(path).is_file():
-            raise InvalidArgumentError(f"{path}: no such file", path=path)
+            raise InvalidArgumentError("no such file", path=path)
         sent = self.worker.send(path)
         self.paths[sent.sha256] = Path(path)
         return sent

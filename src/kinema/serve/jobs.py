@@ -199,16 +199,17 @@ class Queue:
             return None
         return sha if is_sha(sha) and self.blobs.use(sha) else None
 
-    def _trim(self) -> None:
-        """Keep the blobs under the store's limit: the least recently used go first, never an
-        input of a job queued or running nor a result made in the last :data:`FRESH` seconds
-        (its client may not have fetched it yet); results whose blob went are forgotten."""
+    def _trim(self, keep: set[str] | None = None) -> None:
+        """Keep the blobs under the store's limit: the least recently used go first, never one
+        of ``keep``, an input of a job queued or running nor a result made in the last
+        :data:`FRESH` seconds (its client may not have fetched it yet); results whose blob went
+        are forgotten."""
         if self.limit is None:
             return
         recent = time.monotonic() - FRESH
         with self.lock:
-            keep = {f.sha256 for job in self.jobs.values() if not job.finished
-                    for f in job.spec.files()}
+            keep = set(keep or ()) | {f.sha256 for job in self.jobs.values() if not job.finished
+                                       for f in job.spec.files()}
             keep |= {job.result for job in self.jobs.values()
                      if job.result and job.finished_at is not None and job.finished_at > recent}
         removed = self.blobs.trim(self.limit, keep)
@@ -271,6 +272,7 @@ class Queue:
         work = self.work / job.recipe
         run_dir = work / f"run-{job.id}"
         out, checkpoint = run_dir / "out", work / "checkpoint"
+        state, sha, error = "failed", None, None
         try:
             for folder in (out, checkpoint):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -290,16 +292,17 @@ class Queue:
             sha = self.blobs.add_file(run_dir / "result.tar")
             (self.results / job.recipe).write_text(sha)
             shutil.rmtree(work, ignore_errors=True)
-            self._finish(job, "done", sha)
+            state = "done"
         except CancelledError:
-            self._finish(job, "cancelled")
+            state = "cancelled"
         except KinemaError as exc:
-            self._finish(job, "failed", error=str(exc))
+            error = str(exc)
         except Exception as exc:  # reported to the client, the worker goes on
-            self._finish(job, "failed", error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
-            self._trim()
+        self._trim({sha} if sha else set())  # before "done": a client sees the store trimmed
+        self._finish(job, state, sha, error)
 
     def _wake(self) -> None:
         """Tell every event stream that a job changed (from any thread)."""
